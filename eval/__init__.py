@@ -1,0 +1,1 @@
+"""samtrack evaluation: ground-truth formats, MOT metrics, benchmark scenes and harness."""

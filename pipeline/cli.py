@@ -1,0 +1,178 @@
+"""``samtrack`` command line: ``run``, ``eval`` and ``demo``.
+
+Every failure caused by the user's input (config, video, mask files, an existing run folder)
+ends with one line ``samtrack: error: ...`` naming the culprit and exit code 2; anything else is
+a bug and exits 1 (``--debug`` shows its traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from pipeline import __version__
+
+log = logging.getLogger("samtrack")
+
+EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run", help="segment, track and write a run folder",
+        description="Run the pipeline on one clip. Options given here override the YAML config; "
+        "without --config every option has its documented default (see configs/*.yaml).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", metavar="YAML", help="run config file (see configs/)")
+    p.add_argument("--video", metavar="PATH", help="video file (mp4/avi/mov) or folder of "
+                   "jpg/png frames (overrides video.path)")
+    p.add_argument("--source", metavar="NAME", help="mask source: motion (background "
+                   "subtraction, default) or masks (precomputed) (overrides source.name)")
+    p.add_argument("--masks", metavar="PATH", help="precomputed masks: PNG ID-map folder, MOTS "
+                   "or MOTChallenge txt; selects the 'masks' source")
+    p.add_argument("--gt", metavar="PATH", help="ground truth to evaluate the run against "
+                   "(overrides eval.gt)")
+    p.add_argument("--out", metavar="DIR", help="run folder (default runs/<video name>)")
+    p.add_argument("--overwrite", action="store_true", default=None,
+                   help="replace an existing run folder (only once the new run has finished)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="process only the first N frames")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (model-based sources)")
+    p.add_argument("--quiet", action="store_true", default=None,
+                   help="no progress bar; only warnings, errors and the final summary line")
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval", help="MOT metrics of predictions against ground truth",
+        description="Score predicted tracks against ground truth. Both sides may be a PNG "
+        "ID-map folder (mask IoU), a MOTS txt (mask IoU), a MOTChallenge txt (box IoU) or a "
+        "samtrack run folder.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--gt", required=True, metavar="PATH", help="ground truth")
+    p.add_argument("--pred", required=True, metavar="PATH", help="predictions")
+    p.add_argument("--iou", type=float, default=0.5, help="IoU needed for a match")
+    p.add_argument("--format", choices=["table", "json"], default="table",
+                   help="table for people, json for scripts")
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo", help="generate a two-sheep clip and run everything on it (no download)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", default="demo_output", metavar="DIR", help="where to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="samtrack",
+        description="Stable identities for look-alike objects: segment a clip (SAM2 or a "
+        "weight-free source), track with re-identification, evaluate and visualise.")
+    parser.add_argument("--version", action="version", version=f"samtrack {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_run(sub)
+    _add_eval(sub)
+    _add_demo(sub)
+    return parser
+
+
+def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Command-line options as dotted config keys (only those actually given)."""
+    o: dict[str, Any] = {}
+    if args.video is not None:
+        o["video.path"] = args.video
+    if args.source is not None:
+        o["source.name"] = args.source
+    if args.masks is not None:
+        o["source.name"] = "masks"
+        o["source.masks.path"] = args.masks
+    if args.gt is not None:
+        o["eval.gt"] = args.gt
+    if args.out is not None:
+        o["output.dir"] = args.out
+    if args.overwrite:
+        o["output.overwrite"] = True
+    if args.max_frames is not None:
+        o["video.max_frames"] = args.max_frames
+    if args.device is not None:
+        o["device"] = args.device
+    if args.quiet:
+        o["quiet"] = True
+    return o
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+    from pipeline.runner import run
+
+    config = load_config(args.config, run_overrides(args))
+    if config.quiet:
+        logging.getLogger().setLevel(logging.WARNING)
+    result = run(config)
+    line = (f"samtrack: {result.frames} frames, {len(result.track_ids)} tracks -> "
+            f"{result.out_dir}")
+    if result.skipped_frames:
+        line += f" ({len(result.skipped_frames)} frames skipped)"
+    print(line)
+    if result.metrics:
+        from pipeline.demo import format_metrics
+
+        print(f"samtrack: {format_metrics(result.metrics)}")
+    return EXIT_OK
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from eval.data import load_tracks
+    from eval.metrics import evaluate
+
+    metrics = evaluate(load_tracks(args.gt), load_tracks(args.pred), args.iou)
+    if args.format == "json":
+        print(json.dumps({"combined": metrics, "sequences": {load_tracks(args.gt).name: metrics}}))
+    else:
+        width = max(len(k) for k in metrics)
+        for key, value in metrics.items():
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            print(f"{key:<{width}}  {shown}")
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.demo import main as demo_main
+
+    return demo_main(args.out, quiet=args.quiet)
+
+
+def _is_bad_input(exc: BaseException) -> bool:
+    from pipeline.config import ConfigError
+    from pipeline.formats import FormatError
+    from pipeline.outputs import OutputExistsError
+    from pipeline.video import VideoError
+
+    return isinstance(exc, (ConfigError, FormatError, OutputExistsError, VideoError,
+                            FileNotFoundError, ValueError, KeyError))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format="samtrack: %(levelname)s: %(message)s")
+    commands = {"run": _cmd_run, "eval": _cmd_eval, "demo": _cmd_demo}
+    try:
+        return commands[args.command](args)
+    except KeyboardInterrupt:
+        print("samtrack: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line for people; --debug for developers
+        if args.debug:
+            raise
+        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        if _is_bad_input(exc):
+            print(f"samtrack: error: {message}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"samtrack: internal error: {type(exc).__name__}: {message} "
+              "(rerun with --debug for the traceback)", file=sys.stderr)
+        return EXIT_BUG

@@ -1,0 +1,248 @@
+"""Run configuration: YAML -> validated, typed objects, with errors that name file and key.
+
+Every option has a default, so a config file only states what differs; ``samtrack run`` with no
+config at all runs on defaults plus command-line options. Unknown keys and wrong types are errors
+(``configs/x.yaml: tracker.max_age: expected int, got 'ten'``), because a silently ignored typo in a
+tracking config produces plausible but wrong identities.
+
+Source options are validated against the source registry, so a source added later (SAM2, a
+plug-in) brings its own ``source.<name>.*`` section without this module changing. Relative paths
+are taken from the current directory, as in every command-line tool.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pipeline.sources import SourceOptions, registered_sources
+from reid.iou_tracker import IouTrackerConfig
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; ``str()`` is one line naming the file and the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class VideoConfig(_Section):
+    path: str | None = Field(default=None, description="Video file (mp4/avi/mov) or folder of "
+                             "jpg/png frames. Required.")
+    fps: float | None = Field(default=None, gt=0, description="Frame rate; None reads it from "
+                              "the file (frame folders: 25).")
+    on_bad_frame: Literal["skip", "stop"] = Field(
+        default="skip", description="A frame that fails to decode: skip it with a warning "
+        "naming it, or stop the run with an error.")
+    max_frames: int | None = Field(default=None, ge=1, description="Process only the first N "
+                                   "frames.")
+
+    @field_validator("path")
+    @classmethod
+    def _exists(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).exists():
+            raise ValueError(f"no such file or folder '{value}'")
+        return value
+
+
+class SourceConfig(BaseModel):
+    """``source.name`` picks the mask source; ``source.<name>`` holds that source's options.
+
+    Options of every registered source are validated (and their defaults recorded in the resolved
+    config), so switching ``name`` never meets a stale, unchecked section.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(default="motion", description="Mask source: " + ", ".join(
+        f"{n} ({s.summary})" for n, s in sorted(registered_sources().items())))
+
+    def options(self, name: str | None = None) -> SourceOptions:
+        name = name or self.name
+        value = (self.model_extra or {}).get(name)
+        if not isinstance(value, SourceOptions):
+            value = registered_sources()[name].options()
+        return value
+
+
+class OutputConfig(_Section):
+    dir: str | None = Field(default=None, description="Run folder; None = runs/<video name> "
+                            "(with -2, -3... appended rather than overwrite a previous run).")
+    overwrite: bool = Field(default=False, description="Replace an existing run folder. The old "
+                            "run is only removed once the new one has finished.")
+    id_maps: bool = Field(default=True, description="Write masks/: 16-bit PNG ID maps of track "
+                          "ids, one per frame.")
+    mots: bool = Field(default=True, description="Write tracks_mots.txt (MOTS RLE).")
+    binary_video: bool = Field(default=False, description="Write binary.mp4: the largest object "
+                               "white on black.")
+
+
+class EvalConfig(_Section):
+    gt: str | None = Field(default=None, description="Ground truth to score the run against at "
+                           "the end: PNG ID-map folder, MOTS txt or MOTChallenge txt.")
+
+    @field_validator("gt")
+    @classmethod
+    def _exists(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).exists():
+            raise ValueError(f"no such file or folder '{value}'")
+        return value
+
+
+class VizConfig(_Section):
+    overlay_video: bool = Field(default=True, description="Write overlay.mp4: masks tinted by "
+                                "track id with id labels.")
+
+
+class Config(_Section):
+    """A whole run. Every section and key is optional."""
+
+    video: VideoConfig = Field(default_factory=VideoConfig)
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    tracker: IouTrackerConfig = Field(default_factory=IouTrackerConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    viz: VizConfig = Field(default_factory=VizConfig)
+    device: str = Field(default="auto", description="Compute device for model-based stages: "
+                        "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")
+    quiet: bool = Field(default=False, description="No progress bar; warnings and errors only.")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        ok = value in ("auto", "cpu", "cuda", "mps") or (
+            value.startswith("cuda:") and value[5:].isdigit())
+        if not ok:
+            raise ValueError(f"expected auto, cpu, cuda, cuda:N or mps, got '{value}'")
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form of the resolved config (every default spelled out)."""
+        data = self.model_dump(mode="json")
+        data["source"] = {"name": self.source.name}
+        for name in sorted(registered_sources()):
+            data["source"][name] = self.source.options(name).model_dump(mode="json")
+        return data
+
+
+# --------------------------------------------------------------------------- loading
+_TYPE_NAMES = {
+    "int": "int", "float": "float", "bool": "bool", "string": "str", "dict": "mapping",
+    "list": "list", "model": "mapping",
+}
+
+
+def _describe(error: dict[str, Any]) -> str:
+    kind: str = error["type"]
+    given = error.get("input")
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "missing required key"
+    for prefix, name in _TYPE_NAMES.items():
+        if kind.startswith(prefix + "_") and ("parsing" in kind or "type" in kind or
+                                              "from" in kind):
+            return f"expected {name}, got {given!r}"
+    if kind == "literal_error":
+        return f"expected one of {error['ctx']['expected']}, got {given!r}"
+    msg: str = error["msg"]
+    msg = msg.removeprefix("Value error, ")
+    msg = msg[0].lower() + msg[1:] if msg else msg
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        msg = f"{msg}, got {given!r}"
+    return msg
+
+
+def _format(error: dict[str, Any], prefix: tuple = ()) -> str:
+    loc = ".".join(str(p) for p in (*prefix, *error["loc"]))
+    return f"{loc}: {_describe(error)}" if loc else _describe(error)
+
+
+def _raise(where: str, messages: list[str]) -> None:
+    more = f" (and {len(messages) - 1} more)" if len(messages) > 1 else ""
+    raise ConfigError(f"{where}: {messages[0]}{more}")
+
+
+def config_from_dict(data: dict[str, Any] | None, where: str = "<config>") -> Config:
+    """Validate plain data (as loaded from YAML) into a :class:`Config`.
+
+    ``where`` names the origin (the YAML path) in error messages.
+    """
+    data = dict(data or {})
+    if not isinstance(data, dict):
+        _raise(where, ["top level must be a mapping of sections"])
+    source_raw = data.get("source") or {}
+    if not isinstance(source_raw, dict):
+        _raise(where, [f"source: expected mapping, got {source_raw!r}"])
+    registry = registered_sources()
+    messages: list[str] = []
+    source_options: dict[str, SourceOptions] = {}
+    name = source_raw.get("name", "motion")
+    if name not in registry:
+        messages.append(f"source.name: unknown source {name!r}; choose from "
+                        f"{', '.join(sorted(registry))}")
+    for key, value in source_raw.items():
+        if key == "name":
+            continue
+        if key not in registry:
+            messages.append(f"source.{key}: unknown key (source sections: "
+                            f"{', '.join(sorted(registry))})")
+            continue
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            messages.append(f"source.{key}: expected mapping, got {value!r}")
+            continue
+        try:
+            source_options[key] = registry[key].options.model_validate(value)
+        except ValidationError as exc:
+            messages.extend(_format(e, ("source", key)) for e in exc.errors())
+    try:
+        config = Config.model_validate({**data, "source": {"name": name}})
+    except ValidationError as exc:
+        messages = [_format(e) for e in exc.errors()] + messages
+        _raise(where, messages)
+    if messages:
+        _raise(where, messages)
+    for key, options in source_options.items():
+        setattr(config.source, key, options)
+    return config
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> Config:
+    """Load a YAML config (or defaults when ``path`` is None) and apply dotted ``overrides``
+    such as ``{"video.path": "clip.mp4", "output.overwrite": True}`` on top."""
+    data: dict[str, Any] = {}
+    where = "<defaults>"
+    if path is not None:
+        where = str(path)
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{where}: no such config file")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f" line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or "invalid YAML"
+            raise ConfigError(f"{where}:{line}: {problem}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{where}: top level must be a mapping of sections")
+        data = loaded
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[leaf] = value
+    return config_from_dict(data, where)

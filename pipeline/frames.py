@@ -1,0 +1,280 @@
+"""The one container every stage takes and returns: a frame's objects.
+
+Modelled on supervision's ``Detections``: a small typed bundle of parallel arrays (one row per
+object) that mask sources fill, the tracker annotates with ``track_ids`` and the writers read.
+Boxes are always derived from the masks, so the two can never disagree.
+
+Masks are stored either dense (``bool`` array ``(N, H, W)``) or as COCO run-length encodings
+(pycocotools). Dense is what the stages compute with; RLE is ~50-100x smaller for typical animal
+masks, which matters when a long clip's objects are kept around (offline linking, galleries,
+visualisation). ``compact()`` switches to RLE and ``masks`` decodes on demand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from pycocotools import mask as coco_mask
+
+RLE = dict  # pycocotools RLE: {"size": [H, W], "counts": bytes}
+
+
+def boxes_from_masks(masks: np.ndarray) -> np.ndarray:
+    """Tight ``(N, 4)`` xyxy boxes (x2/y2 exclusive, in pixels) of boolean masks ``(N, H, W)``.
+
+    Empty masks get an all-zero box. Exclusive max corners make ``w = x2 - x1`` the pixel width,
+    which is what MOTChallenge files store.
+    """
+    n = masks.shape[0]
+    boxes = np.zeros((n, 4), dtype=np.float32)
+    if n == 0:
+        return boxes
+    rows = masks.any(axis=2)  # (N, H)
+    cols = masks.any(axis=1)  # (N, W)
+    for i in range(n):
+        ys = np.flatnonzero(rows[i])
+        xs = np.flatnonzero(cols[i])
+        if ys.size and xs.size:
+            boxes[i] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
+    return boxes
+
+
+def encode_rle(masks: np.ndarray) -> list[RLE]:
+    """Boolean ``(N, H, W)`` masks -> list of COCO RLEs (counts as bytes)."""
+    if masks.shape[0] == 0:
+        return []
+    fortran = np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8))
+    return list(coco_mask.encode(fortran))
+
+
+def decode_rle(rles: Sequence[RLE], image_size: tuple[int, int]) -> np.ndarray:
+    """List of COCO RLEs -> boolean ``(N, H, W)`` masks."""
+    if len(rles) == 0:
+        return np.zeros((0, *image_size), dtype=bool)
+    dense = coco_mask.decode(list(rles))  # (H, W, N) uint8
+    return dense.transpose(2, 0, 1).astype(bool)
+
+
+@dataclass
+class FrameObjects:
+    """The objects found in one frame.
+
+    Attributes:
+        frame_index: zero-based index of the frame in the clip.
+        image_size: ``(height, width)`` of the frame.
+        scores: ``(N,)`` confidence per object in ``[0, 1]`` (1.0 when the source has none).
+        source_ids: ``(N,)`` the id the mask source gave each object (SAM2 object id, id-map
+            value), ``-1`` when the source has no identities.
+        track_ids: ``(N,)`` identity assigned by the tracker, ``-1`` until tracked.
+        embeddings: optional ``(N, D)`` appearance vectors, filled by the re-id stage.
+        frame_name: file stem used to name per-frame outputs (``000123`` for ``000123.jpg``).
+    """
+
+    frame_index: int
+    image_size: tuple[int, int]
+    scores: np.ndarray
+    source_ids: np.ndarray
+    track_ids: np.ndarray
+    embeddings: np.ndarray | None = None
+    frame_name: str = ""
+    _dense: np.ndarray | None = field(default=None, repr=False)
+    _rles: list[RLE] | None = field(default=None, repr=False)
+    _boxes: np.ndarray | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_masks(
+        cls,
+        masks: np.ndarray,
+        *,
+        frame_index: int,
+        scores: np.ndarray | Sequence[float] | None = None,
+        source_ids: np.ndarray | Sequence[int] | None = None,
+        track_ids: np.ndarray | Sequence[int] | None = None,
+        embeddings: np.ndarray | None = None,
+        frame_name: str = "",
+    ) -> FrameObjects:
+        """Build from boolean masks ``(N, H, W)``; missing per-object fields get defaults."""
+        masks = np.asarray(masks)
+        if masks.ndim != 3:
+            raise ValueError(f"masks must be (N, H, W), got shape {masks.shape}")
+        n = masks.shape[0]
+        obj = cls(
+            frame_index=frame_index,
+            image_size=(int(masks.shape[1]), int(masks.shape[2])),
+            scores=_column(scores, n, 1.0, np.float32, "scores"),
+            source_ids=_column(source_ids, n, -1, np.int64, "source_ids"),
+            track_ids=_column(track_ids, n, -1, np.int64, "track_ids"),
+            embeddings=embeddings,
+            frame_name=frame_name,
+            _dense=masks.astype(bool, copy=False),
+        )
+        if embeddings is not None and len(embeddings) != n:
+            raise ValueError(f"embeddings has {len(embeddings)} rows for {n} masks")
+        return obj
+
+    @classmethod
+    def from_rles(
+        cls,
+        rles: Sequence[RLE],
+        image_size: tuple[int, int],
+        *,
+        frame_index: int,
+        scores: np.ndarray | Sequence[float] | None = None,
+        source_ids: np.ndarray | Sequence[int] | None = None,
+        track_ids: np.ndarray | Sequence[int] | None = None,
+        frame_name: str = "",
+    ) -> FrameObjects:
+        """Build from COCO RLEs without decoding them."""
+        n = len(rles)
+        return cls(
+            frame_index=frame_index,
+            image_size=(int(image_size[0]), int(image_size[1])),
+            scores=_column(scores, n, 1.0, np.float32, "scores"),
+            source_ids=_column(source_ids, n, -1, np.int64, "source_ids"),
+            track_ids=_column(track_ids, n, -1, np.int64, "track_ids"),
+            frame_name=frame_name,
+            _rles=list(rles),
+        )
+
+    @classmethod
+    def empty(cls, image_size: tuple[int, int], *, frame_index: int, frame_name: str = ""):
+        """A frame with no objects."""
+        return cls.from_masks(
+            np.zeros((0, *image_size), dtype=bool), frame_index=frame_index, frame_name=frame_name
+        )
+
+    @classmethod
+    def from_id_map(
+        cls, id_map: np.ndarray, *, frame_index: int, frame_name: str = ""
+    ) -> FrameObjects:
+        """Split an instance-ID map (0 = background, value = object id) into objects.
+
+        The ids become ``source_ids``; objects are ordered by id so the result is deterministic.
+        """
+        if id_map.ndim != 2:
+            raise ValueError(f"id map must be single-channel (H, W), got shape {id_map.shape}")
+        ids = np.unique(id_map)
+        ids = ids[ids != 0]
+        masks = id_map[None, :, :] == ids[:, None, None]
+        return cls.from_masks(
+            masks, frame_index=frame_index, source_ids=ids.astype(np.int64), frame_name=frame_name
+        )
+
+    # ------------------------------------------------------------------ mask storage
+    @property
+    def masks(self) -> np.ndarray:
+        """Boolean ``(N, H, W)`` masks (decoded from RLE when stored compactly)."""
+        if self._dense is not None:
+            return self._dense
+        assert self._rles is not None
+        return decode_rle(self._rles, self.image_size)
+
+    @property
+    def rles(self) -> list[RLE]:
+        """COCO RLEs of the masks (encoded on demand and cached)."""
+        if self._rles is None:
+            self._rles = encode_rle(self.masks)
+        return self._rles
+
+    @property
+    def is_compact(self) -> bool:
+        return self._dense is None
+
+    def compact(self) -> FrameObjects:
+        """Drop the dense masks and keep only RLE (in place; returns self for chaining)."""
+        _ = self.rles
+        self._boxes = self.boxes
+        self._dense = None
+        return self
+
+    # ------------------------------------------------------------------ derived columns
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """``(N, 4)`` float32 xyxy boxes derived from the masks."""
+        if self._boxes is None:
+            if self._dense is None and self._rles is not None:
+                # toBbox gives xywh without decoding the masks.
+                xywh = coco_mask.toBbox(self._rles) if self._rles else np.zeros((0, 4))
+                boxes = np.asarray(xywh, dtype=np.float32).reshape(-1, 4)
+                boxes[:, 2:] += boxes[:, :2]
+                self._boxes = boxes
+            else:
+                self._boxes = boxes_from_masks(self.masks)
+        return self._boxes
+
+    @property
+    def areas(self) -> np.ndarray:
+        """``(N,)`` mask areas in pixels."""
+        if self._dense is None and self._rles is not None:
+            return np.asarray(coco_mask.area(self._rles), dtype=np.int64).reshape(-1)
+        return self.masks.reshape(len(self), -1).sum(axis=1).astype(np.int64)
+
+    @property
+    def centroids(self) -> np.ndarray:
+        """``(N, 2)`` mask centroids ``(x, y)``; the box centre for empty masks."""
+        out = np.zeros((len(self), 2), dtype=np.float32)
+        masks = self.masks
+        for i in range(len(self)):
+            ys, xs = np.nonzero(masks[i])
+            if xs.size:
+                out[i] = (xs.mean(), ys.mean())
+            else:
+                b = self.boxes[i]
+                out[i] = ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+        return out
+
+    # ------------------------------------------------------------------ selection
+    def __getitem__(self, index: int | slice | np.ndarray | Sequence[int]) -> FrameObjects:
+        """Subset of objects by integer index, slice, index array or boolean array."""
+        if isinstance(index, (int, np.integer)):
+            index = [int(index)]
+        idx = np.arange(len(self))[index]
+        sub = replace(
+            self,
+            scores=self.scores[idx],
+            source_ids=self.source_ids[idx],
+            track_ids=self.track_ids[idx],
+            embeddings=None if self.embeddings is None else self.embeddings[idx],
+            _dense=None if self._dense is None else self._dense[idx],
+            _rles=None if self._rles is None else [self._rles[i] for i in idx],
+            _boxes=None if self._boxes is None else self._boxes[idx],
+        )
+        return sub
+
+    def with_track_ids(self, track_ids: np.ndarray | Sequence[int]) -> FrameObjects:
+        """A copy with the tracker's ids set (masks shared, not copied)."""
+        return replace(self, track_ids=_column(track_ids, len(self), -1, np.int64, "track_ids"))
+
+    # ------------------------------------------------------------------ export
+    def to_id_map(self, ids: str = "track", dtype: type = np.uint16) -> np.ndarray:
+        """Render an instance-ID map ``(H, W)`` from ``track_ids`` or ``source_ids``.
+
+        Objects with id <= 0 are left out. Where masks overlap, the larger id is drawn last, which
+        is arbitrary but deterministic; the tracker's duplicate suppression keeps overlaps rare.
+        """
+        values = self.track_ids if ids == "track" else self.source_ids
+        if ids not in ("track", "source"):
+            raise ValueError(f"ids must be 'track' or 'source', got {ids!r}")
+        if len(values) and values.max() > np.iinfo(dtype).max:
+            raise ValueError(f"id {values.max()} does not fit in {np.dtype(dtype).name}")
+        out = np.zeros(self.image_size, dtype=dtype)
+        masks = self.masks
+        for i in np.argsort(values, kind="stable"):
+            if values[i] > 0:
+                out[masks[i]] = values[i]
+        return out
+
+
+def _column(values, n: int, default, dtype, name: str) -> np.ndarray:
+    if values is None:
+        return np.full(n, default, dtype=dtype)
+    arr = np.asarray(values, dtype=dtype).reshape(-1)
+    if arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} values for {n} objects")
+    return arr

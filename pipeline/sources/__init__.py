@@ -1,0 +1,20 @@
+"""Mask sources. Importing this package registers the built-in ones."""
+
+from pipeline.sources import masks, motion  # noqa: F401  (registration side effect)
+from pipeline.sources.base import (
+    MaskSource,
+    SourceContext,
+    SourceOptions,
+    build_source,
+    register_source,
+    registered_sources,
+)
+
+__all__ = [
+    "MaskSource",
+    "SourceContext",
+    "SourceOptions",
+    "build_source",
+    "register_source",
+    "registered_sources",
+]

@@ -1,0 +1,81 @@
+"""The mask-source interface and its registry.
+
+A mask source turns a video into a stream of ``(VideoFrame, FrameObjects)`` pairs. It receives
+the whole :class:`~pipeline.video.VideoReader` rather than single frames because some sources
+need more than one frame at a time (SAM2's video predictor works on windows of frames; the
+background subtractor primes itself on frames sampled across the clip).
+
+Sources register themselves by name together with a pydantic model of their options, so the
+config loader can validate ``source.<name>.*`` keys without knowing any source in advance. New
+sources (the SAM2 ones, user plug-ins) only need to call :func:`register_source`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from pipeline.frames import FrameObjects
+from pipeline.video import VideoFrame, VideoReader
+
+
+class SourceOptions(BaseModel):
+    """Base class of every source's options: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class MaskSource(Protocol):
+    """Anything that yields the objects of each frame of a video."""
+
+    name: str
+
+    def frames(self, video: VideoReader) -> Iterator[tuple[VideoFrame, FrameObjects]]:
+        """Yield each decoded frame with its objects, in order."""
+        ...
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """Run-wide settings a source may need besides its own options."""
+
+    device: str = "auto"
+
+
+SourceFactory = Callable[[SourceOptions, SourceContext], MaskSource]
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    options: type[SourceOptions]
+    factory: SourceFactory
+    summary: str
+
+
+_REGISTRY: dict[str, SourceSpec] = {}
+
+
+def register_source(name: str, options: type[SourceOptions], summary: str):
+    """Decorator: register ``factory(options, context) -> MaskSource`` under ``name``."""
+
+    def wrap(factory: SourceFactory) -> SourceFactory:
+        _REGISTRY[name] = SourceSpec(name, options, factory, summary)
+        return factory
+
+    return wrap
+
+
+def registered_sources() -> dict[str, SourceSpec]:
+    return dict(_REGISTRY)
+
+
+def build_source(name: str, options: SourceOptions, context: SourceContext) -> MaskSource:
+    try:
+        spec = _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown source {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+    return spec.factory(options, context)

@@ -1,0 +1,1 @@
+"""samtrack re-identification: appearance embeddings, motion, association and identity repair."""

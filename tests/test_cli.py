@@ -1,0 +1,60 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+
+
+def test_help_lists_commands_and_options(capsys):
+    with pytest.raises(SystemExit) as err:
+        main(["--help"])
+    assert err.value.code == 0
+    out = capsys.readouterr().out
+    assert "run" in out and "eval" in out and "demo" in out
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--config", "--video", "--source", "--masks", "--out", "--overwrite",
+                   "--device", "--quiet"):
+        assert option in out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["run"], "video.path: required"),
+    (["run", "--video", "/no/such.mp4"], "video.path: no such file or folder '/no/such.mp4'"),
+    (["run", "--config", "/no/such.yaml"], "/no/such.yaml: no such config file"),
+    (["run", "--video", ".", "--source", "warp"], "source.name: unknown source 'warp'"),
+    (["run", "--video", ".", "--device", "tpu"], "device: expected auto"),
+])
+def test_bad_input_exits_2_with_one_line(capsys, args, message):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("samtrack: error:") and message in err
+    assert len(err.splitlines()) == 1
+
+
+def test_run_with_masks_and_eval_json(small_scene, tmp_path, capsys):
+    out = tmp_path / "a"
+    code = main(["run", "--video", str(small_scene / "img1"), "--masks",
+                 str(small_scene / "gt" / "masks"), "--out", str(out), "--quiet"])
+    assert code == 0
+    assert (out / "summary.json").exists()
+    assert main(["run", "--video", str(small_scene / "img1"), "--masks",
+                 str(small_scene / "gt" / "masks"), "--out", str(out), "--quiet"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["eval", "--gt", str(small_scene / "gt" / "masks"), "--pred", str(out),
+                 "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["combined"]["idf1"] == 1.0 and report["combined"]["idsw"] == 0
+
+
+def test_module_and_console_script_entry_points():
+    for cmd in ([sys.executable, "-m", "pipeline", "--version"],
+                [str(Path(sys.executable).parent / "samtrack"), "--version"]):
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        assert "samtrack" in done.stdout

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from pipeline.frames import FrameObjects, boxes_from_masks
+
+
+def _id_map():
+    m = np.zeros((20, 30), dtype=np.uint16)
+    m[2:6, 3:9] = 7
+    m[10:19, 20:29] = 300
+    return m
+
+
+def test_from_id_map_splits_objects_with_ids_and_boxes():
+    obj = FrameObjects.from_id_map(_id_map(), frame_index=4, frame_name="000004")
+    assert len(obj) == 2
+    assert obj.source_ids.tolist() == [7, 300]
+    assert obj.track_ids.tolist() == [-1, -1]
+    np.testing.assert_array_equal(obj.boxes, [[3, 2, 9, 6], [20, 10, 29, 19]])
+    assert obj.areas.tolist() == [24, 81]
+    assert obj.image_size == (20, 30)
+
+
+def test_id_map_round_trip_through_track_ids():
+    obj = FrameObjects.from_id_map(_id_map(), frame_index=0)
+    tracked = obj.with_track_ids(obj.source_ids)
+    np.testing.assert_array_equal(tracked.to_id_map(), _id_map())
+    np.testing.assert_array_equal(obj.to_id_map("source"), _id_map())
+
+
+def test_compact_rle_keeps_masks_boxes_and_areas():
+    obj = FrameObjects.from_id_map(_id_map(), frame_index=0)
+    dense, boxes = obj.masks.copy(), obj.boxes.copy()
+    obj.compact()
+    assert obj.is_compact
+    np.testing.assert_array_equal(obj.masks, dense)
+    np.testing.assert_array_equal(obj.boxes, boxes)
+    assert obj.areas.tolist() == [24, 81]
+    again = FrameObjects.from_rles(obj.rles, obj.image_size, frame_index=0)
+    np.testing.assert_array_equal(again.boxes, boxes)
+
+
+def test_indexing_keeps_columns_aligned():
+    obj = FrameObjects.from_id_map(_id_map(), frame_index=0).with_track_ids([5, 6])
+    sub = obj[np.array([False, True])]
+    assert sub.source_ids.tolist() == [300] and sub.track_ids.tolist() == [6]
+    assert sub.masks.shape == (1, 20, 30)
+    assert obj[0].source_ids.tolist() == [7]
+
+
+def test_empty_frame_and_empty_mask_box():
+    empty = FrameObjects.empty((5, 6), frame_index=0)
+    assert len(empty) == 0 and empty.boxes.shape == (0, 4)
+    assert empty.to_id_map().shape == (5, 6)
+    np.testing.assert_array_equal(boxes_from_masks(np.zeros((1, 4, 4), bool)), [[0, 0, 0, 0]])
+
+
+def test_mismatched_columns_are_rejected():
+    with pytest.raises(ValueError, match=r"scores has 1 values for 2 objects"):
+        FrameObjects.from_masks(np.zeros((2, 4, 4), bool), frame_index=0, scores=[0.5])
+    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+        FrameObjects.from_masks(np.zeros((4, 4), bool), frame_index=0)

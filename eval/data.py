@@ -3,15 +3,25 @@
 Ground truth and predictions are both read into :class:`SequenceTracks`: per 1-based frame the
 object ids plus either masks (COCO RLE) or boxes. Keeping masks as RLE lets pycocotools compute
 mask IoU on the runs directly, so long clips never need dense masks in memory.
+
+MOTChallenge ground truth also keeps what the official preprocessing needs: the "consider" flag
+(column 7, read as an integer exactly as TrackEval does, so ``0.5`` counts as zero) and the class
+(column 8).
+
+Sequence folders: :func:`discover_sequences` finds ``<root>/<seq>/gt/{gt.txt,masks/}`` (the
+MOTChallenge layout, also what :mod:`eval.scenes` writes) and :func:`find_prediction` the
+matching ``<pred>/<seq>.txt``, ``<pred>/<seq>/`` run folder or PNG folder.
 """
 
 from __future__ import annotations
 
+import configparser
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from natsort import natsorted
+from pycocotools import mask as coco_mask
 
 from pipeline.formats import FormatError, read_id_map, read_mot_txt, read_mots_txt
 from pipeline.frames import FrameObjects
@@ -23,6 +33,12 @@ class FrameTracks:
     ids: np.ndarray  # (N,) int
     boxes: np.ndarray  # (N, 4) xyxy
     rles: list[dict] | None = None  # masks, when the format has them
+    classes: np.ndarray | None = None  # MOTChallenge class column (ground truth)
+    zero_marked: np.ndarray | None = None  # int(conf column): 0 = do not consider
+
+
+def _empty_frame(has_masks: bool) -> FrameTracks:
+    return FrameTracks(np.zeros(0, np.int64), np.zeros((0, 4)), [] if has_masks else None)
 
 
 @dataclass
@@ -30,14 +46,29 @@ class SequenceTracks:
     name: str
     has_masks: bool
     frames: dict[int, FrameTracks] = field(default_factory=dict)  # key: 1-based frame
+    source: str = ""  # the path it was read from
+    kind: str = ""  # png | mots | mot
+    length: int | None = None  # declared length (seqinfo.ini), if known
 
     @property
     def num_frames(self) -> int:
-        return max(self.frames, default=0)
+        last = max(self.frames, default=0)
+        return max(last, self.length or 0)
 
     def get(self, frame: int) -> FrameTracks:
-        empty = FrameTracks(np.zeros(0, np.int64), np.zeros((0, 4)), [] if self.has_masks else None)
-        return self.frames.get(frame, empty)
+        return self.frames.get(frame) or _empty_frame(self.has_masks)
+
+    @property
+    def num_objects(self) -> int:
+        return sum(len(f.ids) for f in self.frames.values())
+
+
+def _check_unique(seq: SequenceTracks) -> None:
+    for frame, tracks in seq.frames.items():
+        ids, counts = np.unique(tracks.ids, return_counts=True)
+        if (counts > 1).any():
+            raise FormatError(f"{seq.source}: frame {frame}: id {int(ids[counts > 1][0])} "
+                              "appears more than once")
 
 
 def _from_png_folder(folder: Path, name: str) -> SequenceTracks:
@@ -45,7 +76,7 @@ def _from_png_folder(folder: Path, name: str) -> SequenceTracks:
                       key=lambda p: p.name)
     if not files:
         raise FormatError(f"{folder}: folder holds no PNG ID maps")
-    seq = SequenceTracks(name, has_masks=True)
+    seq = SequenceTracks(name, has_masks=True, source=str(folder), kind="png")
     size = None
     for i, file in enumerate(files, start=1):
         id_map = read_id_map(file)
@@ -59,6 +90,55 @@ def _from_png_folder(folder: Path, name: str) -> SequenceTracks:
     return seq
 
 
+def _from_mots(path: Path, name: str) -> SequenceTracks:
+    seq = SequenceTracks(name, has_masks=True, source=str(path), kind="mots")
+    by_frame: dict[int, list] = {}
+    for row in read_mots_txt(path):
+        by_frame.setdefault(row.frame, []).append(row)
+    for frame, rows in by_frame.items():
+        rles = [r.rle for r in rows]
+        boxes = xywh_to_xyxy(np.asarray(coco_mask.toBbox(rles)).reshape(-1, 4))
+        seq.frames[frame] = FrameTracks(np.array([r.id for r in rows], np.int64), boxes, rles)
+    _check_unique(seq)
+    return seq
+
+
+def _from_mot(path: Path, name: str) -> SequenceTracks:
+    rows = read_mot_txt(path)
+    seq = SequenceTracks(name, has_masks=False, source=str(path), kind="mot")
+    ncols = _column_count(path)
+    for frame in np.unique(rows.frame):
+        sub = rows.at_frame(int(frame))
+        seq.frames[int(frame)] = FrameTracks(
+            sub.id.copy(), xywh_to_xyxy(sub.box_xywh), classes=sub.cls if ncols >= 8 else None,
+            zero_marked=sub.score.astype(int) if ncols >= 7 else None)
+    _check_unique(seq)
+    seq.length = _seqinfo_length(path)
+    return seq
+
+
+def _column_count(path: Path) -> int:
+    with path.open() as fh:
+        for line in fh:
+            if line.strip():
+                return len(line.replace(",", " ").split())
+    return 0
+
+
+def _seqinfo_length(path: Path) -> int | None:
+    """seqLength from the seqinfo.ini of a MOTChallenge sequence holding this gt file."""
+    for folder in (path.parent, path.parent.parent):
+        ini = folder / "seqinfo.ini"
+        if ini.is_file():
+            parser = configparser.ConfigParser()
+            parser.read(ini)
+            try:
+                return int(parser["Sequence"]["seqLength"])
+            except (KeyError, ValueError):
+                return None
+    return None
+
+
 def load_tracks(path: str | Path, name: str | None = None) -> SequenceTracks:
     """Load a PNG ID-map folder, a MOTS txt, a MOTChallenge txt or a samtrack run folder."""
     path = Path(path)
@@ -68,26 +148,41 @@ def load_tracks(path: str | Path, name: str | None = None) -> SequenceTracks:
     if path.is_dir():
         if (path / "masks").is_dir() and (path / "summary.json").is_file():
             return _from_png_folder(path / "masks", name)  # a samtrack run folder
+        if (path / "gt").is_dir():
+            return load_tracks(ground_truth_path(path), name)  # a sequence folder
         return _from_png_folder(path, name)
     with path.open() as fh:
         first = next((ln.strip() for ln in fh if ln.strip()), "")
     if not first:
         raise FormatError(f"{path}: file is empty")
     if len(first.split(" ")) == 6 and "," not in first:
-        seq = SequenceTracks(name, has_masks=True)
-        by_frame: dict[int, list] = {}
-        for row in read_mots_txt(path):
-            by_frame.setdefault(row.frame, []).append(row)
-        from pycocotools import mask as coco_mask
+        return _from_mots(path, name)
+    return _from_mot(path, name)
 
-        for frame, rows in by_frame.items():
-            rles = [r.rle for r in rows]
-            boxes = xywh_to_xyxy(np.asarray(coco_mask.toBbox(rles)).reshape(-1, 4))
-            seq.frames[frame] = FrameTracks(np.array([r.id for r in rows], np.int64), boxes, rles)
-        return seq
-    rows = read_mot_txt(path)
-    seq = SequenceTracks(name, has_masks=False)
-    for frame in np.unique(rows.frame):
-        sub = rows.at_frame(int(frame))
-        seq.frames[int(frame)] = FrameTracks(sub.id.copy(), xywh_to_xyxy(sub.box_xywh))
-    return seq
+
+def ground_truth_path(seq_dir: Path) -> Path:
+    """The ground truth inside a sequence folder: gt/masks/ (masks) before gt/gt.txt (boxes)."""
+    for candidate in (seq_dir / "gt" / "masks", seq_dir / "gt" / "gt_mots.txt",
+                      seq_dir / "gt" / "gt.txt"):
+        if candidate.exists():
+            return candidate
+    raise FormatError(f"{seq_dir}: no gt/masks/, gt/gt_mots.txt or gt/gt.txt")
+
+
+def discover_sequences(root: str | Path) -> dict[str, Path] | None:
+    """``{name: sequence folder}`` when ``root`` holds ``<seq>/gt/`` folders, else None."""
+    root = Path(root)
+    if not root.is_dir() or (root / "gt").is_dir():
+        return None
+    seqs = {p.name: p for p in natsorted(root.iterdir(), key=lambda p: p.name)
+            if p.is_dir() and (p / "gt").is_dir()}
+    return seqs or None
+
+
+def find_prediction(pred_root: Path, name: str) -> Path:
+    """The prediction for sequence ``name`` under a predictions folder."""
+    for candidate in (pred_root / f"{name}.txt", pred_root / name / "masks", pred_root / name):
+        if candidate.exists():
+            return candidate.parent if candidate.name == "masks" else candidate
+    raise FormatError(f"{pred_root}: no prediction for sequence '{name}' "
+                      f"(expected {name}.txt or {name}/)")

@@ -50,11 +50,18 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         description="Score predicted tracks against ground truth. Both sides may be a PNG "
         "ID-map folder (mask IoU), a MOTS txt (mask IoU), a MOTChallenge txt (box IoU) or a "
         "samtrack run folder.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--gt", required=True, metavar="PATH", help="ground truth")
-    p.add_argument("--pred", required=True, metavar="PATH", help="predictions")
+    p.add_argument("--gt", required=True, metavar="PATH", help="ground truth: a sequence "
+                   "(PNG folder, MOTS txt, MOT txt, <seq>/ with gt/) or a folder of <seq>/gt/")
+    p.add_argument("--pred", required=True, metavar="PATH", help="predictions: one sequence, "
+                   "or for a folder of sequences a folder with <seq>.txt or <seq>/ runs")
     p.add_argument("--iou", type=float, default=0.5, help="IoU needed for a match")
+    p.add_argument("--preproc", choices=["auto", "off", "mot15", "mot17", "mot20"],
+                   default="auto", help="MOTChallenge ground-truth preprocessing as TrackEval "
+                   "does it (auto: on for MOTChallenge txt ground truth)")
+    p.add_argument("--out", metavar="DIR", help="write metrics.json, metrics.csv, eval.json and "
+                   "switches.csv here (default: <run>/eval when --pred is a samtrack run)")
     p.add_argument("--format", choices=["table", "json"], default="table",
-                   help="table for people, json for scripts")
+                   help="table for people, json (one object) for scripts")
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -125,17 +132,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from eval.data import load_tracks
-    from eval.metrics import evaluate
+    from pathlib import Path
 
-    metrics = evaluate(load_tracks(args.gt), load_tracks(args.pred), args.iou)
+    from eval.report import evaluate_paths
+
+    if not 0 < args.iou <= 1:
+        raise ValueError(f"--iou: expected a value in (0, 1], got {args.iou}")
+    report = evaluate_paths(args.gt, args.pred, args.preproc, args.iou)
+    out = args.out
+    pred = Path(args.pred)
+    if out is None and (pred / "summary.json").is_file() and (pred / "masks").is_dir():
+        out = pred / "eval"
+    written = report.write(out) if out is not None else None
     if args.format == "json":
-        print(json.dumps({"combined": metrics, "sequences": {load_tracks(args.gt).name: metrics}}))
+        print(json.dumps(report.to_json()))
     else:
-        width = max(len(k) for k in metrics)
-        for key, value in metrics.items():
-            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
-            print(f"{key:<{width}}  {shown}")
+        print(report.table())
+        if written is not None:
+            print(f"report: {written}/(metrics.json, metrics.csv, eval.json, switches.csv)")
     return EXIT_OK
 
 
@@ -158,8 +172,11 @@ def _is_bad_input(exc: BaseException) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+    # Our own packages log at INFO; libraries (motmetrics logs timings at INFO) only warnings.
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="samtrack: %(levelname)s: %(message)s")
+    for name in ("pipeline", "reid", "eval", "samtrack"):
+        logging.getLogger(name).setLevel(logging.DEBUG if args.debug else logging.INFO)
     commands = {"run": _cmd_run, "eval": _cmd_eval, "demo": _cmd_demo}
     try:
         return commands[args.command](args)

@@ -17,7 +17,8 @@ DEMO_SPEC = SceneSpec(num_animals=2, num_frames=200, seed=1)
 
 
 def format_metrics(m: dict) -> str:
-    return (f"IDF1 {m['idf1']:.3f}  MOTA {m['mota']:.3f}  ID switches {m['idsw']}  "
+    return (f"IDF1 {m['idf1']:.3f}  HOTA {m['hota']:.3f}  MOTA {m['mota']:.3f}  "
+            f"ID switches {m['idsw']}  "
             f"FP {m['fp']}  FN {m['fn']}  GT ids {m['gt_ids']}")
 
 

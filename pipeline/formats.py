@@ -97,7 +97,7 @@ class TrackRows:
     id: np.ndarray  # (M,) int
     box_xywh: np.ndarray  # (M, 4) float
     score: np.ndarray  # (M,) float (conf / "consider" flag in ground truth)
-    cls: np.ndarray  # (M,) int, -1 when absent
+    cls: np.ndarray  # (M,) float: column 8 as written (MOT16+ class, MOT15 world x); nan if none
     visibility: np.ndarray  # (M,) float, -1 when absent
 
     def __len__(self) -> int:
@@ -138,14 +138,14 @@ def read_mot_txt(path: str | Path) -> TrackRows:
             boxes.append(values[2:6])
             scores.append(values[6] if len(values) > 6 else 1.0)
             # MOT16+ ground truth: col 8 = class, col 9 = visibility; MOT15 has -1 / world coords.
-            classes.append(int(values[7]) if len(values) > 8 else -1)
+            classes.append(values[7] if len(values) > 7 else np.nan)
             vis.append(values[8] if len(values) > 8 else -1.0)
     return TrackRows(
         frame=np.asarray(frames, dtype=np.int64),
         id=np.asarray(ids, dtype=np.int64),
         box_xywh=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
         score=np.asarray(scores, dtype=np.float64),
-        cls=np.asarray(classes, dtype=np.int64),
+        cls=np.asarray(classes, dtype=np.float64),
         visibility=np.asarray(vis, dtype=np.float64),
     )
 

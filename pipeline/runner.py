@@ -135,11 +135,13 @@ def run(config: Config) -> RunResult:
     }
     if gt is not None:
         from eval.data import load_tracks
-        from eval.metrics import evaluate
+        from eval.report import evaluate_pairs
 
         pred = load_tracks(writer.dir / "masks") if config.output.id_maps else \
             load_tracks(writer.dir / "tracks.txt")
-        result.metrics = evaluate(gt, pred)
+        report = evaluate_pairs({gt.name: (gt, pred)})
+        report.write(writer.dir / "eval")
+        result.metrics = report.combined
         summary["metrics"] = result.metrics
     result.out_dir = writer.finish(summary)
     return result

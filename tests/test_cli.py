@@ -58,3 +58,21 @@ def test_module_and_console_script_entry_points():
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr
         assert "samtrack" in done.stdout
+
+
+def test_eval_json_has_the_documented_shape(small_scene, capsys):
+    assert main(["eval", "--gt", str(small_scene / "gt" / "gt.txt"), "--pred",
+                 str(small_scene / "gt" / "masks"), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    combined = report["combined"]
+    for key in ("hota", "deta", "assa", "idf1", "mota", "idsw", "fp", "fn"):
+        assert key in combined
+    assert isinstance(combined["idsw"], int) and 0 <= combined["hota"] <= 1
+    assert list(report["sequences"]) == ["small"]
+
+
+def test_eval_bad_file_exit_2(tmp_path, capsys):
+    (tmp_path / "bad.txt").write_text("1,2,3\n")
+    assert main(["eval", "--gt", str(tmp_path / "bad.txt"), "--pred",
+                 str(tmp_path / "bad.txt")]) == 2
+    assert "bad.txt:1: expected at least 6 columns" in capsys.readouterr().err

@@ -2,7 +2,11 @@ import numpy as np
 import pytest
 
 from eval.data import FrameTracks, SequenceTracks, load_tracks
-from eval.metrics import evaluate
+from eval.report import evaluate_pairs
+
+
+def evaluate(gt, pred):
+    return evaluate_pairs({"s": (gt, pred)}).combined
 
 
 def _boxes_seq(assignments, name="s"):
@@ -54,3 +58,94 @@ def test_load_tracks_png_and_mot_agree(small_scene):
     assert png.num_frames == mot.num_frames
     np.testing.assert_allclose(png.get(1).boxes, mot.get(1).boxes)
     assert evaluate(png, mot)["idf1"] == 1.0  # box IoU used when one side has no masks
+
+
+def test_perfect_prediction_hota_one():
+    gt = _boxes_seq([[(1, 0), (2, 50)]] * 6)
+    m = evaluate(gt, gt)
+    assert m["hota"] == pytest.approx(1.0) and m["assa"] == pytest.approx(1.0)
+
+
+def test_swap_report_names_frame_and_ids():
+    from eval.report import evaluate_pairs
+
+    gt = _boxes_seq([[(1, 0), (2, 50)]] * 6)
+    pred = _boxes_seq([[(10, 0), (20, 50)]] * 3 + [[(20, 0), (10, 50)]] * 3)
+    report = evaluate_pairs({"s": (gt, pred)})
+    got = sorted((s.frame, s.gt_id, s.previous_pred_id, s.new_pred_id) for s in report.switches)
+    assert got == [(4, 1, 10, 20), (4, 2, 20, 10)]
+
+
+def _write(path, rows):
+    path.write_text("".join(",".join(str(v) for v in r) + "\n" for r in rows))
+    return path
+
+
+def test_mot17_preprocessing_like_trackeval(tmp_path):
+    """Zero-marked and non-pedestrian gt are dropped; predictions on distractors are removed."""
+    from eval.report import evaluate_pairs
+
+    gt = _write(tmp_path / "gt.txt", [
+        (1, 1, 0, 0, 10, 10, 1, 1, 1),     # pedestrian
+        (1, 2, 50, 0, 10, 10, 0, 1, 1),    # pedestrian, zero-marked: ignored
+        (1, 3, 100, 0, 10, 10, 1, 7, 1),   # static person: a distractor
+    ])
+    pred = _write(tmp_path / "pred.txt", [
+        (1, 5, 0, 0, 10, 10, 1, -1, -1, -1),
+        (1, 6, 50, 0, 10, 10, 1, -1, -1, -1),    # on the zero-marked gt: stays an FP
+        (1, 7, 100, 0, 10, 10, 1, -1, -1, -1),   # on the distractor: removed
+    ])
+    report = evaluate_pairs({"s": (load_tracks(gt), load_tracks(pred))})
+    m = report.combined
+    assert report.settings["sequences"]["s"]["preproc"] == "mot17"
+    assert (m["gt_dets"], m["pred_dets"], m["fp"], m["fn"]) == (1, 2, 1, 0)
+    off = evaluate_pairs({"s": (load_tracks(gt), load_tracks(pred))}, preproc="off").combined
+    assert (off["gt_dets"], off["pred_dets"], off["fp"]) == (3, 3, 0)
+
+
+def test_mot15_preprocessing_drops_zero_marked_only(tmp_path):
+    from eval.report import evaluate_pairs
+
+    gt = _write(tmp_path / "gt.txt", [(1, 1, 0, 0, 10, 10, 1, -1, -1, -1),
+                                      (1, 2, 50, 0, 10, 10, 0, -1, -1, -1)])
+    pred = _write(tmp_path / "pred.txt", [(1, 5, 0, 0, 10, 10, 1, -1, -1, -1)])
+    report = evaluate_pairs({"s": (load_tracks(gt), load_tracks(pred))})
+    assert report.settings["sequences"]["s"]["preproc"] == "mot15"
+    assert report.combined["gt_dets"] == 1 and report.combined["fn"] == 0
+
+
+def test_sequence_folder_combined_and_per_sequence(tmp_path, small_scene):
+    import shutil
+
+    from eval.report import evaluate_paths
+
+    for name in ("a", "b"):
+        shutil.copytree(small_scene, tmp_path / "gt" / name)
+    (tmp_path / "pred").mkdir()
+    shutil.copy(small_scene / "gt" / "gt.txt", tmp_path / "pred" / "a.txt")
+    shutil.copytree(small_scene / "gt" / "masks", tmp_path / "pred" / "b")
+    report = evaluate_paths(tmp_path / "gt", tmp_path / "pred")
+    assert set(report.sequences) == {"a", "b"}
+    assert report.combined["idf1"] == pytest.approx(1.0)
+    assert report.combined["gt_dets"] == 2 * report.sequences["a"]["gt_dets"]
+    written = report.write(tmp_path / "out")
+    assert {p.name for p in written.iterdir()} == {"metrics.json", "metrics.csv", "eval.json",
+                                                  "switches.csv"}
+
+
+def test_missing_prediction_and_bad_files(tmp_path, small_scene):
+    import shutil
+
+    from eval.report import evaluate_paths
+    from pipeline.formats import FormatError
+
+    shutil.copytree(small_scene, tmp_path / "gt" / "a")
+    (tmp_path / "pred").mkdir()
+    with pytest.raises(FormatError, match=r"no prediction for sequence 'a'"):
+        evaluate_paths(tmp_path / "gt", tmp_path / "pred")
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(FormatError, match=r"empty.txt: file is empty"):
+        load_tracks(tmp_path / "empty.txt")
+    _write(tmp_path / "dup.txt", [(1, 1, 0, 0, 1, 1, 1), (1, 1, 5, 5, 1, 1, 1)])
+    with pytest.raises(FormatError, match=r"dup.txt: frame 1: id 1 appears more than once"):
+        load_tracks(tmp_path / "dup.txt")

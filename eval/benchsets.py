@@ -1,0 +1,53 @@
+"""The benchmark's scene sets: generated scenes plus SAM2-style masks, deterministic by seed.
+
+Sets (rows of the benchmark table):
+
+* ``easy``: 2-3 animals that rarely leave the view; only mild mask noise (drops, jitter).
+* ``lookalike``: 2-4 look-alikes leaving and re-entering through the borders, with the full
+  SAM2 failure mix (swaps and new ids on re-entry, crossing swaps, drops, spurious blobs,
+  duplicates).
+* ``crowded``: 6-8 animals, many crossings and occlusions, crossing swaps more likely.
+* ``clean``: the look-alike scenes with perfect masks and ids (no failures): samtrack must never
+  be worse than the raw ids here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eval.failures import FailureSpec
+from eval.scenes import SceneSpec
+
+
+@dataclass(frozen=True)
+class BenchScene:
+    set_name: str
+    name: str
+    scene: SceneSpec
+    failures: FailureSpec
+
+
+def scene_sets(num_scenes: int = 3, num_frames: int = 300,
+               sets: tuple[str, ...] = ("easy", "lookalike", "crowded", "clean"),
+               ) -> list[BenchScene]:
+    out = []
+    for k in range(num_scenes):
+        seed = 100 + k
+        if "easy" in sets:
+            spec = SceneSpec(num_animals=2 + k % 2, num_frames=num_frames, seed=seed,
+                             exit_every=4)
+            out.append(BenchScene("easy", f"easy-{k}", spec,
+                                  FailureSpec(drop=0.005, jitter=0.3, seed=seed)))
+        look = SceneSpec(num_animals=2 + k % 3, num_frames=num_frames, seed=seed + 10,
+                         exit_every=2)
+        if "lookalike" in sets:
+            out.append(BenchScene("lookalike", f"lookalike-{k}", look,
+                                  FailureSpec.sam2_like(seed=seed + 10)))
+        if "crowded" in sets:
+            spec = SceneSpec(num_animals=6 + k % 3, num_frames=num_frames, seed=seed + 20,
+                             exit_every=3, speed=4.0)
+            out.append(BenchScene("crowded", f"crowded-{k}", spec,
+                                  FailureSpec.sam2_like(seed=seed + 20, crowded=True)))
+        if "clean" in sets:
+            out.append(BenchScene("clean", f"clean-{k}", look, FailureSpec.none()))
+    return out

@@ -1,0 +1,122 @@
+"""Options of the tracker stage (``tracker.*``), with defaults tuned on the benchmark scenes.
+
+Cost scale: every cost term lives in about [0, 1] (cosine distance of L2-normalised embeddings,
+1 - IoU, a normalised distance), so weights compare directly: ``appearance_weight: 2`` means "a
+0.1 change in appearance distance counts like a 0.2 change in IoU".
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from reid.embedders import EMBEDDERS
+
+
+class TrackerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["reid", "iou"] = Field(
+        default="reid", description="reid: appearance + motion re-identification tracker; iou: "
+        "plain IoU Hungarian baseline (no re-identification).")
+    mode: Literal["online", "offline"] = Field(
+        default="online", description="offline: after the online pass, re-link tracklets "
+        "into identities globally (cannot-link where they overlap in time).")
+    num_identities: int | None = Field(
+        default=None, ge=1, description="Exactly this many identities exist (\"there are two "
+        "sheep\"): tracks are kept forever, and no identity beyond K is created.")
+
+    # appearance
+    embedder: str = Field(default="mobilenet_v2", description="Appearance embedder: "
+                          "mobilenet_v2, histogram, sam2 or torchvision:<arch>.")
+    embedder_weights: str | None = Field(default=None, description="Weights file for "
+                                         "torchvision:<arch>.")
+    embedder_input_size: int = Field(default=128, ge=32, description="CNN input size (px).")
+    embedder_align: bool = Field(default=True, description="Rotate crops to the mask's major "
+                                 "axis (rotation-invariant features for top-down views).")
+    embedder_flip_average: bool = Field(default=False, description="Also embed the crop turned "
+                                        "180 degrees and average (more robust, 2x the work).")
+    gallery_size: int = Field(default=12, ge=1, description="Distinct embeddings kept per "
+                              "track besides its running average.")
+    gallery_ema: float = Field(default=0.9, ge=0, lt=1, description="Weight of the past in the "
+                               "running-average embedding.")
+    gallery_min_distance: float = Field(default=0.02, ge=0, description="A new embedding enters "
+                                        "the bank only if this far from all in it.")
+
+    # association costs
+    appearance_weight: float = Field(default=1.0, ge=0, description="Weight of the appearance "
+                                     "distance.")
+    motion_weight: float = Field(default=1.0, ge=0, description="Weight of 1 - IoU between the "
+                                 "mask and the track's last mask moved by the predicted motion.")
+    source_id_bonus: float = Field(default=0.3, ge=0, description="Cost reduction when the mask "
+                                   "carries the source id the track last had (a hint, not a "
+                                   "rule: swaps are repaired when appearance/motion disagree).")
+    max_cost: float = Field(default=1.2, gt=0, description="Pairs costing more never match "
+                            "in view.")
+    appearance_gate: float = Field(default=0.45, gt=0, description="Appearance distance above "
+                                   "which a pair is impossible unless motion IoU >= 0.5.")
+    gate_chi2: float = Field(default=13.3, gt=0, description="Squared Mahalanobis distance of "
+                             "the box centre above which a pair is impossible.")
+
+    # scores (two stages like ByteTrack)
+    high_score: float = Field(default=0.5, ge=0, le=1, description="Masks scoring at least this "
+                              "are matched first, on appearance and motion.")
+    low_score: float = Field(default=0.1, ge=0, le=1, description="Masks below this are "
+                             "ignored; between the two they only extend tracks, by motion.")
+
+    # life cycle
+    min_hits: int = Field(default=2, ge=1, description="Matches before a new track is confirmed "
+                          "and reported (tracks of the first frame are confirmed at once).")
+    motion_horizon: int = Field(default=8, ge=0, description="Frames a lost tracklet stays in "
+                                "the in-view association; after that its identity is absent "
+                                "and only re-entry can bring it back.")
+    max_age: int = Field(default=600, ge=1, description="Frames an unmatched track is remembered "
+                         "for re-entry (ignored with num_identities: kept forever).")
+    border_margin: int = Field(default=3, ge=0, description="A mask within this many pixels of "
+                               "the frame edge touches the border (exits, partial views).")
+
+    # re-entry
+    reentry_max_cost: float = Field(default=0.55, gt=0, description="A returning mask restores "
+                                    "an old identity only below this cost; else it is new.")
+    reentry_position_weight: float = Field(default=0.5, ge=0, description="Weight of the "
+                                           "distance between where a track left and where the "
+                                           "mask appears (fraction of the frame diagonal).")
+    border_appearance_weight: float = Field(default=0.3, ge=0, description="Re-entry of a mask "
+                                            "touching the border: its appearance counts this "
+                                            "much (and is not gated); verified later.")
+    reentry_appearance_gate: float = Field(default=0.6, gt=0, description="Appearance distance "
+                                           "above which re-entry is impossible.")
+
+    # verification of provisional identities
+    verify_frames: int = Field(default=3, ge=1, description="Clean (fully visible, apart from "
+                               "others) frames seen before a restored identity is verified.")
+    verify_timeout: int = Field(default=40, ge=1, description="Frames after which a restored "
+                                "identity is kept even without enough clean views.")
+    verify_ratio: float = Field(default=0.7, gt=0, le=1, description="Provisional identities "
+                                "are re-assigned only if the new assignment's total appearance "
+                                "distance is below this fraction of the current one...")
+    verify_margin: float = Field(default=0.005, ge=0, description="...and lower by at least "
+                                 "this much (distances are tiny between clean views of one "
+                                 "animal, so a ratio alone would act on noise).")
+
+    # duplicates
+    duplicate_containment: float = Field(default=0.8, gt=0, le=1, description="Two masks whose "
+                                         "overlap covers this fraction of the smaller are one "
+                                         "object: the smaller (or lower-scored) is dropped.")
+
+    # offline linking
+    offline_link_cost: float = Field(default=0.35, gt=0, description="Offline: tracklets are "
+                                     "merged while their linking cost is below this.")
+
+    # plain IoU baseline (type: iou)
+    iou_threshold: float = Field(default=0.2, ge=0, le=1, description="type iou: minimum box "
+                                 "IoU to continue a track.")
+
+    @field_validator("embedder")
+    @classmethod
+    def _known_embedder(cls, value: str) -> str:
+        if value in ("mobilenet_v2", "histogram", "sam2") or (
+                value.startswith("torchvision:") and len(value) > len("torchvision:")):
+            return value
+        raise ValueError(f"unknown embedder {value!r}; choose from {', '.join(EMBEDDERS)}")

@@ -1,0 +1,89 @@
+"""Constant-velocity Kalman filter on a mask's box (centre x, centre y, width, height).
+
+Why constant velocity: between two frames an animal barely accelerates, and a model this simple
+has two jobs only: say where a track should be now (to shift its last mask for the IoU cost) and
+say where it *cannot* be (Mahalanobis gating). Noise scales with the box size, as in SORT/DeepSORT,
+so the same settings work for near and far objects.
+
+State ``[cx, cy, w, h, vx, vy, vw, vh]``; measurement ``[cx, cy, w, h]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# chi-square 0.99 quantiles, by degrees of freedom: gate for the squared Mahalanobis distance
+CHI2_99 = {1: 6.635, 2: 9.210, 3: 11.345, 4: 13.277}
+
+
+def xyxy_to_cxcywh(box: np.ndarray) -> np.ndarray:
+    x1, y1, x2, y2 = np.asarray(box, dtype=np.float64)
+    return np.array([(x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, 1.0), max(y2 - y1, 1.0)])
+
+
+class BoxKalman:
+    """One track's filter. ``predict()`` once per frame, ``update(box)`` when matched.
+
+    Args:
+        box: first xyxy box.
+        pos_noise: process noise of position per frame, as a fraction of the box height.
+        vel_noise: process noise of velocity per frame, as a fraction of the box height.
+        meas_noise: measurement noise, as a fraction of the box height.
+    """
+
+    def __init__(self, box: np.ndarray, pos_noise: float = 0.05, vel_noise: float = 0.01,
+                 meas_noise: float = 0.05) -> None:
+        self.x = np.zeros(8)
+        self.x[:4] = xyxy_to_cxcywh(box)
+        self.pos_noise, self.vel_noise, self.meas_noise = pos_noise, vel_noise, meas_noise
+        size = self.x[3]
+        self.P = np.diag(np.r_[np.full(4, (2 * pos_noise * size) ** 2),
+                               np.full(4, (10 * vel_noise * size) ** 2)])
+        self.F = np.eye(8)
+        self.F[:4, 4:] = np.eye(4)
+        self.H = np.eye(4, 8)
+
+    def _q(self) -> np.ndarray:
+        size = max(self.x[3], 1.0)
+        return np.diag(np.r_[np.full(4, (self.pos_noise * size) ** 2),
+                             np.full(4, (self.vel_noise * size) ** 2)])
+
+    def _r(self) -> np.ndarray:
+        size = max(self.x[3], 1.0)
+        return np.eye(4) * (self.meas_noise * size) ** 2
+
+    def predict(self) -> np.ndarray:
+        self.x = self.F @ self.x
+        self.x[2:4] = np.maximum(self.x[2:4], 1.0)
+        self.P = self.F @ self.P @ self.F.T + self._q()
+        return self.x[:4].copy()
+
+    def update(self, box: np.ndarray) -> None:
+        z = xyxy_to_cxcywh(box)
+        s = self.H @ self.P @ self.H.T + self._r()
+        k = self.P @ self.H.T @ np.linalg.inv(s)
+        self.x = self.x + k @ (z - self.H @ self.x)
+        self.P = (np.eye(8) - k @ self.H) @ self.P
+
+    def freeze_velocity(self) -> None:
+        """Stop extrapolating (used while a track is out of view: it is not moving *there*)."""
+        self.x[4:] = 0.0
+
+    @property
+    def box(self) -> np.ndarray:
+        cx, cy, w, h = self.x[:4]
+        return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+
+    @property
+    def velocity(self) -> np.ndarray:
+        return self.x[4:6].copy()
+
+    def mahalanobis(self, boxes: np.ndarray, dims: int = 2) -> np.ndarray:
+        """Squared Mahalanobis distance of xyxy ``boxes`` to the predicted state, on the
+        first ``dims`` measurement components (2 = centre only)."""
+        if len(boxes) == 0:
+            return np.zeros(0)
+        z = np.stack([xyxy_to_cxcywh(b) for b in boxes])[:, :dims]
+        s = (self.H @ self.P @ self.H.T + self._r())[:dims, :dims]
+        d = z - self.x[:dims]
+        return np.einsum("ni,ij,nj->n", d, np.linalg.inv(s), d)

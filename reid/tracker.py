@@ -1,0 +1,498 @@
+"""The re-identification tracker: stable identities from masks that swap, vanish and return.
+
+Per frame (``update``), see :mod:`reid.tracks` for tracklets versus identities:
+
+1. **Duplicates**: two masks on one object (a masklet latched onto an animal another masklet
+   already follows) are cut to one by containment, keeping the larger.
+2. **In view** (stage 1, like ByteTrack's first stage): live tracklets are matched with confident
+   masks by Hungarian assignment on ``appearance + motion - source-id bonus``, gated by
+   Mahalanobis distance and appearance. Source ids are only a hint: when SAM2 hands one animal's
+   id to another, motion and appearance win and a ``swap_fixed`` event is recorded.
+3. **Low-score masks** (stage 2) extend the remaining tracklets on motion alone.
+4. Unmatched confident masks start tentative tracklets.
+5. **Re-entry**: a tracklet without identity (after ``min_hits`` frames) is matched against the
+   absent identities on appearance plus where each was last seen (the border it left through)
+   plus the source-id hint. A match restores the old identity (``restored``), provisionally.
+6. **Verification**: a provisional identity is checked once the object has been seen fully
+   (not at a border, not touching another object) for ``verify_frames`` frames; if another
+   absent identity fits clearly better, the identity is corrected (``reassigned``). This is what
+   repairs SAM2's swaps on re-entry, where the first half-visible frames say little.
+7. Tracklets with no identity left to take become new identities (never more than
+   ``num_identities`` when it is set).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from pipeline.frames import FrameObjects
+from pipeline.geometry import box_iou
+from reid.association import assign
+from reid.config import TrackerConfig
+from reid.costs import (
+    appearance_distance,
+    crop_masks,
+    mahalanobis_gate,
+    motion_iou,
+    position_cost,
+    source_match,
+)
+from reid.embedders import Embedder
+from reid.motion import BoxKalman
+from reid.tracks import Gallery, Identity, LastSeen, Tracklet, TrackState
+
+
+@dataclass(frozen=True)
+class RepairEvent:
+    """An identity decision that overrode (or filled in for) the mask source."""
+
+    frame: int  # zero-based frame index
+    kind: str  # swap_fixed | restored | reassigned | duplicate_suppressed
+    source_id: int
+    old_track: int  # identity the source id (or the provisional decision) pointed to; -1 none
+    new_track: int  # identity samtrack gave the object; -1 dropped
+    appearance: float | None = None
+    motion_iou: float | None = None
+    cost: float | None = None
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class FrameLog:
+    """What offline linking needs from one frame of the online pass."""
+
+    frame: int
+    det_index: np.ndarray  # indices into the frame's objects that belong to a tracklet
+    tracklet_keys: np.ndarray
+    track_ids: np.ndarray  # online identity per object (-1: none)
+    clean: np.ndarray  # bool: fully visible and apart from others
+    embeddings: np.ndarray | None
+    centroids: np.ndarray
+    borders: list[tuple[str, ...]] = field(default_factory=list)
+
+
+def frame_borders(box: np.ndarray, size: tuple[int, int], margin: int) -> tuple[str, ...]:
+    """The frame borders a box touches (within ``margin`` pixels)."""
+    h, w = size
+    x1, y1, x2, y2 = box
+    out = []
+    if x1 <= margin:
+        out.append("left")
+    if y1 <= margin:
+        out.append("top")
+    if x2 >= w - margin:
+        out.append("right")
+    if y2 >= h - margin:
+        out.append("bottom")
+    return tuple(out)
+
+
+def isolated(boxes: np.ndarray) -> np.ndarray:
+    """``True`` for boxes that overlap no other box (their crops show one animal only)."""
+    if len(boxes) < 2:
+        return np.ones(len(boxes), bool)
+    iou = box_iou(boxes, boxes)
+    np.fill_diagonal(iou, 0)
+    return ~(iou > 0).any(axis=1)
+
+
+class ReidTracker:
+    """``update(objects, image) -> objects with track_ids``, one call per frame in order."""
+
+    def __init__(self, config: TrackerConfig | None = None,
+                 embedder: Embedder | None = None, *, keep_log: bool = False) -> None:
+        self.config = config or TrackerConfig()
+        self.embedder = embedder
+        self.tracklets: list[Tracklet] = []  # live ones
+        self.identities: dict[int, Identity] = {}
+        self.events: list[RepairEvent] = []
+        self.timing = {"embed": 0.0, "associate": 0.0}
+        self.frames_seen = 0
+        self.keep_log = keep_log
+        self.log: list[FrameLog] = []
+        self._next_key = 1
+        self._next_id = 1
+        self._source_owner: dict[int, Identity] = {}
+        self._identity_source: dict[int, int] = {}  # track_id -> last source id
+
+    # ------------------------------------------------------------------ helpers
+    def _gallery(self) -> Gallery:
+        c = self.config
+        return Gallery(c.gallery_size, c.gallery_ema, c.gallery_min_distance)
+
+    def _new_identity(self, tracklet: Tracklet, frame: int) -> Identity:
+        identity = Identity(self._next_id, self._gallery(),
+                            LastSeen(frame, tracklet.centroid.copy(), tracklet.borders))
+        for e in tracklet.own_gallery.bank:
+            identity.gallery.add(e)
+        self._next_id += 1
+        self.identities[identity.track_id] = identity
+        self._attach(tracklet, identity, pending=False)
+        return identity
+
+    def _attach(self, tracklet: Tracklet, identity: Identity, *, pending: bool) -> None:
+        tracklet.identity = identity
+        identity.tracklet = tracklet
+        tracklet.pending = pending
+        tracklet.state = TrackState.ACTIVE
+        if pending:
+            tracklet.previous_last_seen = identity.last_seen
+            tracklet.pending_embeddings = []
+            tracklet.pending_since = tracklet.last_frame
+
+    def _detach(self, tracklet: Tracklet, frame: int) -> None:
+        identity = tracklet.identity
+        if identity is None:
+            return
+        identity.tracklet = None
+        if tracklet.pending:
+            self._commit(tracklet)
+        identity.last_seen = LastSeen(tracklet.last_frame, tracklet.centroid.copy(),
+                                      tracklet.borders)
+
+    def _commit(self, tracklet: Tracklet) -> None:
+        """End verification: the provisional identity is kept and learns the clean views."""
+        if tracklet.identity is not None:
+            for e in tracklet.pending_embeddings:
+                tracklet.identity.gallery.add(e)
+        tracklet.pending = False
+        tracklet.pending_embeddings = []
+
+    def _suppress_duplicates(self, objects: FrameObjects, frame: int) -> np.ndarray:
+        keep = np.ones(len(objects), bool)
+        if len(objects) < 2:
+            return keep
+        boxes = objects.boxes
+        overlap = box_iou(boxes, boxes) > 0
+        np.fill_diagonal(overlap, False)
+        if not overlap.any():
+            return keep
+        masks, areas = objects.masks, objects.areas
+        for i, j in zip(*np.nonzero(np.triu(overlap)), strict=True):
+            if not (keep[i] and keep[j]):
+                continue
+            inter = int((masks[i] & masks[j]).sum())
+            if inter / max(min(areas[i], areas[j]), 1) < self.config.duplicate_containment:
+                continue
+            # keep the larger mask (the duplicate is the part of the animal a stray masklet
+            # grabbed); on equal areas the higher score
+            drop = j if (areas[i], objects.scores[i]) >= (areas[j], objects.scores[j]) else i
+            keep[drop] = False
+            self.events.append(RepairEvent(frame, "duplicate_suppressed",
+                                           int(objects.source_ids[drop]), -1, -1))
+        return keep
+
+    # ------------------------------------------------------------------ main step
+    def update(self, objects: FrameObjects, image: np.ndarray | None = None) -> FrameObjects:
+        c = self.config
+        frame = objects.frame_index
+        t_start = time.perf_counter()
+        out_ids = np.full(len(objects), -1, np.int64)
+        keep = self._suppress_duplicates(objects, frame) & (objects.scores >= c.low_score)
+        det_index = np.flatnonzero(keep)
+        dets = objects[det_index]
+        n = len(dets)
+        boxes = dets.boxes
+        patches = crop_masks(dets.masks, boxes) if n else []
+        centroids = dets.centroids
+        source_ids = dets.source_ids
+        embeddings = None
+        embed_time = 0.0
+        if self.embedder is not None and n and (image is not None or
+                                                 dets.embeddings is not None):
+            t0 = time.perf_counter()
+            embeddings = self.embedder.embed(image, dets)
+            embed_time = time.perf_counter() - t0
+        borders = [frame_borders(b, objects.image_size, c.border_margin) for b in boxes]
+        clean = isolated(boxes) & np.array([not b for b in borders], bool)
+        diagonal = float(np.hypot(*objects.image_size))
+        for tracklet in self.tracklets:
+            tracklet.kalman.predict()
+
+        assigned: dict[int, Tracklet] = {}
+        details: dict[int, tuple] = {}
+        high = np.flatnonzero(dets.scores >= c.high_score)
+        low = np.flatnonzero(dets.scores < c.high_score)
+
+        # stage 1: in view, confident masks
+        live = [t for t in self.tracklets if t.misses <= c.motion_horizon]
+        if live and len(high):
+            partial = np.array([bool(borders[j]) for j in high], bool)
+            cost, miou, app = self._view_cost(live, boxes[high], [patches[j] for j in high],
+                                              None if embeddings is None else embeddings[high],
+                                              source_ids[high], partial)
+            for r, k in assign(cost, c.max_cost):
+                j = int(high[k])
+                assigned[j] = live[r]
+                details[j] = (_f(app[r, k]), float(miou[r, k]), float(cost[r, k]))
+        # stage 2: remaining tracklets, low-score masks, motion only
+        rest = [t for t in live if t not in assigned.values()]
+        if rest and len(low):
+            miou = motion_iou(rest, boxes[low], [patches[j] for j in low])
+            cost = np.where(miou > 0, 1.0 - miou, np.inf)
+            for r, k in assign(cost, 0.9):
+                j = int(low[k])
+                assigned[j] = rest[r]
+                details[j] = (None, float(miou[r, k]), float(cost[r, k]))
+        # update matched tracklets
+        for j, tracklet in assigned.items():
+            self._update_tracklet(tracklet, frame, boxes[j], patches[j], centroids[j],
+                                  None if embeddings is None else embeddings[j], bool(clean[j]),
+                                  borders[j])
+            self._note_source(frame, tracklet, int(source_ids[j]), details[j])
+        # stage 3: unmatched confident masks start tentative tracklets
+        for j in high:
+            j = int(j)
+            if j not in assigned:
+                assigned[j] = self._new_tracklet(frame, boxes[j], patches[j], centroids[j],
+                                                 None if embeddings is None else embeddings[j],
+                                                 int(source_ids[j]), borders[j])
+        # unmatched tracklets age, end, and release their identities
+        matched = {t.key for t in assigned.values()}
+        for tracklet in list(self.tracklets):
+            if tracklet.key in matched:
+                continue
+            tracklet.misses += 1
+            if tracklet.borders and tracklet.misses == 1:
+                # it went out of view: it is not moving on *there*; wait where it left
+                tracklet.kalman.freeze_velocity()
+            if tracklet.state == TrackState.TENTATIVE or tracklet.misses > c.motion_horizon:
+                tracklet.state = TrackState.ENDED
+                self._detach(tracklet, frame)
+                self.tracklets.remove(tracklet)
+            else:
+                tracklet.state = TrackState.LOST
+        # stage 4-6: identities for tracklets that have none, verification of provisional ones
+        self._reenter(frame, assigned, embeddings, centroids, source_ids, diagonal)
+        self._verify(frame, assigned, source_ids)
+        for j, tracklet in assigned.items():
+            identity = tracklet.identity
+            if identity is not None:
+                out_ids[det_index[j]] = identity.track_id
+                identity.last_seen = LastSeen(frame, tracklet.centroid.copy(), tracklet.borders)
+                if source_ids[j] >= 0:
+                    self._identity_source[identity.track_id] = int(source_ids[j])
+                    self._source_owner[int(source_ids[j])] = identity
+        self._expire(frame)
+        if self.keep_log:
+            js = sorted(assigned)
+            self.log.append(FrameLog(
+                frame=frame, det_index=det_index[js].astype(np.int64),
+                tracklet_keys=np.array([assigned[j].key for j in js], np.int64),
+                track_ids=np.array([assigned[j].track_id for j in js], np.int64),
+                clean=clean[js] if js else np.zeros(0, bool),
+                embeddings=None if embeddings is None else embeddings[js].astype(np.float16),
+                centroids=centroids[js] if js else np.zeros((0, 2)),
+                borders=[borders[j] for j in js]))
+        self.frames_seen += 1
+        self.timing["embed"] += embed_time
+        self.timing["associate"] += time.perf_counter() - t_start - embed_time
+        result = objects.with_track_ids(out_ids)
+        if embeddings is not None:
+            full = np.zeros((len(objects), embeddings.shape[1]), np.float32)
+            full[det_index] = embeddings
+            result.embeddings = full
+        return result
+
+    # ------------------------------------------------------------------ stages
+    def _view_cost(self, tracklets, boxes, patches, embeddings, source_ids, partial):
+        c = self.config
+        miou = motion_iou(tracklets, boxes, patches)
+        app = appearance_distance([t.appearance_gallery() for t in tracklets], embeddings,
+                                  len(boxes))
+        app0 = np.nan_to_num(app, nan=0.0)
+        gate = mahalanobis_gate(tracklets, boxes, c.gate_chi2) | (miou > 0)
+        # half-visible at a border: appearance is unreliable, so it neither gates nor weighs
+        # fully (motion and the source id carry the match)
+        gate &= (app0 <= c.appearance_gate) | (miou >= 0.5) | partial[None, :]
+        weight = np.where(partial, c.border_appearance_weight, 1.0)[None, :]
+        cost = (c.appearance_weight * weight * app0 + c.motion_weight * (1.0 - miou)
+                - c.source_id_bonus * source_match([t.source_id for t in tracklets],
+                                                   source_ids))
+        return np.where(gate, cost, np.inf), miou, app
+
+    def _new_tracklet(self, frame, box, patch, centroid, embedding, source_id, borders):
+        tracklet = Tracklet(key=self._next_key, kalman=BoxKalman(box), first_frame=frame,
+                            last_frame=frame, last_box=box.copy(), patch=patch[0],
+                            patch_origin=patch[1], centroid=centroid.copy(), borders=borders,
+                            source_id=source_id, own_gallery=self._gallery())
+        if embedding is not None:
+            tracklet.own_gallery.add(embedding)
+        self._next_key += 1
+        self.tracklets.append(tracklet)
+        return tracklet
+
+    def _update_tracklet(self, tracklet, frame, box, patch, centroid, embedding, clean,
+                         borders):
+        tracklet.kalman.update(box)
+        tracklet.last_box = box.copy()
+        tracklet.patch, tracklet.patch_origin = patch
+        tracklet.centroid = centroid.copy()
+        tracklet.borders = borders
+        tracklet.last_frame = frame
+        tracklet.misses = 0
+        tracklet.hits += 1
+        if tracklet.state == TrackState.LOST:
+            tracklet.state = TrackState.ACTIVE
+        if embedding is None:
+            return
+        if clean or tracklet.own_gallery.mean is None:
+            tracklet.own_gallery.add(embedding)
+        if tracklet.identity is not None and clean:
+            if tracklet.pending:
+                tracklet.pending_embeddings.append(embedding)
+            else:
+                tracklet.identity.gallery.add(embedding)
+                tracklet.identity.clean_frames += 1
+
+    def _note_source(self, frame, tracklet, source_id, detail):
+        """An in-view match whose source id belonged to another identity: a repaired swap."""
+        if source_id < 0:
+            return
+        owner = self._source_owner.get(source_id)
+        identity = tracklet.identity
+        if owner is not None and identity is not None and owner is not identity and \
+                source_id != tracklet.source_id:
+            app, miou, cost = detail
+            self.events.append(RepairEvent(frame, "swap_fixed", source_id, owner.track_id,
+                                           identity.track_id, app, miou, cost))
+        tracklet.source_id = source_id
+
+    def _absent(self) -> list[Identity]:
+        return [i for i in self.identities.values() if i.absent]
+
+    def _reenter(self, frame, assigned, embeddings, centroids, source_ids, diagonal):
+        c = self.config
+        waiting = [j for j, t in assigned.items() if t.identity is None]
+        if not waiting:
+            return
+        absent = self._absent()
+        pairs: list[tuple[int, int]] = []
+        cost = app = None
+        if absent and embeddings is not None and self.frames_seen > 0:
+            idx = np.array(waiting)
+            app = appearance_distance([i.gallery for i in absent], embeddings[idx], len(idx))
+            app0 = np.nan_to_num(app, nan=c.reentry_appearance_gate)
+            pos = position_cost([i.last_seen for i in absent], centroids[idx], diagonal)
+            src = source_match([self._identity_source.get(i.track_id, -1) for i in absent],
+                               source_ids[idx])
+            # a half-visible object at the border says little about its appearance: there the
+            # decision leans on where identities left and on the source id, and verification
+            # checks it once the object is fully in view
+            partial = np.array([bool(assigned[j].borders) for j in waiting])
+            weight = np.where(partial, c.border_appearance_weight, 1.0)[None, :]
+            cost = (c.appearance_weight * weight * app0 + c.reentry_position_weight * pos
+                    - c.source_id_bonus * src)
+            cost = np.where((app0 <= c.reentry_appearance_gate) | partial[None, :], cost,
+                            np.inf)
+            full = c.num_identities is not None and len(self.identities) >= c.num_identities
+            # with every identity known, a returning object *is* one of the absent ones
+            pairs = assign(cost, np.inf if full else c.reentry_max_cost)
+        done = set()
+        for r, k in pairs:
+            j = waiting[k]
+            tracklet, identity = assigned[j], absent[r]
+            self._attach(tracklet, identity, pending=True)
+            owner = self._source_owner.get(int(source_ids[j]))
+            self.events.append(RepairEvent(
+                frame, "restored", int(source_ids[j]),
+                owner.track_id if owner is not None and owner is not identity else -1,
+                identity.track_id, _f(app[r, k]), None, float(cost[r, k])))
+            done.add(j)
+        for j in waiting:
+            if j in done:
+                continue
+            if assigned[j].hits < c.min_hits and self.frames_seen > 0:
+                continue  # a new identity needs min_hits frames (spurious blobs do not last)
+            if c.num_identities is not None and len(self.identities) >= c.num_identities:
+                continue  # no identity left: a spurious blob or a duplicate; stays unlabelled
+            self._new_identity(assigned[j], frame)
+
+    def _verify(self, frame, assigned, source_ids):
+        """Re-solve provisional identities once a tracklet has enough clean views.
+
+        Jointly over every provisional tracklet with clean views and every absent identity
+        (Hungarian on mean gallery distance): when two sheep return and each was provisionally
+        given the other's identity, only a joint solution can exchange them.
+        """
+        c = self.config
+        ready = [t for t in assigned.values() if t.pending and t.identity is not None and
+                 (len(t.pending_embeddings) >= c.verify_frames or
+                  frame - t.pending_since >= c.verify_timeout)]
+        if not ready:
+            return
+        pending = [t for t in self.tracklets if t.pending and t.identity is not None]
+        group = [t for t in pending if t.pending_embeddings]
+        # identities held provisionally by tracklets with no clean view yet are up for grabs too
+        idle = [t for t in pending if not t.pending_embeddings]
+        identities = [t.identity for t in group] + [t.identity for t in idle] + self._absent()
+        if group and len(identities) > 1:
+            cost = np.full((len(group), len(identities)), np.inf)
+            for r, t in enumerate(group):
+                views = np.stack(t.pending_embeddings)
+                for k, identity in enumerate(identities):
+                    if identity.gallery.mean is not None:
+                        cost[r, k] = float(np.nanmean(identity.gallery.distance(views)))
+            current = sum(cost[r, r] for r in range(len(group)))
+            pairs = assign(cost, np.inf)
+            better = sum(cost[r, k] for r, k in pairs)
+            if len(pairs) == len(group) and np.isfinite(better) and \
+                    better < c.verify_ratio * current - c.verify_margin:
+                old = {t.key: t.identity for t in group + idle}
+                for t in group + idle:  # release, then re-attach per the joint solution
+                    t.identity.tracklet = None
+                    if t.previous_last_seen is not None:
+                        t.identity.last_seen = t.previous_last_seen
+                    t.identity = None
+                taken = set()
+                for r, k in pairs:
+                    t, identity = group[r], identities[k]
+                    taken.add(identity.track_id)
+                    views = list(t.pending_embeddings)
+                    self._attach(t, identity, pending=True)
+                    t.pending_embeddings = views
+                    if identity is not old[t.key]:
+                        self.events.append(RepairEvent(
+                            frame, "reassigned", int(t.source_id), old[t.key].track_id,
+                            identity.track_id, float(cost[r, k]), None, float(cost[r, r])))
+                for t in idle:
+                    if old[t.key].track_id not in taken:
+                        self._attach(t, old[t.key], pending=True)
+                    # else: left without identity; re-entry resolves it next frame
+        for t in ready:
+            if t.identity is None:
+                continue
+            views = np.stack(t.pending_embeddings) if t.pending_embeddings else None
+            own = (float(np.nanmean(t.identity.gallery.distance(views)))
+                   if views is not None and t.identity.gallery.mean is not None else 0.0)
+            room = c.num_identities is None or len(self.identities) < c.num_identities
+            if own > c.reentry_appearance_gate and room:
+                # clearly not the identity it was given, nor any other absent one: a newcomer
+                previous = t.identity
+                previous.tracklet = None
+                if t.previous_last_seen is not None:
+                    previous.last_seen = t.previous_last_seen
+                t.identity = None
+                t.pending = False
+                identity = self._new_identity(t, frame)
+                self.events.append(RepairEvent(frame, "reassigned", int(t.source_id),
+                                               previous.track_id, identity.track_id, own))
+                continue
+            self._commit(t)
+
+    def _expire(self, frame):
+        c = self.config
+        if c.num_identities is not None:
+            return
+        for tid, identity in list(self.identities.items()):
+            if identity.absent and frame - identity.last_seen.frame > c.max_age:
+                del self.identities[tid]
+
+
+def _f(value) -> float | None:
+    return None if value is None or np.isnan(value) else float(value)

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.sources import SourceOptions, registered_sources
-from reid.iou_tracker import IouTrackerConfig
+from reid.config import TrackerConfig
 
 
 class ConfigError(ValueError):
@@ -103,7 +103,7 @@ class Config(_Section):
 
     video: VideoConfig = Field(default_factory=VideoConfig)
     source: SourceConfig = Field(default_factory=SourceConfig)
-    tracker: IouTrackerConfig = Field(default_factory=IouTrackerConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     viz: VizConfig = Field(default_factory=VizConfig)

@@ -1,8 +1,9 @@
 """Run a whole pipeline: video -> mask source -> tracker -> outputs (-> evaluation).
 
 One function, :func:`run`, with one job: wire the stages together, time each of them and hand
-every tracked frame to the writer as soon as it exists (streaming: memory does not grow with the
-clip).
+every tracked frame to the writer. Online runs stream (memory does not grow with the clip);
+offline runs (``tracker.mode: offline``) keep each frame's masks as RLE, re-link identities at the
+end, then read the video a second time to write the outputs.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from pipeline import __version__
 from pipeline.config import Config
+from pipeline.device import resolve_device
+from pipeline.frames import FrameObjects
 from pipeline.outputs import RunWriter, default_run_dir
 from pipeline.sources import SourceContext, build_source
 from pipeline.video import VideoFrame, VideoReader
-from reid.iou_tracker import IouTracker
+from reid.config import TrackerConfig
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,23 @@ class RunResult:
     timing: dict[str, float]
     skipped_frames: list[str] = field(default_factory=list)
     metrics: dict[str, Any] | None = None
+    repairs: list[dict] = field(default_factory=list)
+
+
+def build_tracker(config: TrackerConfig, device: str = "cpu", *, keep_log: bool = False):
+    """The configured tracker (``reid`` with its embedder, or the ``iou`` baseline)."""
+    if config.type == "iou":
+        from reid.iou_tracker import IouTracker
+
+        return IouTracker(config.iou_threshold, min(config.max_age, 30))
+    from reid.embedders import build_embedder
+    from reid.tracker import ReidTracker
+
+    embedder = build_embedder(config.embedder, weights=config.embedder_weights,
+                              input_size=config.embedder_input_size, device=device,
+                              align=config.embedder_align,
+                              flip_average=config.embedder_flip_average)
+    return ReidTracker(config, embedder, keep_log=keep_log)
 
 
 def run(config: Config) -> RunResult:
@@ -70,9 +91,11 @@ def run(config: Config) -> RunResult:
     video = VideoReader(config.video.path, fps=config.video.fps,
                         on_bad_frame=config.video.on_bad_frame, max_frames=config.video.max_frames)
     timed = _TimedVideo(video)
+    device = resolve_device(config.device)
     source = build_source(config.source.name, config.source.options(),
-                          SourceContext(device=config.device))
-    tracker = IouTracker(config.tracker)
+                          SourceContext(device=device))
+    offline = config.tracker.type == "reid" and config.tracker.mode == "offline"
+    tracker = build_tracker(config.tracker, device, keep_log=offline)
     out_dir = Path(config.output.dir) if config.output.dir else default_run_dir(video.path)
     writer = RunWriter(out_dir, overwrite=config.output.overwrite, fps=video.fps,
                        id_maps=config.output.id_maps, mots=config.output.mots,
@@ -92,6 +115,7 @@ def run(config: Config) -> RunResult:
         stream = source.frames(timed)  # type: ignore[arg-type]
         bar = tqdm(total=len(video), unit="frame", disable=config.quiet, desc="samtrack",
                    leave=False)
+        kept: list[FrameObjects] = []
         with bar:
             while True:
                 t0 = time.perf_counter()
@@ -104,25 +128,34 @@ def run(config: Config) -> RunResult:
                 decode = timed.seconds - decode_before
                 timing["decode"] += decode
                 timing["source"] += (t1 - t0) - decode
-                tracked = tracker.update(objects)
+                tracked = tracker.update(objects, frame.image)
                 t2 = time.perf_counter()
-                writer.write_frame(frame.image, tracked)
-                timing["write"] += time.perf_counter() - t2
                 timing["track"] += t2 - t1
+                if offline:
+                    tracked.embeddings = None
+                    kept.append(tracked.compact())
+                else:
+                    writer.write_frame(frame.image, tracked)
+                    timing["write"] += time.perf_counter() - t2
+                    ids.update(int(i) for i in tracked.track_ids if i > 0)
                 frames += 1
                 objects_total += len(tracked)
-                ids.update(int(i) for i in tracked.track_ids if i > 0)
                 bar.update(1)
         if frames == 0:
             raise ValueError(f"{video.path}: no frame could be decoded")
+        if offline:
+            ids = _write_offline(tracker, kept, video, writer, timing)
     total = time.perf_counter() - started
     result = RunResult(out_dir=out_dir, frames=frames, objects=objects_total,
-                       track_ids=sorted(ids), timing=timing, skipped_frames=list(video.skipped))
+                       track_ids=sorted(ids), timing=timing, skipped_frames=list(video.skipped),
+                       repairs=[e.to_dict() for e in getattr(tracker, "events", [])])
     summary: dict[str, Any] = {
         "samtrack_version": __version__,
         "video": str(video.path),
         "source": config.source.name,
         "tracker": config.tracker.type,
+        "mode": config.tracker.mode,
+        "device": device,
         "fps": video.fps,
         "image_size": list(video.image_size or []),
         "frames": frames,
@@ -132,7 +165,11 @@ def run(config: Config) -> RunResult:
         "num_tracks": len(ids),
         "timing_s": {k: round(v, 4) for k, v in timing.items()} | {"total": round(total, 4)},
         "ms_per_frame": {k: round(1000 * v / frames, 3) for k, v in timing.items()},
+        "repairs": result.repairs,
     }
+    if hasattr(tracker, "timing"):
+        summary["tracker_ms_per_frame"] = {k: round(1000 * v / frames, 3)
+                                           for k, v in tracker.timing.items()}
     if gt is not None:
         from eval.data import load_tracks
         from eval.report import evaluate_pairs
@@ -145,3 +182,32 @@ def run(config: Config) -> RunResult:
         summary["metrics"] = result.metrics
     result.out_dir = writer.finish(summary)
     return result
+
+
+def _write_offline(tracker, kept: list[FrameObjects], video: VideoReader, writer: RunWriter,
+                   timing: dict[str, float]) -> set[int]:
+    """Re-link identities over the whole clip, then write every frame with the final ids."""
+    from reid.offline import link_offline
+
+    t0 = time.perf_counter()
+    labels = link_offline(tracker.log, num_identities=tracker.config.num_identities,
+                          new_identity_cost=tracker.config.offline_link_cost)
+    by_frame = {entry.frame: (entry, lab) for entry, lab in zip(tracker.log, labels,
+                                                                  strict=True)}
+    timing["track"] += time.perf_counter() - t0
+    ids: set[int] = set()
+    t1 = time.perf_counter()
+    index = {obj.frame_index: obj for obj in kept}
+    for frame in video:
+        obj = index.get(frame.index)
+        if obj is None:
+            continue
+        new_ids = np.full(len(obj), -1, np.int64)
+        if frame.index in by_frame:
+            entry, lab = by_frame[frame.index]
+            new_ids[entry.det_index] = lab
+        final = obj.with_track_ids(new_ids)
+        writer.write_frame(frame.image, final)
+        ids.update(int(i) for i in new_ids if i > 0)
+    timing["write"] += time.perf_counter() - t1
+    return ids

@@ -243,7 +243,8 @@ class TorchvisionEmbedder(_TorchEmbedder):
         try:
             model = torchvision.models.get_model(arch, weights=None)
         except ValueError:
-            raise ValueError(f"tracker.embedder: unknown torchvision architecture {arch!r}") from None
+            raise ValueError(
+                f"tracker.embedder: unknown torchvision architecture {arch!r}") from None
         state = torch.load(weights, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]

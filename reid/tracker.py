@@ -71,6 +71,7 @@ class FrameLog:
     tracklet_keys: np.ndarray
     track_ids: np.ndarray  # online identity per object (-1: none)
     clean: np.ndarray  # bool: fully visible and apart from others
+    isolated: np.ndarray  # bool: apart from others (crossings are where tracklets may err)
     embeddings: np.ndarray | None
     centroids: np.ndarray
     borders: list[tuple[str, ...]] = field(default_factory=list)
@@ -209,7 +210,8 @@ class ReidTracker:
             embeddings = self.embedder.embed(image, dets)
             embed_time = time.perf_counter() - t0
         borders = [frame_borders(b, objects.image_size, c.border_margin) for b in boxes]
-        clean = isolated(boxes) & np.array([not b for b in borders], bool)
+        apart = isolated(boxes)
+        clean = apart & np.array([not b for b in borders], bool)
         diagonal = float(np.hypot(*objects.image_size))
         for tracklet in self.tracklets:
             tracklet.kalman.predict()
@@ -286,6 +288,7 @@ class ReidTracker:
                 tracklet_keys=np.array([assigned[j].key for j in js], np.int64),
                 track_ids=np.array([assigned[j].track_id for j in js], np.int64),
                 clean=clean[js] if js else np.zeros(0, bool),
+                isolated=apart[js] if js else np.zeros(0, bool),
                 embeddings=None if embeddings is None else embeddings[js].astype(np.float16),
                 centroids=centroids[js] if js else np.zeros((0, 2)),
                 borders=[borders[j] for j in js]))

@@ -28,9 +28,10 @@ def assign(cost: np.ndarray, limit: float) -> list[tuple[int, int]]:
     else:
         from scipy.optimize import linear_sum_assignment
 
-        # pad with dummy rows/cols at `limit` so that leaving a row unmatched costs `limit`
+        # pad like lapjv's cost_limit: leaving a row and a column unmatched costs `limit` in
+        # total (limit / 2 each), so only pairs cheaper than `limit` are worth matching
         n, m = finite.shape
-        padded = np.full((n + m, m + n), limit, dtype=np.float64)
+        padded = np.full((n + m, m + n), limit / 2, dtype=np.float64)
         padded[:n, :m] = finite
         padded[n:, m:] = 0.0
         rows, cols = linear_sum_assignment(padded)

@@ -1,0 +1,142 @@
+"""Tracker behaviour on small hand-built sequences (histogram embedder: fast, weight-free)."""
+
+import numpy as np
+
+from reid.config import TrackerConfig
+from reid.embedders import HistogramEmbedder
+from reid.offline import link_offline
+from reid.tracker import ReidTracker
+from reid.tracks import TrackState
+from tests.reid_helpers import BLUE, GREEN, RED, frame
+
+
+def _tracker(**kw) -> ReidTracker:
+    return ReidTracker(TrackerConfig(embedder="histogram", **kw), HistogramEmbedder(),
+                       keep_log=True)
+
+
+def _run(tracker, frames):
+    return [tracker.update(objs, image) for image, objs in frames]
+
+
+def test_lifecycle_tentative_confirmed_lost_ended():
+    tr = _tracker(min_hits=3, motion_horizon=2)
+    first = _run(tr, [frame(0, [((50, 60), RED, 1)])])
+    assert first[0].track_ids.tolist() == [1]  # first frame: confirmed at once
+    # a newcomer is tentative (unlabelled) until min_hits frames
+    out = _run(tr, [frame(t, [((50 + t, 60), RED, 1), ((150, 60), BLUE, 2)])
+                    for t in range(1, 4)])
+    assert [o.track_ids.tolist() for o in out] == [[1, -1], [1, -1], [1, 2]]
+    # the red one disappears mid-frame: lost for motion_horizon frames, then ended
+    out = _run(tr, [frame(t, [((150, 60), BLUE, 2)]) for t in range(4, 8)])
+    red = tr.identities[1]
+    assert red.absent and red.last_seen.borders == ()
+    assert all(t.state != TrackState.TENTATIVE for t in tr.tracklets)
+
+
+def test_unmatched_tentative_is_dropped():
+    tr = _tracker(min_hits=3)
+    _run(tr, [frame(0, [((50, 60), RED, 1)])])
+    out = _run(tr, [frame(1, [((50, 60), RED, 1), ((150, 60), BLUE, 9)]),
+                    frame(2, [((50, 60), RED, 1)])])
+    assert out[0].track_ids.tolist() == [1, -1]
+    assert len(tr.tracklets) == 1 and len(tr.identities) == 1
+
+
+def _exit_and_return(colour_a, colour_b, return_a_at, return_b_at, ids_on_return):
+    """a walks out left, b walks out right; both come back at the given places."""
+    frames = []
+    t = 0
+    for step in range(6):
+        frames.append(frame(t, [((40 - 8 * step, 60), colour_a, 1),
+                                ((160 + 8 * step, 60), colour_b, 2)]))
+        t += 1
+    for _ in range(10):  # both out of view
+        frames.append(frame(t, []))
+        t += 1
+    for step in range(8):
+        frames.append(frame(t, [((return_a_at[0] + step, return_a_at[1]), colour_a,
+                                 ids_on_return[0]),
+                                ((return_b_at[0] - step, return_b_at[1]), colour_b,
+                                 ids_on_return[1])]))
+        t += 1
+    return frames
+
+
+def test_reentry_on_the_border_it_left_restores_identity():
+    """Look-alikes (same colour) with brand-new source ids: only where they left can tell."""
+    tr = _tracker()
+    frames = _exit_and_return(RED, RED, (2, 60), (198, 60), (7, 8))
+    out = _run(tr, frames)
+    first = dict(zip(out[0].source_ids.tolist(), out[0].track_ids.tolist(), strict=True))
+    last = out[-1]
+    assert sorted(tr.identities) == [1, 2]  # no new identity for the returning objects
+    # the one that came back on the left is the one that left on the left
+    left = int(np.argmin(last.centroids[:, 0]))
+    assert last.track_ids[left] == first[1]
+    assert any(e.kind == "restored" for e in tr.events)
+
+
+def test_swap_on_reentry_is_repaired_by_appearance():
+    """The source swaps ids on re-entry (SAM2's failure); appearance keeps identities."""
+    tr = _tracker()
+    frames = _exit_and_return(RED, BLUE, (100, 30), (100, 90), (2, 1))
+    out = _run(tr, frames)
+    red_id = out[0].track_ids[0]
+    for o in out[-3:]:
+        colours = {int(i): o.centroids[k] for k, i in enumerate(o.track_ids)}
+        assert red_id in colours
+        # red came back at y=30 (top) carrying source id 2
+        assert colours[red_id][1] < 60
+    assert sorted(tr.identities) == [1, 2]
+
+
+def test_source_id_swap_in_view_is_fixed():
+    tr = _tracker()
+    frames = []
+    for t in range(12):
+        ids = (1, 2) if t < 6 else (2, 1)  # the source exchanges ids mid-way
+        frames.append(frame(t, [((30 + 4 * t, 40), RED, ids[0]),
+                                ((30 + 4 * t, 90), BLUE, ids[1])]))
+    out = _run(tr, frames)
+    for o in out:
+        assert o.track_ids[0] == out[0].track_ids[0] and o.track_ids[1] == out[0].track_ids[1]
+    swaps = [e for e in tr.events if e.kind == "swap_fixed"]
+    assert {e.frame for e in swaps} == {6} and len(swaps) == 2
+
+
+def test_duplicate_masks_on_one_object_are_suppressed():
+    import cv2
+
+    from pipeline.frames import FrameObjects
+
+    tr = _tracker()
+    image, objs = frame(0, [((50, 60), RED, 1)], radius=12)
+    small = np.zeros((1, *objs.image_size), np.uint8)
+    cv2.circle(small[0], (50, 60), 8, 1, -1)
+    both = FrameObjects.from_masks(np.concatenate([objs.masks, small.astype(bool)]),
+                                   frame_index=0, source_ids=[1, 5])
+    out = tr.update(both, image)
+    assert out.track_ids.tolist() == [1, -1]
+    assert [e.kind for e in tr.events] == ["duplicate_suppressed"]
+    assert tr.events[0].source_id == 5
+
+
+def test_num_identities_caps_new_identities():
+    tr = _tracker(num_identities=2, min_hits=1)
+    out = _run(tr, [frame(0, [((40, 60), RED, 1), ((160, 60), BLUE, 2)]),
+                    frame(1, [((41, 60), RED, 1), ((161, 60), BLUE, 2), ((100, 20), GREEN, 3)]),
+                    frame(2, [((42, 60), RED, 1), ((162, 60), BLUE, 2), ((100, 20), GREEN, 3)])])
+    assert out[-1].track_ids.tolist()[:2] == [1, 2] and out[-1].track_ids[2] == -1
+    assert len(tr.identities) == 2
+
+
+def test_offline_never_gives_one_identity_to_overlapping_tracklets():
+    tr = _tracker()
+    frames = _exit_and_return(RED, RED, (100, 30), (100, 90), (7, 8))
+    _run(tr, frames)
+    labels = link_offline(tr.log)
+    for entry, lab in zip(tr.log, labels, strict=True):
+        present = [i for i in lab.tolist() if i > 0]
+        assert len(present) == len(set(present))  # cannot-link: no id twice in one frame
+    assert len({i for lab in labels for i in lab.tolist() if i > 0}) >= 2

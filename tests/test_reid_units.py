@@ -1,0 +1,115 @@
+import numpy as np
+import pytest
+
+from pipeline.frames import FrameObjects
+from reid.association import assign
+from reid.costs import patch_iou, position_cost
+from reid.motion import BoxKalman
+from reid.tracks import Gallery, LastSeen
+
+
+def test_kalman_learns_constant_velocity():
+    kf = BoxKalman(np.array([0, 0, 10, 10]))
+    for t in range(1, 15):
+        kf.predict()
+        kf.update(np.array([3 * t, 0, 3 * t + 10, 10]))
+    predicted = kf.predict()
+    assert predicted[0] == pytest.approx(3 * 15 + 5, abs=0.5)
+    assert kf.velocity[0] == pytest.approx(3.0, abs=0.1)
+
+
+def test_kalman_gate_grows_with_time_unseen():
+    kf = BoxKalman(np.array([0, 0, 10, 10]))
+    far = np.array([[30, 0, 40, 10]])
+    kf.predict()
+    near_d = kf.mahalanobis(far)[0]
+    for _ in range(10):
+        kf.predict()
+    assert kf.mahalanobis(far)[0] < near_d  # uncertainty grows, the same jump becomes plausible
+    kf.freeze_velocity()
+    assert (kf.velocity == 0).all()
+
+
+def test_assign_respects_limit_and_inf():
+    cost = np.array([[0.1, 0.9], [np.inf, 0.2], [0.05, 0.8]])
+    pairs = assign(cost, 0.5)
+    assert sorted(pairs) == [(1, 1), (2, 0)]
+    assert assign(np.zeros((0, 3)), 1.0) == []
+
+
+def test_assign_scipy_fallback_matches_lap(monkeypatch):
+    import reid.association as association
+
+    rng = np.random.default_rng(0)
+    cost = rng.random((6, 5))
+    expected = sorted(assign(cost, 0.6))
+    monkeypatch.setattr(association, "lap", None)
+    assert sorted(association.assign(cost, 0.6)) == expected
+
+
+def test_patch_iou_with_offsets():
+    a = np.ones((4, 4), bool)
+    assert patch_iou(a, (0, 0), a, (0, 0)) == 1.0
+    assert patch_iou(a, (0, 0), a, (2, 0)) == pytest.approx(8 / 24)
+    assert patch_iou(a, (0, 0), a, (10, 10)) == 0.0
+
+
+def test_gallery_min_distance_and_bank():
+    g = Gallery(size=2, min_distance=0.01)
+    e1 = np.array([1.0, 0.0], np.float32)
+    e2 = np.array([0.0, 1.0], np.float32)
+    g.add(e1)
+    g.add(e1)  # not distinct: bank keeps one
+    assert len(g.bank) == 1
+    g.add(e2)
+    assert g.distance(np.stack([e1, e2])).tolist() == pytest.approx([0.0, 0.0], abs=1e-6)
+    assert np.isnan(Gallery().distance(e1[None])[0])
+
+
+def test_position_cost_prefers_the_exit_point():
+    left = LastSeen(0, np.array([5.0, 50.0]), ("left",))
+    right = LastSeen(0, np.array([195.0, 50.0]), ("right",))
+    cost = position_cost([left, right], np.array([[8.0, 55.0]]), diagonal=200.0)
+    assert cost[0, 0] < 0.05 < 0.9 < cost[1, 0]
+
+
+def test_bad_tracker_config_is_a_clear_error():
+    from pipeline.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="tracker.appearance_weight: input should be greater "
+                                          "than or equal to 0"):
+        load_config(None, {"tracker.appearance_weight": -1})
+    with pytest.raises(ConfigError, match="tracker.embedder: unknown embedder 'resnet'"):
+        load_config(None, {"tracker.embedder": "resnet"})
+
+
+def test_mobilenet_loads_offline_and_is_deterministic():
+    from reid.embedders import MobileNetV2Embedder
+    from tests.reid_helpers import BLUE, RED, frame
+
+    emb = MobileNetV2Embedder()
+    image, objs = frame(0, [((50, 60), RED, 1), ((150, 60), BLUE, 2)], radius=18)
+    a = emb.embed(image, objs)
+    b = emb.embed(image, objs)
+    assert a.shape == (2, 1280)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    assert float(a[0] @ a[1]) < 0.99  # different crops, different vectors
+
+
+def test_histogram_embedder_separates_colours():
+    from reid.embedders import HistogramEmbedder
+    from tests.reid_helpers import BLUE, RED, frame
+
+    image, objs = frame(0, [((50, 60), RED, 1), ((150, 60), BLUE, 2)])
+    v = HistogramEmbedder().embed(image, objs)
+    image2, objs2 = frame(1, [((60, 60), RED, 1)])
+    w = HistogramEmbedder().embed(image2, objs2)
+    assert 1 - float(v[0] @ w[0]) < 0.05 < 1 - float(v[1] @ w[0])
+
+
+def test_embedder_handles_empty_frames():
+    from reid.embedders import HistogramEmbedder
+
+    empty = FrameObjects.empty((10, 10), frame_index=0)
+    assert HistogramEmbedder().embed(np.zeros((10, 10, 3), np.uint8), empty).shape[0] == 0

@@ -1,0 +1,295 @@
+"""Benchmark harness: every method fed the same masks, one table (``python -m eval.bench``).
+
+Rows: methods per scene set (easy / lookalike / crowded / clean, see :mod:`eval.benchsets`),
+overall, and optionally the MOTChallenge 2015 sequences in ``../shared/data/MOT15``.
+Columns: IDSW, IDF1, HOTA, AssA, MOTA (combined over the set's scenes) and ms per frame of the
+method's update (embedding included; samtrack's association alone is in ``assoc_ms``).
+
+Methods: ``raw`` (the source's own ids: what SAM2 alone gives), ``samtrack`` online and offline,
+and the peers of :mod:`eval.peers`. Every method sees the same masks; box trackers get their
+boxes and scores.
+
+MOT15: public detections become box masks. Their scores are raw detector values (about -1 to
+140, scaled differently per sequence), so every method gets the same normalised score: the
+score's percentile rank among the sequence's detections (0.5 = the median detection).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from eval.benchsets import BenchScene, scene_sets
+from eval.data import FrameTracks, SequenceTracks, load_tracks
+from eval.failures import simulate
+from eval.report import evaluate_pairs
+from eval.scenes import Scene
+from pipeline.formats import read_mot_txt, write_text_atomic
+from pipeline.frames import FrameObjects
+from pipeline.sources.masks import box_masks
+
+COLUMNS = ["set", "method", "idsw", "idf1", "hota", "assa", "mota", "ms_per_frame", "assoc_ms"]
+
+
+@dataclass
+class Clip:
+    """One benchmark sequence in memory: frames (JPEG bytes or None), inputs, ground truth."""
+
+    name: str
+    set_name: str
+    frames: list[bytes | None]
+    inputs: list[FrameObjects]
+    gt: SequenceTracks
+    fps: float = 25.0
+
+    def image(self, t: int) -> np.ndarray | None:
+        data = self.frames[t]
+        return None if data is None else cv2.imdecode(np.frombuffer(data, np.uint8),
+                                                      cv2.IMREAD_COLOR)
+
+
+def to_sequence(objects: list[FrameObjects], name: str, ids: str = "track") -> SequenceTracks:
+    seq = SequenceTracks(name, has_masks=True)
+    for obj in objects:
+        values = obj.track_ids if ids == "track" else obj.source_ids
+        keep = values > 0
+        rles = obj.rles
+        seq.frames[obj.frame_index + 1] = FrameTracks(
+            values[keep].copy(), obj.boxes[keep].astype(float),
+            [r for r, k in zip(rles, keep, strict=True) if k])
+    return seq
+
+
+def synthetic_clip(bs: BenchScene) -> Clip:
+    scene = Scene(bs.scene)
+    frames, gt = [], []
+    for t, (img, id_map) in enumerate(scene.frames()):
+        frames.append(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
+        gt.append(FrameObjects.from_id_map(id_map, frame_index=t).compact())
+    sim = simulate(gt, bs.failures)
+    return Clip(bs.name, bs.set_name, frames, sim.frames, to_sequence(gt, bs.name, "source"),
+                bs.scene.fps)
+
+
+def mot15_clip(seq_dir: Path) -> Clip:
+    import configparser
+
+    ini = configparser.ConfigParser()
+    ini.read(seq_dir / "seqinfo.ini")
+    info = ini["Sequence"]
+    length, w, h = int(info["seqLength"]), int(info["imWidth"]), int(info["imHeight"])
+    dets = read_mot_txt(seq_dir / "det" / "det.txt")
+    ranks = np.argsort(np.argsort(dets.score, kind="stable"), kind="stable")
+    norm = (ranks + 0.5) / max(len(ranks), 1)  # percentile rank in (0, 1)
+    img_dir = seq_dir / "img1"
+    files = sorted(img_dir.glob("*.jpg")) if img_dir.is_dir() else []
+    frames: list[bytes | None] = []
+    inputs = []
+    for t in range(length):
+        keep = dets.frame == t + 1
+        masks = box_masks(dets.box_xywh[keep], (h, w))
+        nonempty = masks.reshape(len(masks), -1).any(axis=1)
+        inputs.append(FrameObjects.from_masks(masks[nonempty], frame_index=t,
+                                              scores=norm[keep][nonempty]).compact())
+        frames.append(files[t].read_bytes() if t < len(files) else None)
+    return Clip(seq_dir.name, "mot15", frames, inputs,
+                load_tracks(seq_dir / "gt" / "gt.txt", seq_dir.name),
+                float(info.get("frameRate", 25)))
+
+
+@dataclass
+class MethodResult:
+    outputs: list[FrameObjects]
+    seconds: float
+    assoc_seconds: float | None = None
+
+
+def run_method(factory: Callable, clip: Clip, log_offline: bool = False) -> MethodResult:
+    tracker = factory(clip)
+    outputs, spent = [], 0.0
+    for t, objects in enumerate(clip.inputs):
+        image = clip.image(t)
+        start = time.perf_counter()
+        outputs.append(tracker.update(objects, image).compact())
+        spent += time.perf_counter() - start
+    assoc = getattr(tracker, "timing", {}).get("associate")
+    if log_offline:
+        from reid.offline import link_offline
+
+        start = time.perf_counter()
+        labels = link_offline(tracker.log, num_identities=tracker.config.num_identities,
+                              new_identity_cost=tracker.config.offline_link_cost)
+        spent += time.perf_counter() - start
+        relabelled = []
+        for obj, entry, lab in zip(outputs, tracker.log, labels, strict=True):
+            ids = np.full(len(obj), -1, np.int64)
+            ids[entry.det_index] = lab
+            relabelled.append(obj.with_track_ids(ids))
+        outputs = relabelled
+    return MethodResult(outputs, spent, assoc)
+
+
+class _Raw:
+    """The source's own ids, unchanged."""
+
+    def update(self, objects: FrameObjects, image=None) -> FrameObjects:
+        return objects.with_track_ids(objects.source_ids)
+
+
+def method_factories(methods: list[str], embedder: str) -> dict[str, tuple[Callable, bool]]:
+    from eval.peers import build_peer
+    from reid.config import TrackerConfig
+    from reid.embedders import build_embedder
+    from reid.tracker import ReidTracker
+
+    shared: dict[str, object] = {}
+
+    def samtrack(clip: Clip, **overrides):
+        use = embedder if clip.frames[0] is not None else None
+        if use is not None and use not in shared:
+            shared[use] = build_embedder(use)
+        config = TrackerConfig(embedder=embedder, **overrides)
+        return ReidTracker(config, shared.get(use) if use else None, keep_log=True)
+
+    out: dict[str, tuple[Callable, bool]] = {}
+    for m in methods:
+        if m == "raw":
+            out[m] = (lambda clip: _Raw(), False)
+        elif m == "samtrack-online":
+            out[m] = (samtrack, False)
+        elif m == "samtrack-offline":
+            out[m] = (samtrack, True)
+        else:
+            out[m] = ((lambda name: lambda clip: build_peer(name, clip.fps))(m), False)
+    return out
+
+
+@dataclass
+class BenchTable:
+    rows: list[dict] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+    def markdown(self) -> str:
+        head = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
+        body = "".join("| " + " | ".join(_cell(r.get(c)) for c in COLUMNS) + " |\n"
+                       for r in self.rows)
+        notes = "".join(f"\n- `{m}` not run: {why}" for m, why in self.unavailable.items())
+        return head + body + notes + "\n"
+
+    def csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        return buf.getvalue()
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+    return str(v)
+
+
+def run_bench(clips: list[Clip], methods: list[str], embedder: str = "mobilenet_v2",
+              progress: bool = True) -> BenchTable:
+    from eval.peers import PeerUnavailable
+
+    table = BenchTable(settings={"methods": methods, "embedder": embedder})
+    factories = method_factories(methods, embedder)
+    results: dict[str, dict[str, dict]] = {}  # method -> clip -> outputs
+    timing: dict[str, dict[str, list]] = {}
+    for method, (factory, offline) in factories.items():
+        for clip in clips:
+            if method == "raw" and clip.set_name == "mot15":
+                continue  # public detections carry no identities
+            try:
+                res = run_method(factory, clip, offline)
+            except PeerUnavailable as exc:
+                table.unavailable[method] = str(exc)
+                break
+            results.setdefault(method, {})[clip.name] = res.outputs
+            t = timing.setdefault(method, {}).setdefault(clip.set_name, [0.0, 0.0, 0])
+            t[0] += res.seconds
+            t[1] += res.assoc_seconds or 0.0
+            t[2] += len(clip.inputs)
+            if progress:
+                print(f"  {method:18s} {clip.name:16s} {1000 * res.seconds / len(clip.inputs):7.1f}"
+                      " ms/frame", file=sys.stderr)
+    set_names = list(dict.fromkeys(c.set_name for c in clips))
+    for set_name in [*set_names, "overall"]:
+        members = [c for c in clips if set_name in ("overall", c.set_name)
+                   and (set_name != "overall" or c.set_name != "mot15")]
+        if not members:
+            continue
+        for method in factories:
+            if method not in results or any(c.name not in results[method] for c in members):
+                continue
+            pairs = {c.name: (c.gt, to_sequence(results[method][c.name], c.name))
+                     for c in members}
+            m = evaluate_pairs(pairs).combined
+            secs = sum(timing[method][s][0] for s in {c.set_name for c in members})
+            assoc = sum(timing[method][s][1] for s in {c.set_name for c in members})
+            count = sum(timing[method][s][2] for s in {c.set_name for c in members})
+            table.rows.append({"set": set_name, "method": method, "idsw": m["idsw"],
+                               "idf1": m["idf1"], "hota": m["hota"], "assa": m["assa"],
+                               "mota": m["mota"], "ms_per_frame": 1000 * secs / count,
+                               "assoc_ms": 1000 * assoc / count if assoc else None})
+    return table
+
+
+DEFAULT_METHODS = ["raw", "samtrack-online", "samtrack-offline", "bytetrack", "ocsort", "sort",
+                   "botsort", "deepsort", "sam2mot"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m eval.bench", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--sets", default="easy,lookalike,crowded,clean",
+                        help="comma-separated scene sets")
+    parser.add_argument("--scenes", type=int, default=3, help="scenes per set")
+    parser.add_argument("--frames", type=int, default=300, help="frames per scene")
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
+    parser.add_argument("--embedder", default="mobilenet_v2", help="samtrack's embedder")
+    parser.add_argument("--mot15", default=None, metavar="DIR",
+                        help="also run the MOT15 sequences under DIR "
+                        "(e.g. ../shared/data/MOT15)")
+    parser.add_argument("--mot15-seqs", default="TUD-Campus,ETH-Sunnyday,PETS09-S2L1,KITTI-13,"
+                        "KITTI-17", help="which MOT15 sequences")
+    parser.add_argument("--out", default="eval/results", help="where bench.md/.csv go")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    sets = tuple(s for s in args.sets.split(",") if s)
+    clips = [synthetic_clip(bs) for bs in scene_sets(args.scenes, args.frames, sets)]
+    if args.mot15:
+        for name in args.mot15_seqs.split(","):
+            if name:
+                clips.append(mot15_clip(Path(args.mot15) / name))
+    table = run_bench(clips, [m for m in args.methods.split(",") if m], args.embedder,
+                      progress=not args.quiet)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    header = (f"samtrack benchmark: sets {', '.join(sets)}, {args.scenes} scenes x "
+              f"{args.frames} frames each; samtrack embedder {args.embedder}.\n"
+              f"Command: python -m eval.bench {' '.join(argv or sys.argv[1:])}\n\n")
+    write_text_atomic(out / "bench.md", header + table.markdown())
+    write_text_atomic(out / "bench.csv", table.csv())
+    print(header + table.markdown())
+    print(f"written: {out / 'bench.md'}, {out / 'bench.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -202,7 +202,7 @@ def _cell(v) -> str:
     return str(v)
 
 
-def run_bench(clips: list[Clip], methods: list[str], embedder: str = "mobilenet_v2",
+def run_bench(clips: list[Clip], methods: list[str], embedder: str = "histogram",
               progress: bool = True) -> BenchTable:
     from eval.peers import PeerUnavailable
 
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenes", type=int, default=3, help="scenes per set")
     parser.add_argument("--frames", type=int, default=300, help="frames per scene")
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
-    parser.add_argument("--embedder", default="mobilenet_v2", help="samtrack's embedder")
+    parser.add_argument("--embedder", default="histogram", help="samtrack's embedder")
     parser.add_argument("--mot15", default=None, metavar="DIR",
                         help="also run the MOT15 sequences under DIR "
                         "(e.g. ../shared/data/MOT15)")

@@ -133,11 +133,12 @@ def simulate(ground_truth: Iterable[FrameObjects], spec: FailureSpec) -> Simulat
             if gap > spec.reentry_gap:
                 roll = rng.random()
                 away = [o for o in mapping if o != true_id and o not in visible]
-                if roll < spec.swap_on_reentry and away:
-                    other = int(rng.choice(away))
-                    mapping[true_id], mapping[other] = mapping[other], mapping[true_id]
-                    out.events.append(FailureEvent(t, "swap_on_reentry", (true_id, other),
-                                                   (mapping[true_id], mapping[other])))
+                if roll < spec.swap_on_reentry:
+                    if away:  # a swap needs a partner out of view (its masklet is free)
+                        other = int(rng.choice(away))
+                        mapping[true_id], mapping[other] = mapping[other], mapping[true_id]
+                        out.events.append(FailureEvent(t, "swap_on_reentry", (true_id, other),
+                                                       (mapping[true_id], mapping[other])))
                 elif roll < spec.swap_on_reentry + spec.new_id_on_reentry:
                     old = mapping[true_id]
                     mapping[true_id] = fresh()

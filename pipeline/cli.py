@@ -72,6 +72,14 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench", help="benchmark samtrack, the raw source ids and peer trackers (one table)",
+        description="Same as `python -m eval.bench`; every option is passed on (see "
+        "`samtrack bench -- --help`).", add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER, help="options for eval.bench")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="samtrack",
@@ -83,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_eval(sub)
     _add_demo(sub)
+    _add_bench(sub)
     return parser
 
 
@@ -159,6 +168,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return demo_main(args.out, quiet=args.quiet)
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from eval.bench import main as bench_main
+
+    rest = [a for a in args.args if a != "--"]
+    return bench_main(rest)
+
+
 def _is_bad_input(exc: BaseException) -> bool:
     from pipeline.config import ConfigError
     from pipeline.formats import FormatError
@@ -177,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="samtrack: %(levelname)s: %(message)s")
     for name in ("pipeline", "reid", "eval", "samtrack"):
         logging.getLogger(name).setLevel(logging.DEBUG if args.debug else logging.INFO)
-    commands = {"run": _cmd_run, "eval": _cmd_eval, "demo": _cmd_demo}
+    commands = {"run": _cmd_run, "eval": _cmd_eval, "demo": _cmd_demo, "bench": _cmd_bench}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:

@@ -28,8 +28,10 @@ class TrackerConfig(BaseModel):
         "sheep\"): tracks are kept forever, and no identity beyond K is created.")
 
     # appearance
-    embedder: str = Field(default="mobilenet_v2", description="Appearance embedder: "
-                          "mobilenet_v2, histogram, sam2 or torchvision:<arch>.")
+    embedder: str = Field(default="histogram", description="Appearance embedder: histogram "
+                          "(default: best on the look-alike benchmark), mobilenet_v2, sam2, "
+                          "torchvision:<arch>, or several joined by '+' "
+                          "(mobilenet_v2+histogram).")
     embedder_weights: str | None = Field(default=None, description="Weights file for "
                                          "torchvision:<arch>.")
     embedder_input_size: int = Field(default=128, ge=32, description="CNN input size (px).")
@@ -116,7 +118,8 @@ class TrackerConfig(BaseModel):
     @field_validator("embedder")
     @classmethod
     def _known_embedder(cls, value: str) -> str:
-        if value in ("mobilenet_v2", "histogram", "sam2") or (
-                value.startswith("torchvision:") and len(value) > len("torchvision:")):
+        parts = value.split("+")
+        if all(p in ("mobilenet_v2", "histogram", "sam2") or (
+                p.startswith("torchvision:") and len(p) > len("torchvision:")) for p in parts):
             return value
         raise ValueError(f"unknown embedder {value!r}; choose from {', '.join(EMBEDDERS)}")

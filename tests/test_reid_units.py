@@ -76,10 +76,10 @@ def test_position_cost_prefers_the_exit_point():
 def test_bad_tracker_config_is_a_clear_error():
     from pipeline.config import ConfigError, load_config
 
-    with pytest.raises(ConfigError, match="tracker.appearance_weight: input should be greater "
+    with pytest.raises(ConfigError, match=r"tracker.appearance_weight: input should be greater "
                                           "than or equal to 0"):
         load_config(None, {"tracker.appearance_weight": -1})
-    with pytest.raises(ConfigError, match="tracker.embedder: unknown embedder 'resnet'"):
+    with pytest.raises(ConfigError, match=r"tracker.embedder: unknown embedder 'resnet'"):
         load_config(None, {"tracker.embedder": "resnet"})
 
 

@@ -1,0 +1,96 @@
+"""Speed benchmark (prints numbers; ``python -m eval.speed``), not a timed test.
+
+* tracker time per frame *excluding the embedding network*, at 10 and 100 objects: discs on a
+  random walk, embeddings precomputed and handed over by a pass-through embedder, so only
+  duplicate suppression, costs, gating, assignment and bookkeeping are timed;
+* MobileNetV2 embedding time per object, batched (all objects of a frame in one batch);
+* the histogram embedder per object, for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import cv2
+import numpy as np
+
+from pipeline.frames import FrameObjects
+from reid.config import TrackerConfig
+from reid.embedders import HistogramEmbedder, MobileNetV2Embedder, l2_normalize
+from reid.tracker import ReidTracker
+
+
+class _Precomputed:
+    """Embedder stand-in returning the vectors attached to the frame (no network in the loop)."""
+
+    name = "precomputed"
+    dim = 64
+
+    def embed(self, image, objects: FrameObjects) -> np.ndarray:
+        return objects.embeddings
+
+
+def synthetic_frames(count: int, frames: int, size: tuple[int, int], radius: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    h, w = size
+    grid = int(np.ceil(np.sqrt(count)))
+    xs = np.linspace(radius * 2, w - radius * 2, grid)
+    ys = np.linspace(radius * 2, h - radius * 2, grid)
+    pos = np.array([(x, y) for y in ys for x in xs][:count], float)
+    colours = rng.integers(40, 220, (count, 3))
+    vectors = l2_normalize(rng.normal(size=(count, 64)))
+    out = []
+    for t in range(frames):
+        pos += rng.normal(0, 1.0, pos.shape)
+        image = np.full((h, w, 3), (60, 120, 80), np.uint8)
+        masks = np.zeros((count, h, w), np.uint8)
+        for i, (x, y) in enumerate(pos):
+            cv2.circle(masks[i], (int(x), int(y)), radius, 1, -1)
+            cv2.circle(image, (int(x), int(y)), radius, tuple(int(c) for c in colours[i]), -1)
+        emb = l2_normalize(vectors + rng.normal(0, 0.02, vectors.shape))
+        objects = FrameObjects.from_masks(masks.astype(bool), frame_index=t,
+                                          source_ids=np.arange(1, count + 1), embeddings=emb)
+        out.append((image, objects))
+    return out
+
+
+def tracker_ms(count: int, frames: int, size, radius) -> float:
+    data = synthetic_frames(count, frames, size, radius)
+    tracker = ReidTracker(TrackerConfig(), _Precomputed())
+    for image, objects in data:
+        tracker.update(objects, image)
+    return 1000 * tracker.timing["associate"] / frames
+
+
+def embed_ms_per_object(embedder, count: int, repeats: int = 5) -> float:
+    image, objects = synthetic_frames(count, 1, (360, 640), 24)[0]
+    embedder.embed(image, objects)  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        embedder.embed(image, objects)
+    return 1000 * (time.perf_counter() - start) / (repeats * count)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m eval.speed", description=__doc__)
+    parser.add_argument("--frames", type=int, default=100)
+    args = parser.parse_args(argv)
+    import torch
+
+    print(f"torch threads: {torch.get_num_threads()}")
+    for count, size, radius in ((10, (360, 640), 14), (100, (720, 1280), 14)):
+        ms = tracker_ms(count, args.frames, size, radius)
+        print(f"tracker, {count:3d} objects ({size[1]}x{size[0]}): {ms:6.2f} ms/frame "
+              "(embedding network excluded)")
+    for batch in (8, 16):
+        print(f"mobilenet_v2 embedding, batch {batch:2d}: "
+              f"{embed_ms_per_object(MobileNetV2Embedder(), batch):6.2f} ms/object")
+    print(f"histogram embedding, batch 16: "
+          f"{embed_ms_per_object(HistogramEmbedder(), 16):6.2f} ms/object")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+import pytest
+
+from eval.bench import COLUMNS, main
+
+
+@pytest.mark.slow
+def test_harness_on_two_small_scenes_produces_every_column(tmp_path, capsys):
+    code = main(["--sets", "lookalike", "--scenes", "2", "--frames", "30", "--embedder",
+                 "histogram", "--methods", "raw,samtrack-online,samtrack-offline,bytetrack,"
+                 "sam2mot", "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    csv_text = (tmp_path / "bench.csv").read_text().splitlines()
+    assert csv_text[0].split(",") == COLUMNS
+    rows = [line.split(",") for line in csv_text[1:]]
+    methods = {(r[0], r[1]) for r in rows}
+    for m in ("raw", "samtrack-online", "samtrack-offline", "bytetrack"):
+        assert ("lookalike", m) in methods and ("overall", m) in methods
+    for r in rows:
+        assert all(cell != "" for cell in r[:8])
+    md = (tmp_path / "bench.md").read_text()
+    assert "sam2mot" in md and "not run" in md

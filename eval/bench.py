@@ -97,7 +97,7 @@ def mot15_clip(seq_dir: Path) -> Clip:
     for t in range(length):
         keep = dets.frame == t + 1
         masks = box_masks(dets.box_xywh[keep], (h, w))
-        nonempty = masks.reshape(len(masks), -1).any(axis=1)
+        nonempty = masks.any(axis=(1, 2))
         inputs.append(FrameObjects.from_masks(masks[nonempty], frame_index=t,
                                               scores=norm[keep][nonempty]).compact())
         frames.append(files[t].read_bytes() if t < len(files) else None)

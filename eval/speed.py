@@ -4,7 +4,8 @@
   random walk, embeddings precomputed and handed over by a pass-through embedder, so only
   duplicate suppression, costs, gating, assignment and bookkeeping are timed;
 * MobileNetV2 embedding time per object, batched (all objects of a frame in one batch);
-* the histogram embedder per object, for comparison.
+* the histogram embedder per object, for comparison;
+* ``samtrack viz`` rendering speed (frames/s) on a run folder given with ``--viz RUN_DIR``.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def embed_ms_per_object(embedder, count: int, repeats: int = 5) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.speed", description=__doc__)
     parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--viz", metavar="RUN_DIR", help="also time rendering this run")
     args = parser.parse_args(argv)
     import torch
 
@@ -89,6 +91,20 @@ def main(argv: list[str] | None = None) -> int:
               f"{embed_ms_per_object(MobileNetV2Embedder(), batch):6.2f} ms/object")
     print(f"histogram embedding, batch 16: "
           f"{embed_ms_per_object(HistogramEmbedder(), 16):6.2f} ms/object")
+    if args.viz:
+        import json
+        import tempfile
+        from pathlib import Path
+
+        from pipeline.render import VizOptions, render
+
+        frames = json.loads((Path(args.viz) / "summary.json").read_text())["frames"]
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            render(args.viz, VizOptions(out=Path(tmp)))
+            spent = time.perf_counter() - start
+        print(f"viz render of {args.viz}: {frames / spent:6.1f} frames/s "
+              f"(all pictures, {frames} frames)")
     return 0
 
 

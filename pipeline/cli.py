@@ -72,6 +72,25 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_viz(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "viz", help="render trails video, paths, timeline and gallery of a run",
+        description="Render a run folder into trails.mp4, trails.png, timeline.png, "
+        "gallery.png (and binary.mp4 on request).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a samtrack run folder")
+    p.add_argument("--out", metavar="DIR", help="output folder (default RUN_DIR/viz)")
+    p.add_argument("--video", metavar="PATH", help="the run's video, if it moved")
+    p.add_argument("--gt", metavar="PATH", help="ground truth: adds the ground-truth panel "
+                   "(coloured by predicted id, switches marked) to timeline.png")
+    p.add_argument("--side-by-side", action="store_true",
+                   help="trails.mp4 with the source's raw ids left, samtrack's right")
+    p.add_argument("--trail-length", type=int, default=40, help="frames of trail")
+    p.add_argument("--scale", type=float, default=1.0, help="resize factor of the pictures")
+    p.add_argument("--binary", nargs="?", const=-1, type=int, metavar="ID",
+                   help="also write binary.mp4: ID (or the largest object) white on black")
+
+
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench", help="benchmark samtrack, the raw source ids and peer trackers (one table)",
@@ -90,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_run(sub)
     _add_eval(sub)
+    _add_viz(sub)
     _add_demo(sub)
     _add_bench(sub)
     return parser
@@ -168,6 +188,24 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return demo_main(args.out, quiet=args.quiet)
 
 
+def _cmd_viz(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pipeline.render import VizOptions, render
+
+    if args.scale <= 0 or args.trail_length < 1:
+        raise ValueError("--scale must be > 0 and --trail-length >= 1")
+    options = VizOptions(out=Path(args.out) if args.out else None,
+                         trail_length=args.trail_length, side_by_side=args.side_by_side,
+                         scale=args.scale, binary=args.binary is not None,
+                         binary_id=None if args.binary in (None, -1) else args.binary,
+                         gt=args.gt)
+    written = render(args.run_dir, options, video=args.video)
+    for name, path in written.items():
+        print(f"{name:13s} {path}")
+    return EXIT_OK
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from eval.bench import main as bench_main
 
@@ -179,9 +217,10 @@ def _is_bad_input(exc: BaseException) -> bool:
     from pipeline.config import ConfigError
     from pipeline.formats import FormatError
     from pipeline.outputs import OutputExistsError
+    from pipeline.render import RunFolderError
     from pipeline.video import VideoError
 
-    return isinstance(exc, (ConfigError, FormatError, OutputExistsError, VideoError,
+    return isinstance(exc, (ConfigError, FormatError, OutputExistsError, VideoError, RunFolderError,
                             FileNotFoundError, ValueError, KeyError))
 
 
@@ -193,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="samtrack: %(levelname)s: %(message)s")
     for name in ("pipeline", "reid", "eval", "samtrack"):
         logging.getLogger(name).setLevel(logging.DEBUG if args.debug else logging.INFO)
-    commands = {"run": _cmd_run, "eval": _cmd_eval, "demo": _cmd_demo, "bench": _cmd_bench}
+    commands = {"run": _cmd_run, "eval": _cmd_eval, "demo": _cmd_demo, "bench": _cmd_bench,
+                "viz": _cmd_viz}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:

@@ -96,6 +96,13 @@ class EvalConfig(_Section):
 class VizConfig(_Section):
     overlay_video: bool = Field(default=True, description="Write overlay.mp4: masks tinted by "
                                 "track id with id labels.")
+    render: bool = Field(default=False, description="After the run, render viz/: trails.mp4, "
+                         "trails.png, timeline.png, gallery.png (as `samtrack viz`).")
+    side_by_side: bool = Field(default=False, description="trails.mp4 shows the source's raw "
+                               "ids left of samtrack's.")
+    trail_length: int = Field(default=40, ge=1, description="Frames of centroid trail drawn.")
+    scale: float = Field(default=1.0, gt=0, le=4, description="Resize factor of rendered "
+                         "pictures (for large clips).")
 
 
 class Config(_Section):

@@ -5,6 +5,8 @@ Layout of a run folder::
     masks/000000.png ...   16-bit PNG ID maps of track ids, one per processed frame
     tracks.txt             MOTChallenge: frame,id,x,y,w,h,score,-1,-1,-1 (1-based frames)
     tracks_mots.txt        MOTS: frame id class height width rle (1-based frames, class 1)
+    source_mots.txt        MOTS of the source's own ids (every mask, tracked or not): the raw
+                           input, for side-by-side views and for scoring the source alone
     config.yaml            the resolved config (every default spelled out)
     summary.json           frames, objects, ids, per-stage timing, status
     overlay.mp4            masks tinted by track id (viz.overlay_video)
@@ -91,6 +93,7 @@ class RunWriter:
         self.frames_written = 0
         self._mot_fh = None
         self._mots_fh = None
+        self._source_fh = None
         self._sinks: dict[str, VideoSink] = {}
 
     # ------------------------------------------------------------------ lifecycle
@@ -105,6 +108,7 @@ class RunWriter:
         self._mot_fh = (self.dir / ".tracks.txt.partial").open("w")
         if self.opts["mots"]:
             self._mots_fh = (self.dir / ".tracks_mots.txt.partial").open("w")
+            self._source_fh = (self.dir / ".source_mots.txt.partial").open("w")
         if self.opts["overlay"]:
             self._sinks["overlay"] = VideoSink(self.dir / "overlay.mp4", self.fps)
         if self.opts["binary"]:
@@ -112,7 +116,7 @@ class RunWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        for fh in (self._mot_fh, self._mots_fh):
+        for fh in (self._mot_fh, self._mots_fh, self._source_fh):
             if fh is not None:
                 fh.close()
         if exc is not None:
@@ -126,6 +130,7 @@ class RunWriter:
         (self.dir / ".tracks.txt.partial").replace(self.dir / "tracks.txt")
         if self.opts["mots"]:
             (self.dir / ".tracks_mots.txt.partial").replace(self.dir / "tracks_mots.txt")
+            (self.dir / ".source_mots.txt.partial").replace(self.dir / "source_mots.txt")
 
     def finish(self, summary: dict[str, Any]) -> Path:
         """Write the final summary, drop the marker, move a staged run into place."""
@@ -164,6 +169,10 @@ class RunWriter:
             for i in tracked:
                 self._mots_fh.write(format_mots_row(
                     MotsRow(frame_no, int(objects.track_ids[i]), 1, h, w, rles[i])))
+            if self._source_fh is not None:
+                for i in range(len(objects)):
+                    self._source_fh.write(format_mots_row(
+                        MotsRow(frame_no, int(objects.source_ids[i]), 1, h, w, rles[i])))
         if "overlay" in self._sinks:
             self._sinks["overlay"].write(draw_overlay(image, objects))
         if "binary" in self._sinks:

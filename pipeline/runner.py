@@ -181,6 +181,12 @@ def run(config: Config) -> RunResult:
         result.metrics = report.combined
         summary["metrics"] = result.metrics
     result.out_dir = writer.finish(summary)
+    if config.viz.render:
+        from pipeline.render import VizOptions, render
+
+        render(result.out_dir, VizOptions(trail_length=config.viz.trail_length,
+                                          side_by_side=config.viz.side_by_side,
+                                          scale=config.viz.scale, gt=config.eval.gt))
     return result
 
 

@@ -49,7 +49,8 @@ def draw_overlay(
         if not masks[i].any():
             continue
         label = str(int(values[i]))
-        org = (int(cx) - 6 * len(label), int(cy) + 6)
+        # just above the centroid, so the centroid itself shows the tinted mask colour
+        org = (int(cx) - 6 * len(label), int(cy) - 6)
         cv2.putText(out, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(out, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1,
                     cv2.LINE_AA)

@@ -36,4 +36,5 @@ def assign(cost: np.ndarray, limit: float) -> list[tuple[int, int]]:
         padded[n:, m:] = 0.0
         rows, cols = linear_sum_assignment(padded)
         pairs = [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if r < n and c < m]
-    return [(r, c) for r, c in pairs if finite[r, c] < limit]
+    # impossible pairs (inf) never come back, even with an infinite limit
+    return [(r, c) for r, c in pairs if np.isfinite(cost[r, c]) and cost[r, c] < limit]

@@ -149,7 +149,7 @@ class MasksSource:
             scores = scores / self.options.score_scale
         scores = np.clip(scores, 0.0, 1.0)
         masks = box_masks(boxes, size)
-        nonempty = masks.reshape(len(masks), -1).any(axis=1)
+        nonempty = masks.any(axis=(1, 2))
         return FrameObjects.from_masks(
             masks[nonempty], frame_index=frame.index, frame_name=frame.name,
             scores=scores[nonempty], source_ids=ids[nonempty],

@@ -1,0 +1,108 @@
+"""Rendering a 20-frame generated scene, checked pixel by pixel where it matters."""
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from eval.scenes import Scene, SceneSpec
+from pipeline.config import load_config
+from pipeline.formats import read_id_map
+from pipeline.render import RunFolderError, VizOptions, render, repair_labels_at
+from pipeline.runner import run
+from pipeline.viz import OVERLAY_ALPHA, id_color
+
+SPEC = SceneSpec(num_animals=2, num_frames=20, width=320, height=180, body_length=40, seed=5,
+                 exit_every=0, noise_sigma=0, shadow=0)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    root = tmp_path_factory.mktemp("viz")
+    scene = Scene(SPEC).write(root / "scene")
+    out = run(load_config(None, {"video.path": str(scene / "img1"), "source.name": "masks",
+                                 "source.masks.path": str(scene / "gt" / "masks"),
+                                 "output.dir": str(root / "run"), "quiet": True}))
+    written = render(out.out_dir, VizOptions(gt=str(scene / "gt" / "masks"), binary=True))
+    return root, scene, out, written
+
+
+def _frames(path):
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            return frames
+        frames.append(f)
+
+
+def test_trails_video_frame_count_and_size(rendered):
+    _, _, out, written = rendered
+    frames = _frames(written["trails.mp4"])
+    assert len(frames) == SPEC.num_frames
+    assert frames[0].shape == (SPEC.height, SPEC.width, 3)
+    assert len(_frames(written["binary.mp4"])) == SPEC.num_frames
+
+
+def test_centroid_shows_the_ids_palette_colour_blended(rendered):
+    _, scene, out, written = rendered
+    frames = _frames(written["trails.mp4"])
+    for t in (0, 10, 19):
+        id_map = read_id_map(out.out_dir / "masks" / f"{t:06d}.png")
+        image = cv2.imread(str(scene / "img1" / f"{t:06d}.jpg"))
+        for tid in np.unique(id_map)[1:]:
+            ys, xs = np.nonzero(id_map == tid)
+            cx, cy = int(xs.mean()), int(ys.mean())
+            expected = (1 - OVERLAY_ALPHA) * image[cy, cx] + OVERLAY_ALPHA * \
+                np.array(id_color(int(tid)))
+            # mp4v compression: allow a small tolerance
+            assert np.abs(frames[t][cy, cx].astype(float) - expected).max() < 30
+
+
+def test_repair_label_shown_from_its_frame():
+    repairs = [{"frame": 7, "kind": "restored", "new_track": 3, "old_track": -1},
+               {"frame": 9, "kind": "swap_fixed", "new_track": 5, "old_track": 2}]
+    assert repair_labels_at(repairs, 6) == []
+    assert repair_labels_at(repairs, 7) == [(3, "3 restored")]
+    assert (5, "2<->5 swap fixed") in repair_labels_at(repairs, 12)
+
+
+def test_label_is_drawn_in_the_right_frame(rendered, tmp_path):
+    root, _, out, _ = rendered
+    copy = tmp_path / "run"
+    shutil.copytree(out.out_dir, copy)
+    summary = json.loads((copy / "summary.json").read_text())
+    summary["repairs"] = [{"frame": 5, "kind": "restored", "new_track": 1, "old_track": -1}]
+    (copy / "summary.json").write_text(json.dumps(summary))
+    plain = _frames(render(out.out_dir, VizOptions(out=tmp_path / "a"))["trails.mp4"])
+    labelled = _frames(render(copy, VizOptions(out=tmp_path / "b"))["trails.mp4"])
+    diff = [float(np.abs(a.astype(int) - b.astype(int)).mean())
+            for a, b in zip(plain, labelled, strict=True)]
+    assert max(diff[:5]) < 0.5 and diff[5] > 0.5
+
+
+def test_timeline_and_gallery_have_a_row_per_identity(rendered):
+    _, _, out, written = rendered
+    gallery = cv2.imread(str(written["gallery.png"]))
+    assert gallery.shape[0] == 64 * len(out.track_ids)
+    assert cv2.imread(str(written["timeline.png"])) is not None
+    assert cv2.imread(str(written["trails.png"])) is not None
+
+
+def test_bad_run_folders(rendered, tmp_path):
+    _, _, out, _ = rendered
+    with pytest.raises(RunFolderError, match="no such run folder"):
+        render(tmp_path / "nope")
+    broken = tmp_path / "broken"
+    shutil.copytree(out.out_dir, broken)
+    shutil.rmtree(broken / "masks")
+    with pytest.raises(RunFolderError, match="masks: missing"):
+        render(broken)
+    short = tmp_path / "short"
+    shutil.copytree(out.out_dir, short)
+    (short / "masks" / "000003.png").unlink()
+    with pytest.raises(RunFolderError, match="19 ID maps but summary.json says 20 frames"):
+        render(short)

@@ -226,7 +226,7 @@ def _draw_trails(image: np.ndarray, history: dict[int, deque]) -> None:
         color = id_color(tid)
         for k in range(1, len(pts)):
             age = (len(pts) - k) / max(len(pts), 1)
-            thickness = max(1, int(round(3 * (1 - age))))
+            thickness = max(1, round(3 * (1 - age)))
             a = (int(pts[k - 1][0]), int(pts[k - 1][1]))
             b = (int(pts[k][0]), int(pts[k][1]))
             cv2.line(layer, a, b, color, thickness, cv2.LINE_AA)

@@ -40,7 +40,7 @@ def _frames(path):
 
 
 def test_trails_video_frame_count_and_size(rendered):
-    _, _, out, written = rendered
+    _, _, _out, written = rendered
     frames = _frames(written["trails.mp4"])
     assert len(frames) == SPEC.num_frames
     assert frames[0].shape == (SPEC.height, SPEC.width, 3)
@@ -71,7 +71,7 @@ def test_repair_label_shown_from_its_frame():
 
 
 def test_label_is_drawn_in_the_right_frame(rendered, tmp_path):
-    root, _, out, _ = rendered
+    _root, _, out, _ = rendered
     copy = tmp_path / "run"
     shutil.copytree(out.out_dir, copy)
     summary = json.loads((copy / "summary.json").read_text())
@@ -94,15 +94,15 @@ def test_timeline_and_gallery_have_a_row_per_identity(rendered):
 
 def test_bad_run_folders(rendered, tmp_path):
     _, _, out, _ = rendered
-    with pytest.raises(RunFolderError, match="no such run folder"):
+    with pytest.raises(RunFolderError, match=r"no such run folder"):
         render(tmp_path / "nope")
     broken = tmp_path / "broken"
     shutil.copytree(out.out_dir, broken)
     shutil.rmtree(broken / "masks")
-    with pytest.raises(RunFolderError, match="masks: missing"):
+    with pytest.raises(RunFolderError, match=r"masks: missing"):
         render(broken)
     short = tmp_path / "short"
     shutil.copytree(out.out_dir, short)
     (short / "masks" / "000003.png").unlink()
-    with pytest.raises(RunFolderError, match="19 ID maps but summary.json says 20 frames"):
+    with pytest.raises(RunFolderError, match=r"19 ID maps but summary.json says 20 frames"):
         render(short)

@@ -30,9 +30,14 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--video", metavar="PATH", help="video file (mp4/avi/mov) or folder of "
                    "jpg/png frames (overrides video.path)")
     p.add_argument("--source", metavar="NAME", help="mask source: motion (background "
-                   "subtraction, default) or masks (precomputed) (overrides source.name)")
+                   "subtraction, default), masks (precomputed), sam2-video (SAM2 masklets) or "
+                   "sam2-auto (SAM2 automatic masks per frame) (overrides source.name)")
     p.add_argument("--masks", metavar="PATH", help="precomputed masks: PNG ID-map folder, MOTS "
                    "or MOTChallenge txt; selects the 'masks' source")
+    p.add_argument("--model", metavar="NAME", help="SAM2 sources: sam2.1_hiera_t/s/b+/l "
+                   "(or tiny/small/base_plus/large)")
+    p.add_argument("--checkpoint", metavar="PATH", help="SAM2 sources: checkpoint file "
+                   "(default checkpoints/<file of the model>)")
     p.add_argument("--gt", metavar="PATH", help="ground truth to evaluate the run against "
                    "(overrides eval.gt)")
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/<video name>)")
@@ -125,6 +130,11 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.masks is not None:
         o["source.name"] = "masks"
         o["source.masks.path"] = args.masks
+    for key in ("model", "checkpoint"):
+        value = getattr(args, key)
+        if value is not None:  # both SAM2 sections: the one selected is the one used
+            o[f"source.sam2-video.{key}"] = value
+            o[f"source.sam2-auto.{key}"] = value
     if args.gt is not None:
         o["eval.gt"] = args.gt
     if args.out is not None:

@@ -1,6 +1,6 @@
 """Mask sources. Importing this package registers the built-in ones."""
 
-from pipeline.sources import masks, motion  # noqa: F401  (registration side effect)
+from pipeline.sources import masks, motion, sam2_sources  # noqa: F401  (registration)
 from pipeline.sources.base import (
     MaskSource,
     SourceContext,

@@ -102,6 +102,14 @@ class TrackerConfig(BaseModel):
                                  "this much (distances are tiny between clean views of one "
                                  "animal, so a ratio alone would act on noise).")
 
+    hold_contested: bool = Field(default=True, description="Do not report a restored identity "
+                                 "while it is contested (the source id says otherwise, or "
+                                 "another absent identity is nearly as likely) until it is "
+                                 "verified: a few unlabelled frames instead of a wrong label "
+                                 "and two ID switches. Offline linking fills them in.")
+    hold_margin: float = Field(default=0.1, ge=0, description="Cost margin to the runner-up "
+                               "below which a re-entry decision is contested.")
+
     # duplicates
     duplicate_containment: float = Field(default=0.8, gt=0, le=1, description="Two masks whose "
                                          "overlap covers this fraction of the smaller are one "

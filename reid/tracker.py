@@ -162,6 +162,7 @@ class ReidTracker:
             for e in tracklet.pending_embeddings:
                 tracklet.identity.gallery.add(e)
         tracklet.pending = False
+        tracklet.held = False
         tracklet.pending_embeddings = []
 
     def _suppress_duplicates(self, objects: FrameObjects, frame: int) -> np.ndarray:
@@ -275,7 +276,8 @@ class ReidTracker:
         for j, tracklet in assigned.items():
             identity = tracklet.identity
             if identity is not None:
-                out_ids[det_index[j]] = identity.track_id
+                if not tracklet.held:
+                    out_ids[det_index[j]] = identity.track_id
                 identity.last_seen = LastSeen(frame, tracklet.centroid.copy(), tracklet.borders)
                 if source_ids[j] >= 0:
                     self._identity_source[identity.track_id] = int(source_ids[j])
@@ -286,7 +288,8 @@ class ReidTracker:
             self.log.append(FrameLog(
                 frame=frame, det_index=det_index[js].astype(np.int64),
                 tracklet_keys=np.array([assigned[j].key for j in js], np.int64),
-                track_ids=np.array([assigned[j].track_id for j in js], np.int64),
+                track_ids=np.array([-1 if assigned[j].held else assigned[j].track_id
+                                    for j in js], np.int64),
                 clean=clean[js] if js else np.zeros(0, bool),
                 isolated=apart[js] if js else np.zeros(0, bool),
                 embeddings=None if embeddings is None else embeddings[js].astype(np.float16),
@@ -402,6 +405,15 @@ class ReidTracker:
             tracklet, identity = assigned[j], absent[r]
             self._attach(tracklet, identity, pending=True)
             owner = self._source_owner.get(int(source_ids[j]))
+            # judged without the source-id bonus: at re-entry the source id is least reliable
+            evidence = cost[:, k] + c.source_id_bonus * src[:, k]
+            others = np.delete(evidence, r)
+            runner_up = float(others.min()) if others.size else np.inf
+            # contested: the source id points to another identity, or another absent identity
+            # is nearly as likely; then the label waits for verification instead of guessing
+            tracklet.held = c.hold_contested and (
+                (owner is not None and owner is not identity) or
+                runner_up - float(evidence[r]) < c.hold_margin)
             self.events.append(RepairEvent(
                 frame, "restored", int(source_ids[j]),
                 owner.track_id if owner is not None and owner is not identity else -1,

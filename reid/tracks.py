@@ -112,6 +112,8 @@ class Tracklet:
     pending: bool = False
     pending_since: int = 0
     pending_embeddings: list[np.ndarray] = field(default_factory=list)
+    # a contested provisional identity is not reported until verification settles it
+    held: bool = False
     # the absent identity's last sighting before this tracklet took it (restored on a switch)
     previous_last_seen: LastSeen | None = None
     own_gallery: Gallery = field(default_factory=Gallery)

@@ -18,4 +18,4 @@ def test_harness_on_two_small_scenes_produces_every_column(tmp_path, capsys):
     for r in rows:
         assert all(cell != "" for cell in r[:8])
     md = (tmp_path / "bench.md").read_text()
-    assert "sam2mot" in md and "not run" in md
+    assert "sam2mot" in md and "model hub" in md

@@ -42,6 +42,7 @@ def run_demo(out: str | Path = "demo_output", *, quiet: bool = False,
     # the canonical case: the user knows there are exactly two sheep
     sam2 = run(load_config(None, {**common, "source.name": "masks",
                                   "tracker.num_identities": spec.num_animals,
+                                  "tracker.mode": "offline",
                                   "source.masks.path": str(scene_dir / "sam2_like_masks.txt"),
                                   "output.dir": str(out / "run_sam2_like")}))
     gt = load_tracks(gt_path)
@@ -67,7 +68,7 @@ def main(out: str | Path = "demo_output", quiet: bool = False) -> int:
     print(f"    raw source ids      : {format_metrics(result['raw'])}")
     assert sam2.metrics is not None and motion.metrics is not None
     print(f"    samtrack ids        : {format_metrics(sam2.metrics)}  "
-          f"(told: {DEMO_SPEC.num_animals} sheep)")
+          f"(told: {DEMO_SPEC.num_animals} sheep; offline)")
     print(f"    identity repairs    : {len(sam2.repairs)} (summary.json 'repairs')")
     print(f"    side-by-side video  : {result['viz']['trails.mp4']}")
     print(f"    timeline / gallery  : {result['viz']['timeline.png']}, "

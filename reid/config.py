@@ -102,11 +102,13 @@ class TrackerConfig(BaseModel):
                                  "this much (distances are tiny between clean views of one "
                                  "animal, so a ratio alone would act on noise).")
 
-    hold_contested: bool = Field(default=True, description="Do not report a restored identity "
-                                 "while it is contested (the source id says otherwise, or "
-                                 "another absent identity is nearly as likely) until it is "
-                                 "verified: a few unlabelled frames instead of a wrong label "
-                                 "and two ID switches. Offline linking fills them in.")
+    hold_contested: Literal["margin", "source", "off"] = Field(
+        default="margin", description="Do not report a restored identity while it is contested, "
+        "until verified: a few unlabelled frames instead of a wrong label and two ID switches "
+        "(offline linking fills them in). margin: contested when the source id points elsewhere "
+        "or another absent identity is nearly as likely on appearance and position (fewest "
+        "switches); source: only when the source id does not agree (no unlabelled frames when "
+        "the source behaves); off: always report at once.")
     hold_margin: float = Field(default=0.1, ge=0, description="Cost margin to the runner-up "
                                "below which a re-entry decision is contested.")
 

@@ -411,9 +411,14 @@ class ReidTracker:
             runner_up = float(others.min()) if others.size else np.inf
             # contested: the source id points to another identity, or another absent identity
             # is nearly as likely; then the label waits for verification instead of guessing
-            tracklet.held = c.hold_contested and (
-                (owner is not None and owner is not identity) or
-                runner_up - float(evidence[r]) < c.hold_margin)
+            close_call = runner_up - float(evidence[r]) < c.hold_margin
+            disagrees = owner is not None and owner is not identity
+            if c.hold_contested == "margin":
+                tracklet.held = disagrees or close_call
+            elif c.hold_contested == "source":
+                tracklet.held = owner is not identity and (disagrees or close_call)
+            else:
+                tracklet.held = False
             self.events.append(RepairEvent(
                 frame, "restored", int(source_ids[j]),
                 owner.track_id if owner is not None and owner is not identity else -1,

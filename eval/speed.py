@@ -53,6 +53,7 @@ def synthetic_frames(count: int, frames: int, size: tuple[int, int], radius: int
         emb = l2_normalize(vectors + rng.normal(0, 0.02, vectors.shape))
         objects = FrameObjects.from_masks(masks.astype(bool), frame_index=t,
                                           source_ids=np.arange(1, count + 1), embeddings=emb)
+        _ = objects.boxes  # the container's own work (a source builds it), not the tracker's
         out.append((image, objects))
     return out
 

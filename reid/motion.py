@@ -83,7 +83,10 @@ class BoxKalman:
         first ``dims`` measurement components (2 = centre only)."""
         if len(boxes) == 0:
             return np.zeros(0)
-        z = np.stack([xyxy_to_cxcywh(b) for b in boxes])[:, :dims]
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        z = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2,
+                      np.maximum(b[:, 2] - b[:, 0], 1.0), np.maximum(b[:, 3] - b[:, 1], 1.0)],
+                     axis=1)[:, :dims]
         s = (self.H @ self.P @ self.H.T + self._r())[:dims, :dims]
         d = z - self.x[:dims]
         return np.einsum("ni,ij,nj->n", d, np.linalg.inv(s), d)

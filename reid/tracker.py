@@ -197,7 +197,7 @@ class ReidTracker:
         out_ids = np.full(len(objects), -1, np.int64)
         keep = self._suppress_duplicates(objects, frame) & (objects.scores >= c.low_score)
         det_index = np.flatnonzero(keep)
-        dets = objects[det_index]
+        dets = objects if keep.all() else objects[det_index]  # no copy of dense masks
         n = len(dets)
         boxes = dets.boxes
         patches = crop_masks(dets.masks, boxes) if n else []

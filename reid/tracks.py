@@ -79,7 +79,7 @@ class LastSeen:
     borders: tuple[str, ...]
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: two identities are never "equal"
 class Identity:
     track_id: int
     gallery: Gallery
@@ -92,7 +92,7 @@ class Identity:
         return self.tracklet is None
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity (membership tests stay O(1) per item)
 class Tracklet:
     key: int
     kalman: BoxKalman

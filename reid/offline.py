@@ -10,7 +10,8 @@ animal). Starting from the online labelling, we then alternate (like constrained
    prototype, the tracklet's own views left out (so a tracklet cannot vouch for itself);
 3. tracklets, longest first (their views are the most reliable), take their cheapest identity
    that no tracklet overlapping them in time already holds (cannot-link: one animal is never in
-   two places at once); with ``num_identities`` no new identity is ever made.
+   two places at once), but keep their online identity unless another is clearly (by
+   ``switch_margin``) cheaper; with ``num_identities`` no new identity is ever made.
 
 Tracklets with no clean view keep their online identity unless a time-overlapping tracklet took
 it. The result is accepted only if its total cost is lower than the online labelling's, so the
@@ -109,15 +110,16 @@ def _total(costs: dict, labels: dict, missing: float) -> float:
 
 
 def link_offline(log: list[FrameLog], *, num_identities: int | None = None,
-                 new_identity_cost: float = 0.35, iterations: int = 5) -> list[np.ndarray]:
+                 new_identity_cost: float = 0.35, iterations: int = 5,
+                 switch_margin: float = 0.02) -> list[np.ndarray]:
     """Identity per logged object (aligned with each entry's ``det_index``) after global
     re-linking; the online identities where re-linking does not lower the total cost."""
-    labels = _link(log, num_identities, new_identity_cost, iterations)
+    labels = _link(log, num_identities, new_identity_cost, iterations, switch_margin)
     return [np.array([labels.get(key, -1) for key in keys], np.int64)
             for keys in segment_keys(log)]
 
 
-def _link(log, num_identities, new_identity_cost, iterations) -> dict:
+def _link(log, num_identities, new_identity_cost, iterations, switch_margin) -> dict:
     summaries = summarize_tracklets(log)
     tracklets = sorted(summaries.values(), key=lambda t: -len(t.frames))
     online = {t.key: t.online_id for t in tracklets}
@@ -132,11 +134,20 @@ def _link(log, num_identities, new_identity_cost, iterations) -> dict:
             options = {i: c for i, c in costs.get(t.key, {}).items() if i not in blocked}
             if t.key in costs and options:
                 best = min(options, key=options.get)
-                if options[best] <= new_identity_cost or num_identities is not None:
+                mine = online.get(t.key, -1)
+                if mine in options and options[mine] <= options[best] + switch_margin:
+                    new[t.key] = mine  # hysteresis: leave the online label unless clearly worse
+                elif options[best] <= new_identity_cost or num_identities is not None:
                     new[t.key] = best
             if t.key not in new:
-                keep = labels.get(t.key, -1)
-                if keep > 0 and keep not in blocked:
+                # no clean view (a crossing, a border): keep its online label, else continue
+                # the label of the same tracklet's neighbouring segments
+                key, seg = t.key
+                options_no_view = [labels.get(t.key, -1), new.get((key, seg - 1), -1),
+                                   new.get((key, seg + 1), -1), labels.get((key, seg - 1), -1),
+                                   labels.get((key, seg + 1), -1)]
+                keep = next((i for i in options_no_view if i > 0 and i not in blocked), -1)
+                if keep > 0:
                     new[t.key] = keep
                 elif num_identities is None or next_id <= num_identities:
                     new[t.key] = next_id

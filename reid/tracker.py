@@ -69,7 +69,7 @@ class FrameLog:
     frame: int
     det_index: np.ndarray  # indices into the frame's objects that belong to a tracklet
     tracklet_keys: np.ndarray
-    track_ids: np.ndarray  # online identity per object (-1: none)
+    track_ids: np.ndarray  # online (possibly provisional, unreported) identity; -1: none
     clean: np.ndarray  # bool: fully visible and apart from others
     isolated: np.ndarray  # bool: apart from others (crossings are where tracklets may err)
     embeddings: np.ndarray | None
@@ -288,8 +288,8 @@ class ReidTracker:
             self.log.append(FrameLog(
                 frame=frame, det_index=det_index[js].astype(np.int64),
                 tracklet_keys=np.array([assigned[j].key for j in js], np.int64),
-                track_ids=np.array([-1 if assigned[j].held else assigned[j].track_id
-                                    for j in js], np.int64),
+                # the provisional identity even while held: offline linking decides with hindsight
+                track_ids=np.array([assigned[j].track_id for j in js], np.int64),
                 clean=clean[js] if js else np.zeros(0, bool),
                 isolated=apart[js] if js else np.zeros(0, bool),
                 embeddings=None if embeddings is None else embeddings[js].astype(np.float16),

@@ -30,7 +30,7 @@ saved as MOTS txt, which keeps each mask separately. Every injected failure is l
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -222,7 +222,3 @@ def simulate(ground_truth: Iterable[FrameObjects], spec: FailureSpec) -> Simulat
         out.frames.append(FrameObjects.from_masks(
             stack, frame_index=t, frame_name=gt.frame_name, source_ids=out_ids).compact())
     return out
-
-
-def to_dict(events: list[FailureEvent]) -> list[dict]:
-    return [asdict(e) for e in events]

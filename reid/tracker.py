@@ -24,7 +24,7 @@ Per frame (``update``), see :mod:`reid.tracks` for tracklets versus identities:
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -73,8 +73,6 @@ class FrameLog:
     clean: np.ndarray  # bool: fully visible and apart from others
     isolated: np.ndarray  # bool: apart from others (crossings are where tracklets may err)
     embeddings: np.ndarray | None
-    centroids: np.ndarray
-    borders: list[tuple[str, ...]] = field(default_factory=list)
 
 
 def frame_borders(box: np.ndarray, size: tuple[int, int], margin: int) -> tuple[str, ...]:
@@ -292,9 +290,7 @@ class ReidTracker:
                 track_ids=np.array([assigned[j].track_id for j in js], np.int64),
                 clean=clean[js] if js else np.zeros(0, bool),
                 isolated=apart[js] if js else np.zeros(0, bool),
-                embeddings=None if embeddings is None else embeddings[js].astype(np.float16),
-                centroids=centroids[js] if js else np.zeros((0, 2)),
-                borders=[borders[j] for j in js]))
+                embeddings=None if embeddings is None else embeddings[js].astype(np.float16)))
         self.frames_seen += 1
         self.timing["embed"] += embed_time
         self.timing["associate"] += time.perf_counter() - t_start - embed_time
@@ -354,7 +350,6 @@ class ReidTracker:
                 tracklet.pending_embeddings.append(embedding)
             else:
                 tracklet.identity.gallery.add(embedding)
-                tracklet.identity.clean_frames += 1
 
     def _note_source(self, frame, tracklet, source_id, detail):
         """An in-view match whose source id belonged to another identity: a repaired swap."""

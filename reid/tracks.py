@@ -85,7 +85,6 @@ class Identity:
     gallery: Gallery
     last_seen: LastSeen
     tracklet: Tracklet | None = None  # the tracklet carrying it now (None: absent)
-    clean_frames: int = 0  # frames whose embedding entered the gallery
 
     @property
     def absent(self) -> bool:

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from eval.benchsets import BenchScene, scene_sets
-from eval.data import FrameTracks, SequenceTracks, load_tracks
+from eval.data import SequenceTracks, frame_tracks, load_tracks
 from eval.failures import simulate
 from eval.report import evaluate_pairs
 from eval.scenes import Scene
@@ -60,12 +60,7 @@ class Clip:
 def to_sequence(objects: list[FrameObjects], name: str, ids: str = "track") -> SequenceTracks:
     seq = SequenceTracks(name, has_masks=True)
     for obj in objects:
-        values = obj.track_ids if ids == "track" else obj.source_ids
-        keep = values > 0
-        rles = obj.rles
-        seq.frames[obj.frame_index + 1] = FrameTracks(
-            values[keep].copy(), obj.boxes[keep].astype(float),
-            [r for r, k in zip(rles, keep, strict=True) if k])
+        seq.frames[obj.frame_index + 1] = frame_tracks(obj, ids)
     return seq
 
 
@@ -123,18 +118,14 @@ def run_method(factory: Callable, clip: Clip, log_offline: bool = False) -> Meth
         spent += time.perf_counter() - start
     assoc = getattr(tracker, "timing", {}).get("associate")
     if log_offline:
-        from reid.offline import link_offline
+        from reid.offline import link_offline, relabel
 
         start = time.perf_counter()
         labels = link_offline(tracker.log, num_identities=tracker.config.num_identities,
                               new_identity_cost=tracker.config.offline_link_cost)
         spent += time.perf_counter() - start
-        relabelled = []
-        for obj, entry, lab in zip(outputs, tracker.log, labels, strict=True):
-            ids = np.full(len(obj), -1, np.int64)
-            ids[entry.det_index] = lab
-            relabelled.append(obj.with_track_ids(ids))
-        outputs = relabelled
+        outputs = [relabel(obj, entry, lab)
+                   for obj, entry, lab in zip(outputs, tracker.log, labels, strict=True)]
     return MethodResult(outputs, spent, assoc)
 
 

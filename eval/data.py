@@ -63,6 +63,19 @@ class SequenceTracks:
         return sum(len(f.ids) for f in self.frames.values())
 
 
+def frame_tracks(objects: FrameObjects, ids: str = "track") -> FrameTracks:
+    """The objects with a positive ``track_ids`` (or ``source_ids``) value, as masks."""
+    values = objects.track_ids if ids == "track" else objects.source_ids
+    keep = values > 0
+    return FrameTracks(values[keep].copy(), objects.boxes[keep].astype(np.float64),
+                       [r for r, k in zip(objects.rles, keep, strict=True) if k])
+
+
+def is_run_folder(path: Path) -> bool:
+    """A samtrack run folder: ``summary.json`` beside ``masks/``."""
+    return (path / "masks").is_dir() and (path / "summary.json").is_file()
+
+
 def _check_unique(seq: SequenceTracks) -> None:
     for frame, tracks in seq.frames.items():
         ids, counts = np.unique(tracks.ids, return_counts=True)
@@ -84,9 +97,8 @@ def _from_png_folder(folder: Path, name: str) -> SequenceTracks:
             raise FormatError(f"{file}: size {id_map.shape[1]}x{id_map.shape[0]} differs from "
                               f"the first map's {size[1]}x{size[0]}")
         size = id_map.shape
-        objects = FrameObjects.from_id_map(id_map, frame_index=i - 1)
-        seq.frames[i] = FrameTracks(objects.source_ids.copy(), objects.boxes.astype(np.float64),
-                                    objects.rles)
+        seq.frames[i] = frame_tracks(FrameObjects.from_id_map(id_map, frame_index=i - 1),
+                                     ids="source")
     return seq
 
 
@@ -146,8 +158,8 @@ def load_tracks(path: str | Path, name: str | None = None) -> SequenceTracks:
     if not path.exists():
         raise FormatError(f"{path}: no such file or folder")
     if path.is_dir():
-        if (path / "masks").is_dir() and (path / "summary.json").is_file():
-            return _from_png_folder(path / "masks", name)  # a samtrack run folder
+        if is_run_folder(path):
+            return _from_png_folder(path / "masks", name)
         if (path / "gt").is_dir():
             return load_tracks(ground_truth_path(path), name)  # a sequence folder
         return _from_png_folder(path, name)

@@ -173,6 +173,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from eval.data import is_run_folder
     from eval.report import evaluate_paths
 
     if not 0 < args.iou <= 1:
@@ -180,7 +181,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     report = evaluate_paths(args.gt, args.pred, args.preproc, args.iou)
     out = args.out
     pred = Path(args.pred)
-    if out is None and (pred / "summary.json").is_file() and (pred / "masks").is_dir():
+    if out is None and is_run_folder(pred):
         out = pred / "eval"
     written = report.write(out) if out is not None else None
     if args.format == "json":

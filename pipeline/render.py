@@ -30,7 +30,7 @@ import numpy as np
 from pipeline.formats import FormatError, id_map_files, read_id_map, read_mots_txt
 from pipeline.frames import FrameObjects
 from pipeline.video import VideoReader
-from pipeline.viz import OVERLAY_ALPHA, VideoSink, draw_overlay, id_color
+from pipeline.viz import OVERLAY_ALPHA, VideoSink, draw_overlay, id_color, largest_object_mask
 
 LABEL_FRAMES = 25
 THUMB = 64
@@ -234,14 +234,11 @@ def _draw_trails(image: np.ndarray, history: dict[int, deque]) -> None:
 
 
 def _binary(objects: FrameObjects, track_id: int | None) -> np.ndarray:
-    out = np.zeros(objects.image_size, np.uint8)
-    if not len(objects):
-        return out
     if track_id is None:
-        out[objects.masks[int(np.argmax(objects.areas))]] = 255
-    else:
-        for i in np.flatnonzero(objects.track_ids == track_id):
-            out[objects.masks[i]] = 255
+        return largest_object_mask(objects)
+    out = np.zeros(objects.image_size, np.uint8)
+    for i in np.flatnonzero(objects.track_ids == track_id):
+        out[objects.masks[i]] = 255
     return out
 
 

@@ -193,7 +193,7 @@ def run(config: Config) -> RunResult:
 def _write_offline(tracker, kept: list[FrameObjects], video: VideoReader, writer: RunWriter,
                    timing: dict[str, float]) -> set[int]:
     """Re-link identities over the whole clip, then write every frame with the final ids."""
-    from reid.offline import link_offline
+    from reid.offline import link_offline, relabel
 
     t0 = time.perf_counter()
     labels = link_offline(tracker.log, num_identities=tracker.config.num_identities,
@@ -208,12 +208,11 @@ def _write_offline(tracker, kept: list[FrameObjects], video: VideoReader, writer
         obj = index.get(frame.index)
         if obj is None:
             continue
-        new_ids = np.full(len(obj), -1, np.int64)
         if frame.index in by_frame:
-            entry, lab = by_frame[frame.index]
-            new_ids[entry.det_index] = lab
-        final = obj.with_track_ids(new_ids)
+            final = relabel(obj, *by_frame[frame.index])
+        else:
+            final = obj.with_track_ids(np.full(len(obj), -1, np.int64))
         writer.write_frame(frame.image, final)
-        ids.update(int(i) for i in new_ids if i > 0)
+        ids.update(int(i) for i in final.track_ids if i > 0)
     timing["write"] += time.perf_counter() - t1
     return ids

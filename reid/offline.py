@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipeline.frames import FrameObjects
 from reid.tracker import FrameLog
 
 
@@ -117,6 +118,13 @@ def link_offline(log: list[FrameLog], *, num_identities: int | None = None,
     labels = _link(log, num_identities, new_identity_cost, iterations, switch_margin)
     return [np.array([labels.get(key, -1) for key in keys], np.int64)
             for keys in segment_keys(log)]
+
+
+def relabel(objects: FrameObjects, entry: FrameLog, labels: np.ndarray) -> FrameObjects:
+    """``objects`` with the offline identities of their log entry (others unlabelled)."""
+    ids = np.full(len(objects), -1, np.int64)
+    ids[entry.det_index] = labels
+    return objects.with_track_ids(ids)
 
 
 def _link(log, num_identities, new_identity_cost, iterations, switch_margin) -> dict:

@@ -85,13 +85,20 @@ def _model_name(value: str) -> str:
                          f"{', '.join([*MODELS, *ALIASES])}") from None
 
 
-class Sam2VideoOptions(SourceOptions):
-    """Options of the ``sam2-video`` source (``source.sam2-video.*``)."""
+class _Sam2ModelOptions(SourceOptions):
+    """The model both SAM2 sources load."""
 
     model: str = Field(default="sam2.1_hiera_t", description="SAM2.1 config: sam2.1_hiera_t/s/"
                        "b+/l (or tiny/small/base_plus/large).")
     checkpoint: str | None = Field(default=None, description="Checkpoint file; None = "
                                    "checkpoints/<file of the model> (see checkpoints/README.md).")
+
+    _check_model = field_validator("model")(lambda cls, v: _model_name(v))
+
+
+class Sam2VideoOptions(_Sam2ModelOptions):
+    """Options of the ``sam2-video`` source (``source.sam2-video.*``)."""
+
     prompts: list[Prompt] = Field(default_factory=list, description="Explicit objects.")
     auto_seed: bool = Field(default=True, description="Seed objects with the automatic mask "
                             "generator on the first frame.")
@@ -108,22 +115,15 @@ class Sam2VideoOptions(SourceOptions):
                                        "inference state on the CPU.")
     mask_threshold: float = Field(default=0.0, description="Mask logit threshold.")
 
-    _check_model = field_validator("model")(lambda cls, v: _model_name(v))
 
-
-class Sam2AutoOptions(SourceOptions):
+class Sam2AutoOptions(_Sam2ModelOptions):
     """Options of the ``sam2-auto`` source (``source.sam2-auto.*``)."""
 
-    model: str = Field(default="sam2.1_hiera_t", description="SAM2.1 config name.")
-    checkpoint: str | None = Field(default=None, description="Checkpoint file; None = "
-                                   "checkpoints/<file of the model>.")
     every: int = Field(default=1, ge=1, description="Segment every k-th frame; the frames in "
                        "between have no masks (the tracker's motion bridges them).")
     largest_only: bool = Field(default=False, description="Keep only the largest mask (the "
                                "subject-on-black output).")
     auto: AutoOptions = Field(default_factory=AutoOptions)
-
-    _check_model = field_validator("model")(lambda cls, v: _model_name(v))
 
 
 def _autocast(device: str):

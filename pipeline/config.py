@@ -224,7 +224,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     """Load a YAML config (or defaults when ``path`` is None) and apply dotted ``overrides``
     such as ``{"video.path": "clip.mp4", "output.overwrite": True}`` on top."""
     data: dict[str, Any] = {}
-    where = "<defaults>"
+    where = "command line"  # no config file: values come from options and defaults
     if path is not None:
         where = str(path)
         p = Path(path)

@@ -97,8 +97,9 @@ def speed(checkpoint: str, frames: int, model: str) -> dict:
 
 
 def _memory_child(mode: str, clip: str, frames: int, checkpoint: str, image_size: int,
-                  window: int) -> None:
-    """Runs in a fresh process; prints its peak RSS as JSON."""
+                  window: int, marks: frozenset[int] = frozenset()) -> None:
+    """Runs in a fresh process; prints its peak RSS as JSON (windowed: also after each of
+    ``marks`` frames)."""
     import torch
 
     from pipeline.sources import sam2_model
@@ -134,32 +135,54 @@ def _memory_child(mode: str, clip: str, frames: int, checkpoint: str, image_size
         options = Sam2VideoOptions(checkpoint=checkpoint, auto_seed=False, window=window,
                                    prompts=[{"id": 1, "box": [100, 200, 400, 450]}])
         source = Sam2VideoSource(options, SourceContext("cpu"))
-        for _ in source.frames(VideoReader(clip, max_frames=frames)):
-            pass
-    print(json.dumps({"peak_rss_mb": _peak_rss_mb()}))
+        for k, _ in enumerate(source.frames(VideoReader(clip, max_frames=frames)), start=1):
+            if k in marks:
+                # The windowed source never reads past its current window, so the peak after
+                # k frames of a long clip is the peak of a k-frame clip.
+                print(json.dumps({"frames": k, "peak_rss_mb": _peak_rss_mb()}), flush=True)
+    print(json.dumps({"frames": frames, "peak_rss_mb": _peak_rss_mb()}), flush=True)
 
 
-def memory(checkpoint: str, sizes: list[int], image_size: int, window: int) -> dict:
+def _child(mode: str, clip: Path, frames: int, checkpoint: str, image_size: int, window: int,
+           marks: list[int]) -> list[dict]:
+    done = subprocess.run(
+        [sys.executable, "-m", "eval.sam2_bench", "--child", mode, str(clip), str(frames),
+         checkpoint, str(image_size), str(window), ",".join(map(str, marks))],
+        capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"memory child ({mode}, {frames} frames) failed: "
+                         f"{done.stderr.strip().splitlines()[-1:]}")
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def memory(checkpoint: str, sizes: list[int], image_size: int, window: int,
+           one_run: bool = False) -> dict:
+    """Peak RSS per clip length. ``one_run``: the windowed source runs once over the longest
+    clip and reports its peak after each length (it must propagate every frame, about 10 s per
+    frame at 1024 px on this CPU, so separate runs would triple the time)."""
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         clip = _clip(Path(tmp), max(sizes))
-        for mode in ("plain", "windowed"):
-            for n in sizes:
-                done = subprocess.run(
-                    [sys.executable, "-m", "eval.sam2_bench", "--child", mode, str(clip), str(n),
-                     checkpoint, str(image_size), str(window)],
-                    capture_output=True, text=True, check=True)
-                rss = json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mb"]
-                out[f"{mode}_{n}"] = rss
-                print(f"  {mode:8s} {n:4d} frames: peak RSS {rss:8.0f} MB", flush=True)
+        for n in sizes:
+            rss = _child("plain", clip, n, checkpoint, image_size, window, [])[-1]["peak_rss_mb"]
+            out[f"plain_{n}"] = rss
+            print(f"  plain    {n:4d} frames: peak RSS {rss:8.0f} MB", flush=True)
+        runs = [(max(sizes), sizes)] if one_run else [(n, []) for n in sizes]
+        for n, marks in runs:
+            for record in _child("windowed", clip, n, checkpoint, image_size, window, marks):
+                if record["frames"] in sizes and f"windowed_{record['frames']}" not in out:
+                    out[f"windowed_{record['frames']}"] = record["peak_rss_mb"]
+                    print(f"  windowed {record['frames']:4d} frames: peak RSS "
+                          f"{record['peak_rss_mb']:8.0f} MB", flush=True)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--child":
-        mode, clip, frames, ckpt, size, window = argv[1:7]
-        _memory_child(mode, clip, int(frames), ckpt, int(size), int(window))
+        mode, clip, frames, ckpt, size, window, marks = argv[1:8]
+        _memory_child(mode, clip, int(frames), ckpt, int(size), int(window),
+                      frozenset(int(m) for m in marks.split(",") if m))
         return 0
     parser = argparse.ArgumentParser(prog="python -m eval.sam2_bench", description=__doc__)
     parser.add_argument("what", choices=["speed", "memory", "all"])
@@ -171,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="100,200,300")
     parser.add_argument("--image-size", type=int, default=1024)
     parser.add_argument("--window", type=int, default=60)
+    parser.add_argument("--one-run", action="store_true",
+                        help="windowed: one run over the longest clip, peak read at each size")
     args = parser.parse_args(argv)
     checkpoint = args.checkpoint
     if args.random_checkpoint:
@@ -189,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what in ("memory", "all"):
         print(f"peak RSS, SAM2 input {args.image_size} px, window {args.window}:")
         memory(checkpoint, [int(s) for s in args.sizes.split(",")], args.image_size,
-               args.window)
+               args.window, args.one_run)
     return 0
 
 

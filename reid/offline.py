@@ -3,11 +3,14 @@
 Online, a returning animal must be labelled from a few frames; offline we know every clean view
 of every tracklet. Tracklets are first cut where association was least certain: where the object
 starts or stops touching another one (a crossing is where a tracklet may have followed the wrong
-animal). Starting from the online labelling, we then alternate (like constrained k-means):
+animal). Starting from the online labelling (the identity each tracklet had once verified, not
+the first guess at the border), we then alternate (like constrained k-means):
 
 1. an identity's prototype = the clean embeddings of the tracklets currently labelled with it;
 2. each tracklet's cost for an identity = mean over its clean views of the min distance to that
-   prototype, the tracklet's own views left out (so a tracklet cannot vouch for itself);
+   prototype, the tracklet's own views left out (so a tracklet cannot vouch for itself), plus
+   ``position_weight`` times the gaps to the identity's neighbouring tracklets in time (an
+   animal comes back through the border it left by: the online re-entry prior, with hindsight);
 3. tracklets, longest first (their views are the most reliable), take their cheapest identity
    that no tracklet overlapping them in time already holds (cannot-link: one animal is never in
    two places at once), but keep their online identity unless another is clearly (by
@@ -35,6 +38,8 @@ class TrackletSummary:
     frames: list[int] = field(default_factory=list)
     online_ids: list[int] = field(default_factory=list)
     views: list[np.ndarray] = field(default_factory=list)
+    first_position: np.ndarray | None = None  # centroid / frame diagonal, first frame
+    last_position: np.ndarray | None = None
 
     @property
     def span(self) -> tuple[int, int]:
@@ -75,6 +80,10 @@ def summarize_tracklets(log: list[FrameLog], max_views: int = 30,
             s.online_ids.append(int(entry.track_ids[k]))
             if entry.embeddings is not None and entry.clean[k]:
                 s.views.append(entry.embeddings[k].astype(np.float32))
+            if entry.positions is not None:
+                if s.first_position is None:
+                    s.first_position = entry.positions[k]
+                s.last_position = entry.positions[k]
     for s in out.values():
         if len(s.views) > max_views:  # evenly spread subset keeps cost bounded
             pick = np.linspace(0, len(s.views) - 1, max_views).round().astype(int)
@@ -86,12 +95,34 @@ def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
-def _costs(tracklets: list[TrackletSummary], labels: dict) -> dict:
-    """cost[key][identity] for tracklets with clean views."""
+def _gap_distance(t: TrackletSummary, group: list[TrackletSummary]) -> float:
+    """How far ``t`` starts from where the identity's previous tracklet ended, plus how far it
+    ends from where the next one starts (fractions of the frame diagonal): an animal comes back
+    through the border it left by, and a tracklet cut at a crossing continues where it stopped.
+    """
+    before = [m for m in group if m.span[1] < t.span[0] and m.last_position is not None]
+    after = [m for m in group if m.span[0] > t.span[1] and m.first_position is not None]
+    total = 0.0
+    if before and t.first_position is not None:
+        previous = max(before, key=lambda m: m.span[1])
+        total += float(np.linalg.norm(previous.last_position - t.first_position))
+    if after and t.last_position is not None:
+        following = min(after, key=lambda m: m.span[0])
+        total += float(np.linalg.norm(t.last_position - following.first_position))
+    return total
+
+
+def _costs(tracklets: list[TrackletSummary], labels: dict, position_weight: float) -> dict:
+    """cost[key][identity] for tracklets with clean views: appearance (mean over the
+    tracklet's views of the min distance to the identity's other views) plus the position
+    prior of :func:`_gap_distance`."""
     members: dict[int, list[TrackletSummary]] = defaultdict(list)
+    everyone: dict[int, list[TrackletSummary]] = defaultdict(list)
     for t in tracklets:
-        if labels.get(t.key, -1) > 0 and t.views:
-            members[labels[t.key]].append(t)
+        if labels.get(t.key, -1) > 0:
+            everyone[labels[t.key]].append(t)
+            if t.views:
+                members[labels[t.key]].append(t)
     out: dict[int, dict] = {}
     for t in tracklets:
         if not t.views:
@@ -102,7 +133,11 @@ def _costs(tracklets: list[TrackletSummary], labels: dict) -> dict:
             proto = [v for m in group if m.key != t.key for v in m.views]
             if proto:
                 d = 1.0 - views @ np.stack(proto).T
-                out[t.key][identity] = float(np.mean(d.min(axis=1)))
+                cost = float(np.mean(d.min(axis=1)))
+                if position_weight:
+                    others = [m for m in everyone[identity] if m.key != t.key]
+                    cost += position_weight * _gap_distance(t, others)
+                out[t.key][identity] = cost
     return out
 
 
@@ -112,10 +147,12 @@ def _total(costs: dict, labels: dict, missing: float) -> float:
 
 def link_offline(log: list[FrameLog], *, num_identities: int | None = None,
                  new_identity_cost: float = 0.35, iterations: int = 5,
-                 switch_margin: float = 0.02) -> list[np.ndarray]:
+                 switch_margin: float = 0.02, position_weight: float = 0.5,
+                 ) -> list[np.ndarray]:
     """Identity per logged object (aligned with each entry's ``det_index``) after global
     re-linking; the online identities where re-linking does not lower the total cost."""
-    labels = _link(log, num_identities, new_identity_cost, iterations, switch_margin)
+    labels = _link(log, num_identities, new_identity_cost, iterations, switch_margin,
+                   position_weight)
     return [np.array([labels.get(key, -1) for key in keys], np.int64)
             for keys in segment_keys(log)]
 
@@ -127,14 +164,32 @@ def relabel(objects: FrameObjects, entry: FrameLog, labels: np.ndarray) -> Frame
     return objects.with_track_ids(ids)
 
 
-def _link(log, num_identities, new_identity_cost, iterations, switch_margin) -> dict:
+def _one_object_per_identity(tracklets: list[TrackletSummary], labels: dict) -> dict:
+    """``labels`` where tracklets overlapping in time share an identity: the longest keeps it,
+    the others lose it (the online log can hold such pairs after verification rewrote a
+    tracklet's past)."""
+    out = dict(labels)
+    taken: list[tuple[tuple[int, int], int]] = []
+    for t in tracklets:  # longest first
+        identity = out[t.key]
+        if identity <= 0:
+            continue
+        if any(i == identity and _overlap(span, t.span) for span, i in taken):
+            out[t.key] = -1
+        else:
+            taken.append((t.span, identity))
+    return out
+
+
+def _link(log, num_identities, new_identity_cost, iterations, switch_margin,
+          position_weight) -> dict:
     summaries = summarize_tracklets(log)
     tracklets = sorted(summaries.values(), key=lambda t: -len(t.frames))
-    online = {t.key: t.online_id for t in tracklets}
+    online = _one_object_per_identity(tracklets, {t.key: t.online_id for t in tracklets})
     labels = dict(online)
     next_id = max([i for i in online.values() if i > 0], default=0) + 1
     for _ in range(iterations):
-        costs = _costs(tracklets, labels)
+        costs = _costs(tracklets, labels, position_weight)
         new: dict = {}
         taken: list[tuple[tuple[int, int], int]] = []  # (span, identity)
         for t in tracklets:
@@ -149,9 +204,10 @@ def _link(log, num_identities, new_identity_cost, iterations, switch_margin) -> 
                     new[t.key] = best
             if t.key not in new:
                 # no clean view (a crossing, a border): keep its online label, else continue
-                # the label of the same tracklet's neighbouring segments
+                # the label of the same tracklet's neighbouring segments (the online label
+                # first, not last round's: a round's passing change must not stick here)
                 key, seg = t.key
-                options_no_view = [labels.get(t.key, -1), new.get((key, seg - 1), -1),
+                options_no_view = [online.get(t.key, -1), new.get((key, seg - 1), -1),
                                    new.get((key, seg + 1), -1), labels.get((key, seg - 1), -1),
                                    labels.get((key, seg + 1), -1)]
                 keep = next((i for i in options_no_view if i > 0 and i not in blocked), -1)
@@ -167,8 +223,8 @@ def _link(log, num_identities, new_identity_cost, iterations, switch_margin) -> 
         if new == labels:
             break
         labels = new
-    final_costs = _costs(tracklets, labels)
-    online_costs = _costs(tracklets, online)
+    final_costs = _costs(tracklets, labels, position_weight)
+    online_costs = _costs(tracklets, online, position_weight)
     if _total(final_costs, labels, new_identity_cost) >= _total(online_costs, online,
                                                                 new_identity_cost):
         return online

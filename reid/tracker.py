@@ -73,6 +73,7 @@ class FrameLog:
     clean: np.ndarray  # bool: fully visible and apart from others
     isolated: np.ndarray  # bool: apart from others (crossings are where tracklets may err)
     embeddings: np.ndarray | None
+    positions: np.ndarray | None = None  # (N, 2) centroids over the frame diagonal
 
 
 def frame_borders(box: np.ndarray, size: tuple[int, int], margin: int) -> tuple[str, ...]:
@@ -159,9 +160,23 @@ class ReidTracker:
         if tracklet.identity is not None:
             for e in tracklet.pending_embeddings:
                 tracklet.identity.gallery.add(e)
+            self._backfill_log(tracklet)
         tracklet.pending = False
         tracklet.held = False
         tracklet.pending_embeddings = []
+
+    def _backfill_log(self, tracklet: Tracklet) -> None:
+        """Log the verified identity over the frames where the tracklet's identity was still
+        provisional: offline linking starts from the online pass's best answer, and that is
+        the identity after verification, not the first guess at the border. (This can give
+        one identity to two objects of a frame; offline linking resolves that.)"""
+        if not self.keep_log:
+            return
+        track_id = tracklet.identity.track_id
+        for entry in reversed(self.log):
+            if entry.frame < tracklet.first_frame:
+                break
+            entry.track_ids[entry.tracklet_keys == tracklet.key] = track_id
 
     def _suppress_duplicates(self, objects: FrameObjects, frame: int) -> np.ndarray:
         keep = np.ones(len(objects), bool)
@@ -290,7 +305,9 @@ class ReidTracker:
                 track_ids=np.array([assigned[j].track_id for j in js], np.int64),
                 clean=clean[js] if js else np.zeros(0, bool),
                 isolated=apart[js] if js else np.zeros(0, bool),
-                embeddings=None if embeddings is None else embeddings[js].astype(np.float16)))
+                embeddings=None if embeddings is None else embeddings[js].astype(np.float16),
+                positions=(centroids[js] / diagonal).astype(np.float32) if js else
+                np.zeros((0, 2), np.float32)))
         self.frames_seen += 1
         self.timing["embed"] += embed_time
         self.timing["associate"] += time.perf_counter() - t_start - embed_time

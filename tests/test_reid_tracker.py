@@ -140,3 +140,74 @@ def test_offline_never_gives_one_identity_to_overlapping_tracklets():
         present = [i for i in lab.tolist() if i > 0]
         assert len(present) == len(set(present))  # cannot-link: no id twice in one frame
     assert len({i for lab in labels for i in lab.tolist() if i > 0}) >= 2
+
+
+def _swapped_return():
+    """red leaves left, blue leaves right; red comes back on the right and blue on the left,
+    each with the other's source id: at the border position and source id both point to the
+    wrong identity, and only verification on clean views corrects it."""
+    frames = []
+    t = 0
+    for step in range(6):
+        frames.append(frame(t, [((40 - 8 * step, 60), RED, 1), ((160 + 8 * step, 60), BLUE, 2)]))
+        t += 1
+    for _ in range(10):
+        frames.append(frame(t, []))
+        t += 1
+    for step in range(14):
+        frames.append(frame(t, [((2 + 5 * step, 60), BLUE, 1), ((198 - 5 * step, 60), RED, 2)]))
+        t += 1
+    return frames
+
+
+def test_log_holds_the_verified_identity_over_provisional_frames():
+    tr = _tracker()
+    out = _run(tr, _swapped_return())
+    red = int(out[0].track_ids[0])
+    assert int(out[-1].track_ids[1]) == red  # red (right-hand return) verified as red
+    assert any(e.kind == "reassigned" for e in tr.events)
+    returned = [e for e in tr.log if e.frame >= 16]
+    # offline linking starts from the verified answer, not the first guess at the border
+    assert all(int(e.track_ids[np.argmax(e.positions[:, 0])]) == red for e in returned)
+
+
+def test_offline_keeps_the_verified_identities_of_a_swapped_return():
+    tr = _tracker()
+    out = _run(tr, _swapped_return())
+    red = int(out[0].track_ids[0])
+    labels = link_offline(tr.log)
+    for entry, lab in zip(tr.log, labels, strict=True):
+        if entry.frame >= 16:
+            assert int(lab[np.argmax(entry.positions[:, 0])]) == red
+
+
+def _summary(key, frames, position_first=(0.0, 0.0), position_last=(0.0, 0.0)):
+    from reid.offline import TrackletSummary
+
+    return TrackletSummary(key, frames=list(frames), first_position=np.array(position_first),
+                           last_position=np.array(position_last))
+
+
+def test_overlapping_tracklets_sharing_an_online_identity_keep_it_only_once():
+    from reid.offline import _one_object_per_identity
+
+    long_one = _summary((1, 0), range(0, 50))
+    short_overlap = _summary((2, 0), range(40, 45))
+    later = _summary((3, 0), range(60, 70))
+    labels = _one_object_per_identity([long_one, short_overlap, later],
+                                      {(1, 0): 4, (2, 0): 4, (3, 0): 4})
+    assert labels == {(1, 0): 4, (2, 0): -1, (3, 0): 4}
+
+
+def test_gap_distance_prefers_the_identity_that_left_where_the_tracklet_starts():
+    from reid.offline import _gap_distance
+
+    returning = _summary((9, 0), range(100, 120), (0.01, 0.3), (0.2, 0.3))
+    left_on_the_left = [_summary((1, 0), range(0, 40), (0.5, 0.3), (0.0, 0.31))]
+    left_on_the_right = [_summary((2, 0), range(0, 60), (0.5, 0.3), (0.87, 0.3))]
+    near = _gap_distance(returning, left_on_the_left)
+    far = _gap_distance(returning, left_on_the_right)
+    assert near < 0.05 < 0.8 < far
+    # a later tracklet of the identity counts too: the gap from this one's end to its start
+    later = [_summary((3, 0), range(130, 140), (0.6, 0.3))]
+    assert np.isclose(_gap_distance(returning, later), 0.4)

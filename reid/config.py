@@ -105,10 +105,11 @@ class TrackerConfig(BaseModel):
     hold_contested: Literal["margin", "source", "off"] = Field(
         default="margin", description="Do not report a restored identity while it is contested, "
         "until verified: a few unlabelled frames instead of a wrong label and two ID switches "
-        "(offline linking fills them in). margin: contested when the source id points elsewhere "
-        "or another absent identity is nearly as likely on appearance and position (fewest "
-        "switches); source: only when the source id does not agree (no unlabelled frames when "
-        "the source behaves); off: always report at once.")
+        "(offline linking fills them in). margin: contested when the source id points elsewhere, "
+        "or another absent identity is nearly as likely on appearance and position and the "
+        "source id cannot settle it (it settles it only while the source has never been caught "
+        "erring: no duplicate, renamed, swapped or brand-new id on a returning object so far); "
+        "source: only when the source id does not agree; off: always report at once.")
     hold_margin: float = Field(default=0.1, ge=0, description="Cost margin to the runner-up "
                                "below which a re-entry decision is contested.")
 

@@ -119,6 +119,11 @@ class ReidTracker:
         self._next_id = 1
         self._source_owner: dict[int, Identity] = {}
         self._identity_source: dict[int, int] = {}  # track_id -> last source id
+        # times the source's ids and samtrack's decisions parted ways (a duplicate masklet, an
+        # object renamed in view, a returning object restored under another or a brand-new
+        # source id, a correction); while this is 0 the source has earned trust and its
+        # agreeing id settles a close re-entry call
+        self.source_disagreements = 0
 
     # ------------------------------------------------------------------ helpers
     def _gallery(self) -> Gallery:
@@ -198,6 +203,7 @@ class ReidTracker:
             # grabbed); on equal areas the higher score
             drop = j if (areas[i], objects.scores[i]) >= (areas[j], objects.scores[j]) else i
             keep[drop] = False
+            self.source_disagreements += 1  # two masklets on one animal: ids not to be trusted
             self.events.append(RepairEvent(frame, "duplicate_suppressed",
                                            int(objects.source_ids[drop]), -1, -1))
         return keep
@@ -374,6 +380,8 @@ class ReidTracker:
             return
         owner = self._source_owner.get(source_id)
         identity = tracklet.identity
+        if 0 <= tracklet.source_id != source_id:
+            self.source_disagreements += 1  # the source renamed an object it was following
         if owner is not None and identity is not None and owner is not identity and \
                 source_id != tracklet.source_id:
             app, miou, cost = detail
@@ -425,8 +433,11 @@ class ReidTracker:
             # is nearly as likely; then the label waits for verification instead of guessing
             close_call = runner_up - float(evidence[r]) < c.hold_margin
             disagrees = owner is not None and owner is not identity
+            vouched = owner is identity and self.source_disagreements == 0
+            if owner is not identity and source_ids[j] >= 0:
+                self.source_disagreements += 1
             if c.hold_contested == "margin":
-                tracklet.held = disagrees or close_call
+                tracklet.held = disagrees or (close_call and not vouched)
             elif c.hold_contested == "source":
                 tracklet.held = owner is not identity and (disagrees or close_call)
             else:
@@ -489,6 +500,7 @@ class ReidTracker:
                     self._attach(t, identity, pending=True)
                     t.pending_embeddings = views
                     if identity is not old[t.key]:
+                        self.source_disagreements += 1
                         self.events.append(RepairEvent(
                             frame, "reassigned", int(t.source_id), old[t.key].track_id,
                             identity.track_id, float(cost[r, k]), None, float(cost[r, r])))
@@ -512,6 +524,7 @@ class ReidTracker:
                 t.identity = None
                 t.pending = False
                 identity = self._new_identity(t, frame)
+                self.source_disagreements += 1
                 self.events.append(RepairEvent(frame, "reassigned", int(t.source_id),
                                                previous.track_id, identity.track_id, own))
                 continue

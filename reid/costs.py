@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.geometry import box_iou
+from reid.motion import mahalanobis_centres
 from reid.tracks import Gallery, LastSeen, Tracklet
 
 
@@ -66,14 +67,27 @@ def appearance_distance(galleries: list[Gallery], embeddings: np.ndarray | None,
         return np.full((len(galleries), count), np.nan)
     if not galleries or len(embeddings) == 0:
         return np.full((len(galleries), len(embeddings)), np.nan)
-    return np.stack([g.distance(embeddings) for g in galleries])
+    # one product against every gallery's rows at once, then the best row per gallery
+    # (a loop of small products costs more in call overhead than in arithmetic at 100 tracks)
+    matrices = [g.matrix() for g in galleries]
+    counts = np.array([len(m) if m.size else 0 for m in matrices])
+    out = np.full((len(galleries), len(embeddings)), np.nan)
+    filled = counts > 0
+    if not filled.any():
+        return out
+    rows = np.concatenate([m for m, c in zip(matrices, counts, strict=True) if c])
+    similarity = (rows @ embeddings.T).astype(np.float64)
+    starts = np.r_[0, np.cumsum(counts[filled])[:-1]]
+    best = np.maximum.reduceat(similarity, starts, axis=0)
+    out[filled] = np.clip(1.0 - best, 0.0, 2.0)
+    return out
 
 
 def mahalanobis_gate(tracks: list[Tracklet], det_boxes: np.ndarray, chi2: float) -> np.ndarray:
     """``True`` where the mask's centre is plausible for the track's motion."""
     if not tracks or len(det_boxes) == 0:
         return np.zeros((len(tracks), len(det_boxes)), bool)
-    return np.stack([t.kalman.mahalanobis(det_boxes) <= chi2 for t in tracks])
+    return mahalanobis_centres([t.kalman for t in tracks], det_boxes) <= chi2
 
 
 def source_match(last_source_ids: list[int], source_ids: np.ndarray) -> np.ndarray:

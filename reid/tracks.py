@@ -34,35 +34,61 @@ class TrackState(str, Enum):
     ENDED = "ended"
 
 
-@dataclass
 class Gallery:
     """A running-average embedding plus a bank of the last K distinct embeddings.
 
     Why both: the average is stable but blurs poses together; the bank keeps distinct poses, so a
     returning animal seen from a known angle matches well. Distance = min over all of them.
+
+    Stored as one array, row 0 the average and rows 1.. the bank as a ring buffer: every track
+    adds a view and is compared on every frame, so at 100 objects the cost is in re-stacking
+    lists, not in arithmetic; here adding and comparing touch the array in place.
     """
 
-    size: int = 12
-    ema: float = 0.9
-    min_distance: float = 0.02
-    mean: np.ndarray | None = None
-    bank: list[np.ndarray] = field(default_factory=list)
+    def __init__(self, size: int = 12, ema: float = 0.9, min_distance: float = 0.02) -> None:
+        self.size, self.ema, self.min_distance = size, ema, min_distance
+        self._rows: np.ndarray | None = None  # (1 + size, dim) float32
+        self._count = 0  # views in the bank
+        self._oldest = 0  # ring position replaced next once the bank is full
+
+    @property
+    def mean(self) -> np.ndarray | None:
+        return None if self._rows is None else self._rows[0]
+
+    @property
+    def bank(self) -> list[np.ndarray]:
+        """The bank's views, oldest first."""
+        if self._rows is None:
+            return []
+        order = (np.arange(self._count) + (self._oldest if self._count == self.size else 0)) \
+            % self.size
+        return [self._rows[1 + i].copy() for i in order]
 
     def add(self, embedding: np.ndarray) -> None:
-        e = embedding.astype(np.float32)
-        if self.mean is None:
-            self.mean = e.copy()
+        e = np.asarray(embedding, np.float32)
+        if self._rows is None:
+            self._rows = np.zeros((1 + self.size, e.shape[0]), np.float32)
+            self._rows[0] = e
+            self._rows[1] = e
+            self._count = 1
+            return
+        m = self.ema * self._rows[0] + (1 - self.ema) * e
+        self._rows[0] = m / max(float(np.sqrt(m @ m)), 1e-12)
+        bank = self._rows[1:1 + self._count]
+        if 1.0 - float((bank @ e).max()) <= self.min_distance:
+            return  # a view like one already kept
+        if self._count < self.size:
+            self._rows[1 + self._count] = e
+            self._count += 1
         else:
-            m = self.ema * self.mean + (1 - self.ema) * e
-            self.mean = m / max(float(np.linalg.norm(m)), 1e-12)
-        if not self.bank or float(np.min(1 - np.stack(self.bank) @ e)) > self.min_distance:
-            self.bank.append(e)
-            if len(self.bank) > self.size:
-                self.bank.pop(0)
+            self._rows[1 + self._oldest] = e
+            self._oldest = (self._oldest + 1) % self.size
 
     def matrix(self) -> np.ndarray:
-        rows = ([self.mean] if self.mean is not None else []) + self.bank
-        return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+        """Average and bank as rows (a view, not a copy)."""
+        if self._rows is None:
+            return np.zeros((0, 0), np.float32)
+        return self._rows[:1 + self._count]
 
     def distance(self, embeddings: np.ndarray) -> np.ndarray:
         """Min cosine distance of each row of ``embeddings`` to the gallery (nan if empty)."""

@@ -113,3 +113,48 @@ def test_embedder_handles_empty_frames():
 
     empty = FrameObjects.empty((10, 10), frame_index=0)
     assert HistogramEmbedder().embed(np.zeros((10, 10, 3), np.uint8), empty).shape[0] == 0
+
+
+def test_batched_mahalanobis_equals_each_filters_own():
+    from reid.motion import BoxKalman, mahalanobis_centres
+
+    rng = np.random.default_rng(1)
+    filters = []
+    for k in range(5):
+        f = BoxKalman(np.array([10.0 * k, 20, 10.0 * k + 30, 60]))
+        for step in range(1, 4):
+            f.predict()
+            f.update(np.array([10.0 * k + 3 * step, 20 + step, 10.0 * k + 31, 61 + step]))
+        f.predict()
+        filters.append(f)
+    boxes = rng.uniform(0, 100, (7, 4))
+    boxes[:, 2:] += boxes[:, :2]
+    batched = mahalanobis_centres(filters, boxes)
+    for k, f in enumerate(filters):
+        assert batched[k] == pytest.approx(f.mahalanobis(boxes), rel=1e-9)
+
+
+def test_batched_appearance_distance_equals_each_gallerys_own():
+    from reid.costs import appearance_distance
+
+    rng = np.random.default_rng(2)
+    galleries = [Gallery(size=3), Gallery(size=3), Gallery(size=3)]
+    for g, n in zip(galleries, (5, 0, 2), strict=True):  # the middle one stays empty
+        for _ in range(n):
+            v = rng.normal(size=8)
+            g.add((v / np.linalg.norm(v)).astype(np.float32))
+    queries = rng.normal(size=(4, 8)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    got = appearance_distance(galleries, queries)
+    assert got[0] == pytest.approx(galleries[0].distance(queries), abs=1e-6)
+    assert np.isnan(got[1]).all()
+    assert got[2] == pytest.approx(galleries[2].distance(queries), abs=1e-6)
+
+
+def test_gallery_bank_is_a_ring_of_the_last_distinct_views():
+    g = Gallery(size=2, min_distance=0.01)
+    views = np.eye(3, dtype=np.float32)
+    for v in views:
+        g.add(v)
+    assert [int(np.argmax(v)) for v in g.bank] == [1, 2]  # the oldest (0) was replaced
+    assert g.matrix().shape == (3, 3)  # average + two views

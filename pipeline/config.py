@@ -217,6 +217,13 @@ def config_from_dict(data: dict[str, Any] | None, where: str = "<config>") -> Co
         _raise(where, messages)
     for key, options in source_options.items():
         setattr(config.source, key, options)
+    if "sam2" in config.tracker.embedder.split("+") and config.tracker.type == "reid":
+        exposing = config.source.name == "sam2-video" and getattr(
+            config.source.options("sam2-video"), "expose_features", False)
+        if not exposing:
+            _raise(where, ["tracker.embedder: 'sam2' pools SAM2's image-encoder features, "
+                           "which only source.name: sam2-video with "
+                           "source.sam2-video.expose_features: true provides"])
     return config
 
 

@@ -36,6 +36,9 @@ def test_wrong_type_names_file_key_and_value(tmp_path):
     ("output:\n  overwrite: maybe\n", "output.overwrite: expected bool, got 'maybe'"),
     ("- a\n- b\n", "top level must be a mapping"),
     ("video: [\n", "line"),
+    ("tracker:\n  embedder: sam2\n", "tracker.embedder: 'sam2' pools SAM2's image-encoder "
+     "features, which only source.name: sam2-video with source.sam2-video.expose_features: "
+     "true provides"),
 ])
 def test_config_errors_are_one_line_and_name_the_key(tmp_path, text, expected):
     path = _write(tmp_path, text)
@@ -81,3 +84,9 @@ def test_example_configs_are_valid(name, tmp_path):
         overrides["eval.gt"] = str(tmp_path)
     config = load_config(CONFIGS / name, overrides)
     assert config.video.path == str(tmp_path)
+
+
+def test_sam2_embedder_with_a_source_that_exposes_features(tmp_path):
+    path = _write(tmp_path, "source:\n  name: sam2-video\n  sam2-video:\n"
+                            "    expose_features: true\ntracker:\n  embedder: sam2\n")
+    assert load_config(path).tracker.embedder == "sam2"

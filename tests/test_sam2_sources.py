@@ -72,7 +72,7 @@ def test_loader_and_mismatched_config(checkpoint):
 def test_video_box_prompt_and_ids_across_windows(checkpoint, clip):
     """window=2 on 3 frames: two windows sharing frame 1; ids must survive the boundary."""
     options = Sam2VideoOptions(
-        checkpoint=str(checkpoint), auto_seed=False, window=2,
+        checkpoint=str(checkpoint), auto_seed=False, window=2, expose_features=True,
         prompts=[{"id": 3, "box": [10, 10, 60, 50]},
                  {"id": 8, "points": [[110, 50]], "labels": [1]}])
     source = Sam2VideoSource(options, SourceContext("cpu"))
@@ -93,6 +93,18 @@ def test_video_box_prompt_and_ids_across_windows(checkpoint, clip):
         assert objects.masks.shape[1:] == (96, 160)
         assert set(objects.source_ids.tolist()) <= {3, 8}
         assert ((objects.scores >= 0) & (objects.scores <= 1)).all()
+        # expose_features: the image encoder's 256 channels pooled inside each mask
+        assert objects.embeddings.shape == (len(objects), 256)
+        assert np.isfinite(objects.embeddings).all()
+    # the tracker's sam2 embedder takes them as they come (no network of its own)
+    from reid.config import TrackerConfig
+    from reid.embedders import build_embedder
+    from reid.tracker import ReidTracker
+
+    tracker = ReidTracker(TrackerConfig(embedder="sam2"), build_embedder("sam2"))
+    for frame, objects in out:
+        tracked = tracker.update(objects, frame.image)
+        assert len(tracked) == len(objects)
     # carry-over: window 2 starts on frame 1 (shared) seeded, under the same ids, with exactly
     # the objects that had a mask there (random weights may empty a mask: then it is absent)
     assert {i for w, i in seeded if w == 2} == set(out[1][1].source_ids.tolist())

@@ -114,6 +114,10 @@ class Sam2VideoOptions(_Sam2ModelOptions):
     offload_state_to_cpu: bool = Field(default=False, description="SAM2 option: keep the "
                                        "inference state on the CPU.")
     mask_threshold: float = Field(default=0.0, description="Mask logit threshold.")
+    expose_features: bool = Field(default=False, description="Attach to each mask SAM2's "
+                                  "image-encoder features averaged inside it (256-d), for "
+                                  "tracker.embedder: sam2 (appearance at no extra network "
+                                  "cost).")
 
 
 class Sam2AutoOptions(_Sam2ModelOptions):
@@ -260,9 +264,12 @@ class Sam2VideoSource:
                     if p.box is not None:
                         kwargs["box"] = np.asarray(p.box, np.float32)
                     self.predictor.add_new_points_or_box(state, local, p.id, **kwargs)
-                results: dict[int, tuple[list[int], np.ndarray]] = {}
+                results: dict[int, tuple] = {}
                 for local, obj_ids, logits in self.predictor.propagate_in_video(state):
-                    results[local] = (list(obj_ids), logits[:, 0].float().cpu().numpy())
+                    values = logits[:, 0].float().cpu().numpy()
+                    features = (self._pooled_features(state, local, values > o.mask_threshold)
+                                if o.expose_features else None)
+                    results[local] = (list(obj_ids), values, features)
                 self.predictor.reset_state(state)
                 del state
         new_carried: dict[int, np.ndarray] = {}
@@ -283,7 +290,7 @@ class Sam2VideoSource:
     def _objects(self, frame: VideoFrame, result, size) -> FrameObjects:
         if result is None:
             return FrameObjects.empty(size, frame_index=frame.index, frame_name=frame.name)
-        obj_ids, logits = result
+        obj_ids, logits, features = result
         masks = logits > self.options.mask_threshold
         present = masks.any(axis=(1, 2))  # an object with an empty mask is simply absent
         scores = []
@@ -291,7 +298,31 @@ class Sam2VideoSource:
             scores.append(float(1 / (1 + np.exp(-float(lg[m].mean())))))
         return FrameObjects.from_masks(masks[present], frame_index=frame.index,
                                        frame_name=frame.name, scores=scores,
-                                       source_ids=np.asarray(obj_ids)[present])
+                                       source_ids=np.asarray(obj_ids)[present],
+                                       embeddings=None if features is None else
+                                       features[present])
+
+    def _pooled_features(self, state, local: int, masks: np.ndarray) -> np.ndarray:
+        """``(N, C)``: the image encoder's lowest-resolution features (C = 256 on a
+        64x64 grid at 1024 px) averaged inside each mask.
+
+        Why these: the video predictor computes them for every frame anyway, so re-id gets an
+        appearance vector without running a second network. SAM2 keeps only the latest frame's
+        features (``cached_features``); a prompted frame's output comes from storage, so its
+        features may be gone and are then recomputed (once per window)."""
+        cached = state["cached_features"].get(local)
+        if cached is None:
+            self.predictor._get_image_feature(state, local, 1)  # fills the one-frame cache
+            cached = state["cached_features"][local]
+        grid = cached[1]["backbone_fpn"][-1][0].float().cpu().numpy()  # (C, h, w)
+        channels, h, w = grid.shape
+        # SAM2 squashes the frame to a square input, so the grid maps onto the whole frame
+        weights = np.stack([cv2.resize(m.astype(np.float32), (w, h),
+                                       interpolation=cv2.INTER_AREA) for m in masks]) \
+            if len(masks) else np.zeros((0, h, w), np.float32)
+        totals = weights.reshape(len(masks), -1).sum(axis=1, keepdims=True)
+        pooled = weights.reshape(len(masks), -1) @ grid.reshape(channels, -1).T
+        return (pooled / np.maximum(totals, 1e-6)).astype(np.float32)
 
     @staticmethod
     def _box_mask(prompt: Prompt, size) -> np.ndarray:

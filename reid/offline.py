@@ -16,8 +16,8 @@ the first guess at the border), we then alternate (like constrained k-means):
    two places at once), but keep their online identity unless another is clearly (by
    ``switch_margin``) cheaper; with ``num_identities`` no new identity is ever made.
 
-Tracklets with no clean view keep their online identity unless a time-overlapping tracklet took
-it. The result is accepted only if its total cost is lower than the online labelling's, so the
+Tracklets with no clean view take the identity of the same tracklet's segments on both sides
+when those agree, else keep their online identity unless a time-overlapping tracklet took it. The result is accepted only if its total cost is lower than the online labelling's, so the
 offline pass never trades a consistent online answer for a worse one.
 """
 
@@ -150,11 +150,17 @@ def link_offline(log: list[FrameLog], *, num_identities: int | None = None,
                  switch_margin: float = 0.02, position_weight: float = 0.5,
                  ) -> list[np.ndarray]:
     """Identity per logged object (aligned with each entry's ``det_index``) after global
-    re-linking; the online identities where re-linking does not lower the total cost."""
+    re-linking; the online identities where re-linking does not lower the total cost.
+
+    Objects the online pass never attached to an identity (a tracklet's frames before it was
+    confirmed) stay unlabelled: an unconfirmed tracklet is often a duplicate box or clutter
+    for a frame or two, and offline linking decides *who* an object is, not *whether* it is
+    one."""
     labels = _link(log, num_identities, new_identity_cost, iterations, switch_margin,
                    position_weight)
-    return [np.array([labels.get(key, -1) for key in keys], np.int64)
-            for keys in segment_keys(log)]
+    return [np.array([labels.get(key, -1) if online > 0 else -1
+                      for key, online in zip(keys, entry.track_ids, strict=True)], np.int64)
+            for keys, entry in zip(segment_keys(log), log, strict=True)]
 
 
 def relabel(objects: FrameObjects, entry: FrameLog, labels: np.ndarray) -> FrameObjects:
@@ -203,13 +209,15 @@ def _link(log, num_identities, new_identity_cost, iterations, switch_margin,
                 elif options[best] <= new_identity_cost or num_identities is not None:
                     new[t.key] = best
             if t.key not in new:
-                # no clean view (a crossing, a border): keep its online label, else continue
-                # the label of the same tracklet's neighbouring segments (the online label
-                # first, not last round's: a round's passing change must not stick here)
+                # no clean view (a crossing, a border): between two segments of its tracklet
+                # that agree, take their label (one stretch of the same object); else keep its
+                # online label (not last round's: a round's passing change must not stick
+                # here), else continue a neighbouring segment's label
                 key, seg = t.key
-                options_no_view = [online.get(t.key, -1), new.get((key, seg - 1), -1),
-                                   new.get((key, seg + 1), -1), labels.get((key, seg - 1), -1),
-                                   labels.get((key, seg + 1), -1)]
+                before = new.get((key, seg - 1), labels.get((key, seg - 1), -1))
+                after = new.get((key, seg + 1), labels.get((key, seg + 1), -1))
+                options_no_view = [before if before == after else -1, online.get(t.key, -1),
+                                   before, after]
                 keep = next((i for i in options_no_view if i > 0 and i not in blocked), -1)
                 if keep > 0:
                     new[t.key] = keep

@@ -255,3 +255,46 @@ def test_a_source_caught_erring_does_not_settle_a_close_reentry():
     assert tr.source_disagreements >= 1
     # held: unlabelled while contested, then verified on clean views
     assert out[-8].track_ids.tolist() == [-1] and out[-1].track_ids.tolist() == [2]
+
+
+def _log_entry(frame_index, objects):
+    """objects: (tracklet key, online id, isolated, embedding or None)."""
+    from reid.tracker import FrameLog
+
+    dim = 3
+    return FrameLog(
+        frame=frame_index, det_index=np.arange(len(objects)),
+        tracklet_keys=np.array([o[0] for o in objects]),
+        track_ids=np.array([o[1] for o in objects]),
+        clean=np.array([o[2] and o[3] is not None for o in objects]),
+        isolated=np.array([o[2] for o in objects]),
+        embeddings=np.stack([o[3] if o[3] is not None else np.zeros(dim) for o in objects])
+        .astype(np.float16))
+
+
+def test_offline_segment_without_views_follows_its_agreeing_neighbours():
+    """A tracklet (key 1, online id 1) looks like identity 3 before and after a crossing; the
+    crossing segment has no clean view. It must not keep id 1 between two stretches re-linked
+    to 3 (that would be two switches inside one tracklet)."""
+    a, b = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    before = np.array([1.0, 0.3, 0.0]) / np.sqrt(1.09)  # each 0.04 from a, 0.08 apart
+    after = np.array([1.0, 0.0, 0.3]) / np.sqrt(1.09)
+    log = [_log_entry(t, [(3, 3, True, a)]) for t in range(10)]
+    log += [_log_entry(t, [(1, 1, True, before)]) for t in range(20, 30)]
+    log += [_log_entry(t, [(1, 1, False, None), (2, 2, False, None)]) for t in range(30, 35)]
+    log += [_log_entry(t, [(1, 1, True, after)]) for t in range(35, 45)]
+    log += [_log_entry(t, [(4, 1, True, b)]) for t in range(50, 60)]  # identity 1 looks like b
+    log += [_log_entry(t, [(5, 3, True, a)]) for t in range(60, 70)]
+    labels = link_offline(log)
+    # log entries: 0-9 key 3, 10-19 key 1, 20-24 the crossing, 25-34 key 1, 35-44 key 4, 45-54
+    # key 5
+    assert {int(lab[0]) for lab in labels[10:35]} == {3}  # the whole tracklet, crossing included
+    assert {int(lab[1]) for lab in labels[20:25]} == {2}  # the other object keeps its id
+    assert {int(lab[0]) for lab in labels[35:45]} == {1}
+
+
+def test_offline_leaves_unconfirmed_frames_unlabelled():
+    log = [_log_entry(0, [(1, -1, True, np.array([1.0, 0, 0]))])]
+    log += [_log_entry(t, [(1, 1, True, np.array([1.0, 0, 0]))]) for t in range(1, 5)]
+    labels = link_offline(log)
+    assert [int(lab[0]) for lab in labels] == [-1, 1, 1, 1, 1]

@@ -17,7 +17,8 @@ the first guess at the border), we then alternate (like constrained k-means):
    ``switch_margin``) cheaper; with ``num_identities`` no new identity is ever made.
 
 Tracklets with no clean view take the identity of the same tracklet's segments on both sides
-when those agree, else keep their online identity unless a time-overlapping tracklet took it. The result is accepted only if its total cost is lower than the online labelling's, so the
+when those agree, else keep their online identity unless a time-overlapping tracklet took it.
+The result is accepted only if its total cost is lower than the online labelling's, so the
 offline pass never trades a consistent online answer for a worse one.
 """
 

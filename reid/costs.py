@@ -70,7 +70,7 @@ def appearance_distance(galleries: list[Gallery], embeddings: np.ndarray | None,
     # one product against every gallery's rows at once, then the best row per gallery
     # (a loop of small products costs more in call overhead than in arithmetic at 100 tracks)
     matrices = [g.matrix() for g in galleries]
-    counts = np.array([len(m) if m.size else 0 for m in matrices])
+    counts = np.array([len(m) for m in matrices])
     out = np.full((len(galleries), len(embeddings)), np.nan)
     filled = counts > 0
     if not filled.any():

@@ -53,9 +53,12 @@ class BoxKalman:
         size = max(self.x[3], 1.0)
         return np.diag(self._q_unit * size * size)
 
+    def measurement_variance(self) -> float:
+        """Variance of each measured box component (noise scales with the box height)."""
+        return (self.meas_noise * max(self.x[3], 1.0)) ** 2
+
     def _r(self) -> np.ndarray:
-        size = max(self.x[3], 1.0)
-        return np.eye(4) * (self.meas_noise * size) ** 2
+        return np.eye(4) * self.measurement_variance()
 
     def predict(self) -> np.ndarray:
         self.x = self.F @ self.x
@@ -106,7 +109,7 @@ def mahalanobis_centres(filters: list[BoxKalman], boxes: np.ndarray) -> np.ndarr
     centres = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], axis=1)
     means = np.stack([f.x[:2] for f in filters])
     s = np.stack([f.P[:2, :2] for f in filters])
-    r = np.array([(f.meas_noise * max(f.x[3], 1.0)) ** 2 for f in filters])
+    r = np.array([f.measurement_variance() for f in filters])
     a, bb, c = s[:, 0, 0] + r, s[:, 0, 1], s[:, 1, 1] + r
     det = a * c - bb * bb
     d = centres[None, :, :] - means[:, None, :]

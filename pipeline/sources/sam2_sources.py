@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipeline.device import resolve_device
 from pipeline.frames import FrameObjects
 from pipeline.sources.base import SourceContext, SourceOptions, register_source
 from pipeline.sources.sam2_model import ALIASES, MODELS, build_model, model_name
@@ -187,7 +188,7 @@ class Sam2VideoSource:
 
     def __init__(self, options: Sam2VideoOptions, context: SourceContext) -> None:
         self.options = options
-        self.device = context.device if context.device != "auto" else "cpu"
+        self.device = resolve_device(context.device)
         self.predictor = build_model(options.model, options.checkpoint, self.device, video=True)
         self._generator = None
         self.windows = 0  # windows processed (for tests and diagnostics)
@@ -340,7 +341,7 @@ class Sam2AutoSource:
 
     def __init__(self, options: Sam2AutoOptions, context: SourceContext) -> None:
         self.options = options
-        self.device = context.device if context.device != "auto" else "cpu"
+        self.device = resolve_device(context.device)
         model = build_model(options.model, options.checkpoint, self.device, video=False)
         self.generator = _generator(model, options.auto)
 

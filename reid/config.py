@@ -91,6 +91,13 @@ class TrackerConfig(BaseModel):
                                             "much (and is not gated); verified later.")
     reentry_appearance_gate: float = Field(default=0.6, gt=0, description="Appearance distance "
                                            "above which re-entry is impossible.")
+    reentry_contrast: float | None = Field(
+        default=0.5, gt=0, description="A fully visible returning object keeps an old "
+        "identity only if its appearance distance is below this fraction of how far apart "
+        "distinct objects in this video look (the 10th percentile of distances between objects "
+        "seen at the same time; see reid.contrast). Where everything looks alike (pedestrians "
+        "under a colour histogram) this stops passers-by from taking departed identities. "
+        "null: only reentry_appearance_gate.")
 
     # verification of provisional identities
     verify_frames: int = Field(default=3, ge=1, description="Clean (fully visible, apart from "

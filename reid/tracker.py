@@ -13,6 +13,8 @@ Per frame (``update``), see :mod:`reid.tracks` for tracklets versus identities:
 5. **Re-entry**: a tracklet without identity (after ``min_hits`` frames) is matched against the
    absent identities on appearance plus where each was last seen (the border it left through)
    plus the source-id hint. A match restores the old identity (``restored``), provisionally.
+   A fully visible object must look more alike than distinct objects of this video look to
+   each other (:mod:`reid.contrast`): look-alike pedestrians do not inherit departed identities.
 6. **Verification**: a provisional identity is checked once the object has been seen fully
    (not at a border, not touching another object) for ``verify_frames`` frames; if another
    absent identity fits clearly better, the identity is corrected (``reassigned``). This is what
@@ -32,6 +34,7 @@ from pipeline.frames import FrameObjects
 from pipeline.geometry import box_iou
 from reid.association import assign
 from reid.config import TrackerConfig
+from reid.contrast import SceneContrast
 from reid.costs import (
     appearance_distance,
     crop_masks,
@@ -101,6 +104,21 @@ def isolated(boxes: np.ndarray) -> np.ndarray:
     return ~(iou > 0).any(axis=1)
 
 
+def covered_by_others(boxes: np.ndarray, fraction: float = 0.5) -> np.ndarray:
+    """``True`` for boxes mostly inside other boxes (a sliver of an occluded object)."""
+    n = len(boxes)
+    if n < 2:
+        return np.zeros(n, bool)
+    x1 = np.maximum(boxes[:, None, 0], boxes[None, :, 0])
+    y1 = np.maximum(boxes[:, None, 1], boxes[None, :, 1])
+    x2 = np.minimum(boxes[:, None, 2], boxes[None, :, 2])
+    y2 = np.minimum(boxes[:, None, 3], boxes[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    np.fill_diagonal(inter, 0)
+    area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-9)
+    return inter.max(axis=1) / area >= fraction
+
+
 class ReidTracker:
     """``update(objects, image) -> objects with track_ids``, one call per frame in order."""
 
@@ -124,6 +142,7 @@ class ReidTracker:
         # source id, a correction); while this is 0 the source has earned trust and its
         # agreeing id settles a close re-entry call
         self.source_disagreements = 0
+        self.contrast = SceneContrast()
 
     # ------------------------------------------------------------------ helpers
     def _gallery(self) -> Gallery:
@@ -290,7 +309,7 @@ class ReidTracker:
             else:
                 tracklet.state = TrackState.LOST
         # stage 4-6: identities for tracklets that have none, verification of provisional ones
-        self._reenter(frame, assigned, embeddings, centroids, source_ids, diagonal)
+        self._reenter(frame, assigned, embeddings, centroids, source_ids, diagonal, boxes)
         self._verify(frame, assigned, source_ids)
         for j, tracklet in assigned.items():
             identity = tracklet.identity
@@ -301,6 +320,8 @@ class ReidTracker:
                 if source_ids[j] >= 0:
                     self._identity_source[identity.track_id] = int(source_ids[j])
                     self._source_owner[int(source_ids[j])] = identity
+        if embeddings is not None:
+            self._observe_contrast(assigned, embeddings, clean)
         self._expire(frame)
         if self.keep_log:
             js = sorted(assigned)
@@ -389,10 +410,26 @@ class ReidTracker:
                                            identity.track_id, app, miou, cost))
         tracklet.source_id = source_id
 
+    def _observe_contrast(self, assigned, embeddings, clean):
+        """Clean views of distinct identities in one frame: a sample of how unlike they look."""
+        rows = [(j, t.identity) for j, t in assigned.items() if clean[j] and
+                t.identity is not None and not t.pending and t.identity.gallery.mean is not None]
+        if len(rows) > 1:
+            self.contrast.observe(embeddings[[j for j, _ in rows]],
+                                  np.stack([i.gallery.mean for _, i in rows]))
+
+    def _appearance_limit(self) -> float:
+        """Appearance distance above which a fully visible object is not a returning one."""
+        c = self.config
+        scale = self.contrast.scale() if c.reentry_contrast is not None else None
+        if scale is None:
+            return c.reentry_appearance_gate
+        return min(c.reentry_appearance_gate, c.reentry_contrast * scale)
+
     def _absent(self) -> list[Identity]:
         return [i for i in self.identities.values() if i.absent]
 
-    def _reenter(self, frame, assigned, embeddings, centroids, source_ids, diagonal):
+    def _reenter(self, frame, assigned, embeddings, centroids, source_ids, diagonal, boxes):
         c = self.config
         waiting = [j for j, t in assigned.items() if t.identity is None]
         if not waiting:
@@ -414,7 +451,11 @@ class ReidTracker:
             weight = np.where(partial, c.border_appearance_weight, 1.0)[None, :]
             cost = (c.appearance_weight * weight * app0 + c.reentry_position_weight * pos
                     - c.source_id_bonus * src)
-            cost = np.where((app0 <= c.reentry_appearance_gate) | partial[None, :], cost,
+            # a view mostly hidden behind another object (the sliver of an animal walking in
+            # behind a neighbour) says little about appearance: only the fixed gate applies
+            covered = covered_by_others(boxes)[idx]
+            limit = np.where(covered, c.reentry_appearance_gate, self._appearance_limit())
+            cost = np.where((app0 <= limit[None, :]) | partial[None, :], cost,
                             np.inf)
             full = c.num_identities is not None and len(self.identities) >= c.num_identities
             # with every identity known, a returning object *is* one of the absent ones

@@ -298,3 +298,51 @@ def test_offline_leaves_unconfirmed_frames_unlabelled():
     log += [_log_entry(t, [(1, 1, True, np.array([1.0, 0, 0]))]) for t in range(1, 5)]
     labels = link_offline(log)
     assert [int(lab[0]) for lab in labels] == [-1, 1, 1, 1, 1]
+
+
+def _two_tone(t, objects, radius=10):
+    """Discs, red above and blue below a split at ``red_fraction`` of their height: colour
+    histograms that differ by small, controllable amounts (look-alikes)."""
+    import cv2
+
+    from pipeline.frames import FrameObjects
+    from tests.reid_helpers import BACKGROUND, SIZE
+
+    image = np.zeros((*SIZE, 3), np.uint8)
+    image[:] = BACKGROUND
+    rows = np.arange(SIZE[0])[:, None]
+    masks = []
+    for (x, y), red_fraction, _ in objects:
+        m = np.zeros(SIZE, np.uint8)
+        cv2.circle(m, (int(x), int(y)), radius, 1, -1)
+        m = m.astype(bool)
+        split = int(y - radius + 2 * radius * red_fraction)
+        image[m & (rows < split)] = RED
+        image[m & (rows >= split)] = BLUE
+        masks.append(m)
+    return image, FrameObjects.from_masks(np.stack(masks), frame_index=t,
+                                          source_ids=[s for *_, s in objects])
+
+
+def _departure_and_newcomer(newcomer_fraction: float, **kw) -> list[int]:
+    """Three look-alikes stand still; the left one (red fraction 0.2) vanishes mid-frame and
+    later a fully visible object appears where it was. Returns the newcomer's ids."""
+    tr = _tracker(**kw)
+    three = [((40, 60), 0.2, 1), ((100, 60), 0.5, 2), ((160, 60), 0.8, 3)]
+    _run(tr, [_two_tone(t, three) for t in range(40)])
+    _run(tr, [_two_tone(t, three[1:]) for t in range(40, 55)])
+    out = _run(tr, [_two_tone(t, three[1:] + [((40, 62), newcomer_fraction, 9)])
+                    for t in range(55, 62)])
+    return [int(o.track_ids[-1]) for o in out]
+
+
+def test_a_newcomer_no_closer_than_distinct_objects_are_gets_a_new_identity():
+    # 0.45 vs the departed 0.2 is about as far as the look-alikes in view are from each other
+    # (0.03): under the fixed gate (0.6) it would take identity 1; the scene's contrast says
+    # that is no evidence of being the same object
+    assert _departure_and_newcomer(0.45, reentry_contrast=None)[-1] == 1
+    assert _departure_and_newcomer(0.45)[-1] == 4
+
+
+def test_the_departed_object_itself_still_gets_its_identity_back():
+    assert _departure_and_newcomer(0.2)[-1] == 1

@@ -158,3 +158,27 @@ def test_gallery_bank_is_a_ring_of_the_last_distinct_views():
         g.add(v)
     assert [int(np.argmax(v)) for v in g.bank] == [1, 2]  # the oldest (0) was replaced
     assert g.matrix().shape == (3, 3)  # average + two views
+
+
+def test_scene_contrast_is_a_low_quantile_of_nearest_other_distances():
+    from reid.contrast import SceneContrast
+
+    contrast = SceneContrast(size=100, quantile=0.5, min_samples=4)
+    # three unit vectors: a and b 60 degrees apart (distance 0.5), c orthogonal to both
+    a, b, c = np.eye(3)[0], np.array([0.5, np.sqrt(3) / 2, 0.0]), np.eye(3)[2]
+    views = np.stack([a, b, c]).astype(np.float32)
+    contrast.observe(views, views)
+    # nearest other: a -> b 0.5, b -> a 0.5, c -> a or b 1.0; not yet min_samples
+    assert contrast.samples == 3 and contrast.scale() is None
+    contrast.observe(views, views)
+    assert contrast.scale() == pytest.approx(0.5)
+    contrast.observe(views[:1], views[:1])  # one object alone says nothing about contrast
+    assert contrast.samples == 6
+
+
+def test_covered_by_others_flags_a_sliver_inside_a_neighbour():
+    from reid.tracker import covered_by_others
+
+    boxes = np.array([[0, 0, 40, 40], [30, 10, 38, 20], [35, 0, 80, 40]], float)
+    # the sliver lies wholly inside the first box; the third overlaps the first only at its edge
+    assert covered_by_others(boxes).tolist() == [False, True, False]

@@ -122,7 +122,8 @@ def run_method(factory: Callable, clip: Clip, log_offline: bool = False) -> Meth
 
         start = time.perf_counter()
         labels = link_offline(tracker.log, num_identities=tracker.config.num_identities,
-                              new_identity_cost=tracker.config.offline_link_cost)
+                              new_identity_cost=tracker.config.offline_link_cost,
+                              contrast=tracker.config.offline_contrast)
         spent += time.perf_counter() - start
         outputs = [relabel(obj, entry, lab)
                    for obj, entry, lab in zip(outputs, tracker.log, labels, strict=True)]

@@ -197,7 +197,8 @@ def _write_offline(tracker, kept: list[FrameObjects], video: VideoReader, writer
 
     t0 = time.perf_counter()
     labels = link_offline(tracker.log, num_identities=tracker.config.num_identities,
-                          new_identity_cost=tracker.config.offline_link_cost)
+                          new_identity_cost=tracker.config.offline_link_cost,
+                          contrast=tracker.config.offline_contrast)
     by_frame = {entry.frame: (entry, lab) for entry, lab in zip(tracker.log, labels,
                                                                   strict=True)}
     timing["track"] += time.perf_counter() - t0

@@ -130,6 +130,10 @@ class TrackerConfig(BaseModel):
     # offline linking
     offline_link_cost: float = Field(default=0.35, gt=0, description="Offline: tracklets are "
                                      "merged while their linking cost is below this.")
+    offline_contrast: float | None = Field(
+        default=1.0, gt=0, description="Offline: a tracklet moves to another identity only if "
+        "its appearance distance to it is below this fraction of the distance to identities it "
+        "overlaps in time (10th percentile; certainly other objects). null: no such limit.")
 
     # plain IoU baseline (type: iou)
     iou_threshold: float = Field(default=0.2, ge=0, le=1, description="type iou: minimum box "

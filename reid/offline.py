@@ -113,10 +113,34 @@ def _gap_distance(t: TrackletSummary, group: list[TrackletSummary]) -> float:
     return total
 
 
-def _costs(tracklets: list[TrackletSummary], labels: dict, position_weight: float) -> dict:
+def _view_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over the views ``a`` of the min cosine distance to the views ``b``."""
+    return float(np.mean((1.0 - a @ b.T).min(axis=1)))
+
+
+def scene_contrast(tracklets: list[TrackletSummary], labels: dict, appearance: dict,
+                   quantile: float = 0.1, min_pairs: int = 10) -> float | None:
+    """How far apart distinct objects look in this video, on the scale of the linking cost:
+    a low quantile of the appearance cost between a tracklet and the identities of tracklets
+    that overlap it in time (certainly other objects). ``None`` with fewer than ``min_pairs``
+    such pairs. The online tracker's :class:`reid.contrast.SceneContrast`, with hindsight."""
+    values = []
+    for t in tracklets:
+        own = labels.get(t.key, -1)
+        others = {labels.get(o.key, -1) for o in tracklets
+                  if o is not t and _overlap(o.span, t.span)} - {own, -1}
+        values.extend(appearance.get(t.key, {})[i] for i in others
+                      if i in appearance.get(t.key, {}))
+    if len(values) < min_pairs:
+        return None
+    return float(np.quantile(values, quantile))
+
+
+def _costs(tracklets: list[TrackletSummary], labels: dict, position_weight: float,
+           appearance_out: dict | None = None) -> dict:
     """cost[key][identity] for tracklets with clean views: appearance (mean over the
     tracklet's views of the min distance to the identity's other views) plus the position
-    prior of :func:`_gap_distance`."""
+    prior of :func:`_gap_distance`. The appearance part alone goes to ``appearance_out``."""
     members: dict[int, list[TrackletSummary]] = defaultdict(list)
     everyone: dict[int, list[TrackletSummary]] = defaultdict(list)
     for t in tracklets:
@@ -133,8 +157,9 @@ def _costs(tracklets: list[TrackletSummary], labels: dict, position_weight: floa
         for identity, group in members.items():
             proto = [v for m in group if m.key != t.key for v in m.views]
             if proto:
-                d = 1.0 - views @ np.stack(proto).T
-                cost = float(np.mean(d.min(axis=1)))
+                cost = _view_distance(views, np.stack(proto))
+                if appearance_out is not None:
+                    appearance_out.setdefault(t.key, {})[identity] = cost
                 if position_weight:
                     others = [m for m in everyone[identity] if m.key != t.key]
                     cost += position_weight * _gap_distance(t, others)
@@ -149,7 +174,7 @@ def _total(costs: dict, labels: dict, missing: float) -> float:
 def link_offline(log: list[FrameLog], *, num_identities: int | None = None,
                  new_identity_cost: float = 0.35, iterations: int = 5,
                  switch_margin: float = 0.02, position_weight: float = 0.5,
-                 ) -> list[np.ndarray]:
+                 contrast: float | None = 1.0) -> list[np.ndarray]:
     """Identity per logged object (aligned with each entry's ``det_index``) after global
     re-linking; the online identities where re-linking does not lower the total cost.
 
@@ -158,7 +183,7 @@ def link_offline(log: list[FrameLog], *, num_identities: int | None = None,
     for a frame or two, and offline linking decides *who* an object is, not *whether* it is
     one."""
     labels = _link(log, num_identities, new_identity_cost, iterations, switch_margin,
-                   position_weight)
+                   position_weight, contrast)
     return [np.array([labels.get(key, -1) if online > 0 else -1
                       for key, online in zip(keys, entry.track_ids, strict=True)], np.int64)
             for keys, entry in zip(segment_keys(log), log, strict=True)]
@@ -189,22 +214,30 @@ def _one_object_per_identity(tracklets: list[TrackletSummary], labels: dict) -> 
 
 
 def _link(log, num_identities, new_identity_cost, iterations, switch_margin,
-          position_weight) -> dict:
+          position_weight, contrast=1.0) -> dict:
     summaries = summarize_tracklets(log)
     tracklets = sorted(summaries.values(), key=lambda t: -len(t.frames))
     online = _one_object_per_identity(tracklets, {t.key: t.online_id for t in tracklets})
     labels = dict(online)
     next_id = max([i for i in online.values() if i > 0], default=0) + 1
+    # a tracklet moves to another identity only if it looks clearly more alike than distinct
+    # objects of this video do: where everyone looks alike (pedestrians under a colour
+    # histogram) appearance cannot justify re-linking, and the online answer stands
     for _ in range(iterations):
-        costs = _costs(tracklets, labels, position_weight)
+        appearance: dict = {}
+        costs = _costs(tracklets, labels, position_weight, appearance)
+        scale = None if contrast is None or num_identities is not None else \
+            scene_contrast(tracklets, labels, appearance)
+        limit = np.inf if scale is None else contrast * scale
         new: dict = {}
         taken: list[tuple[tuple[int, int], int]] = []  # (span, identity)
         for t in tracklets:
             blocked = {i for span, i in taken if _overlap(span, t.span)}
-            options = {i: c for i, c in costs.get(t.key, {}).items() if i not in blocked}
+            mine = online.get(t.key, -1)
+            options = {i: c for i, c in costs.get(t.key, {}).items() if i not in blocked and
+                       (i == mine or appearance[t.key][i] <= limit)}
             if t.key in costs and options:
                 best = min(options, key=options.get)
-                mine = online.get(t.key, -1)
                 if mine in options and options[mine] <= options[best] + switch_margin:
                     new[t.key] = mine  # hysteresis: leave the online label unless clearly worse
                 elif options[best] <= new_identity_cost or num_identities is not None:

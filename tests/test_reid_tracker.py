@@ -331,7 +331,7 @@ def _departure_and_newcomer(newcomer_fraction: float, **kw) -> list[int]:
     three = [((40, 60), 0.2, 1), ((100, 60), 0.5, 2), ((160, 60), 0.8, 3)]
     _run(tr, [_two_tone(t, three) for t in range(40)])
     _run(tr, [_two_tone(t, three[1:]) for t in range(40, 55)])
-    out = _run(tr, [_two_tone(t, three[1:] + [((40, 62), newcomer_fraction, 9)])
+    out = _run(tr, [_two_tone(t, [*three[1:], ((40, 62), newcomer_fraction, 9)])
                     for t in range(55, 62)])
     return [int(o.track_ids[-1]) for o in out]
 
@@ -346,3 +346,23 @@ def test_a_newcomer_no_closer_than_distinct_objects_are_gets_a_new_identity():
 
 def test_the_departed_object_itself_still_gets_its_identity_back():
     assert _departure_and_newcomer(0.2)[-1] == 1
+
+
+def test_offline_does_not_relink_on_appearance_no_closer_than_distinct_objects():
+    """Five objects in view together, each 0.04 from the others (look-alikes); later a new
+    tracklet 0.06 from the first. With no contrast limit that is cheap enough to re-link it to
+    identity 1; but distinct objects here are 0.04 apart, so 0.06 is no evidence."""
+    dim = 8
+    common = np.eye(dim)[0]
+    alpha = np.sqrt(0.04 / 0.96)  # cosine distance alpha^2 / (1 + alpha^2) = 0.04 between views
+
+    def view(*parts):
+        v = common + sum(w * np.eye(dim)[i] for i, w in parts)
+        return v / np.linalg.norm(v)
+
+    five = [view((1 + i, alpha)) for i in range(5)]
+    newcomer = view((1, alpha), (7, 0.37))  # 0.06 from the first, 0.10 from the rest
+    log = [_log_entry(t, [(1 + i, 1 + i, True, five[i]) for i in range(5)]) for t in range(20)]
+    log += [_log_entry(t, [(6, 6, True, newcomer)]) for t in range(30, 40)]
+    assert int(link_offline(log, contrast=None)[-1][0]) == 1
+    assert int(link_offline(log)[-1][0]) == 6

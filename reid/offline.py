@@ -118,17 +118,24 @@ def _view_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean((1.0 - a @ b.T).min(axis=1)))
 
 
+def overlapping(tracklets: list[TrackletSummary]) -> dict:
+    """For each tracklet key, the other tracklets that overlap it in time (cannot-link)."""
+    return {t.key: [o for o in tracklets if o is not t and _overlap(o.span, t.span)]
+            for t in tracklets}
+
+
 def scene_contrast(tracklets: list[TrackletSummary], labels: dict, appearance: dict,
-                   quantile: float = 0.1, min_pairs: int = 10) -> float | None:
+                   neighbours: dict, quantile: float = 0.1,
+                   min_pairs: int = 10) -> float | None:
     """How far apart distinct objects look in this video, on the scale of the linking cost:
     a low quantile of the appearance cost between a tracklet and the identities of tracklets
-    that overlap it in time (certainly other objects). ``None`` with fewer than ``min_pairs``
-    such pairs. The online tracker's :class:`reid.contrast.SceneContrast`, with hindsight."""
+    that overlap it in time (``neighbours``, from :func:`overlapping`: certainly other
+    objects). ``None`` with fewer than ``min_pairs`` such pairs. The online tracker's
+    :class:`reid.contrast.SceneContrast`, with hindsight."""
     values = []
     for t in tracklets:
         own = labels.get(t.key, -1)
-        others = {labels.get(o.key, -1) for o in tracklets
-                  if o is not t and _overlap(o.span, t.span)} - {own, -1}
+        others = {labels.get(o.key, -1) for o in neighbours[t.key]} - {own, -1}
         values.extend(appearance.get(t.key, {})[i] for i in others
                       if i in appearance.get(t.key, {}))
     if len(values) < min_pairs:
@@ -214,20 +221,22 @@ def _one_object_per_identity(tracklets: list[TrackletSummary], labels: dict) -> 
 
 
 def _link(log, num_identities, new_identity_cost, iterations, switch_margin,
-          position_weight, contrast=1.0) -> dict:
+          position_weight, contrast) -> dict:
     summaries = summarize_tracklets(log)
     tracklets = sorted(summaries.values(), key=lambda t: -len(t.frames))
     online = _one_object_per_identity(tracklets, {t.key: t.online_id for t in tracklets})
     labels = dict(online)
     next_id = max([i for i in online.values() if i > 0], default=0) + 1
+    neighbours = overlapping(tracklets) if contrast is not None and num_identities is None \
+        else None
     # a tracklet moves to another identity only if it looks clearly more alike than distinct
     # objects of this video do: where everyone looks alike (pedestrians under a colour
     # histogram) appearance cannot justify re-linking, and the online answer stands
     for _ in range(iterations):
         appearance: dict = {}
         costs = _costs(tracklets, labels, position_weight, appearance)
-        scale = None if contrast is None or num_identities is not None else \
-            scene_contrast(tracklets, labels, appearance)
+        scale = None if neighbours is None else \
+            scene_contrast(tracklets, labels, appearance, neighbours)
         limit = np.inf if scale is None else contrast * scale
         new: dict = {}
         taken: list[tuple[tuple[int, int], int]] = []  # (span, identity)

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from pipeline.frames import FrameObjects
-from pipeline.geometry import box_iou
+from pipeline.geometry import box_area, box_intersection, box_iou
 from reid.association import assign
 from reid.config import TrackerConfig
 from reid.contrast import SceneContrast
@@ -106,17 +106,11 @@ def isolated(boxes: np.ndarray) -> np.ndarray:
 
 def covered_by_others(boxes: np.ndarray, fraction: float = 0.5) -> np.ndarray:
     """``True`` for boxes mostly inside other boxes (a sliver of an occluded object)."""
-    n = len(boxes)
-    if n < 2:
-        return np.zeros(n, bool)
-    x1 = np.maximum(boxes[:, None, 0], boxes[None, :, 0])
-    y1 = np.maximum(boxes[:, None, 1], boxes[None, :, 1])
-    x2 = np.minimum(boxes[:, None, 2], boxes[None, :, 2])
-    y2 = np.minimum(boxes[:, None, 3], boxes[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    if len(boxes) < 2:
+        return np.zeros(len(boxes), bool)
+    inter = box_intersection(boxes, boxes)
     np.fill_diagonal(inter, 0)
-    area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-9)
-    return inter.max(axis=1) / area >= fraction
+    return inter.max(axis=1) / np.maximum(box_area(boxes), 1e-9) >= fraction
 
 
 class ReidTracker:

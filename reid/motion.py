@@ -36,7 +36,7 @@ class BoxKalman:
         meas_noise: measurement noise, as a fraction of the box height.
     """
 
-    def __init__(self, box: np.ndarray, pos_noise: float = 0.05, vel_noise: float = 0.01,
+    def __init__(self, box: np.ndarray, pos_noise: float = 0.03, vel_noise: float = 0.02,
                  meas_noise: float = 0.05) -> None:
         self.x = np.zeros(8)
         self.x[:4] = xyxy_to_cxcywh(box)

@@ -181,7 +181,7 @@ def _total(costs: dict, labels: dict, missing: float) -> float:
 def link_offline(log: list[FrameLog], *, num_identities: int | None = None,
                  new_identity_cost: float = 0.35, iterations: int = 5,
                  switch_margin: float = 0.02, position_weight: float = 0.5,
-                 contrast: float | None = 1.0) -> list[np.ndarray]:
+                 contrast: float | None = 0.5) -> list[np.ndarray]:
     """Identity per logged object (aligned with each entry's ``det_index``) after global
     re-linking; the online identities where re-linking does not lower the total cost.
 

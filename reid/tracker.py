@@ -270,7 +270,7 @@ class ReidTracker:
         if rest and len(low):
             miou = motion_iou(rest, boxes[low], [patches[j] for j in low])
             cost = np.where(miou > 0, 1.0 - miou, np.inf)
-            for r, k in assign(cost, 0.9):
+            for r, k in assign(cost, 1.0 - c.min_motion_iou):
                 j = int(low[k])
                 assigned[j] = rest[r]
                 details[j] = (None, float(miou[r, k]), float(cost[r, k]))
@@ -350,6 +350,8 @@ class ReidTracker:
         # half-visible at a border: appearance is unreliable, so it neither gates nor weighs
         # fully (motion and the source id carry the match)
         gate &= (app0 <= c.appearance_gate) | (miou >= 0.5) | partial[None, :]
+        # no appearance to vouch for the pair (boxes without images): it must overlap
+        gate &= ~np.isnan(app) | (miou >= c.min_motion_iou)
         weight = np.where(partial, c.border_appearance_weight, 1.0)[None, :]
         cost = (c.appearance_weight * weight * app0 + c.motion_weight * (1.0 - miou)
                 - c.source_id_bonus * source_match([t.source_id for t in tracklets],
@@ -357,7 +359,10 @@ class ReidTracker:
         return np.where(gate, cost, np.inf), miou, app
 
     def _new_tracklet(self, frame, box, patch, centroid, embedding, source_id, borders):
-        tracklet = Tracklet(key=self._next_key, kalman=BoxKalman(box), first_frame=frame,
+        c = self.config
+        kalman = BoxKalman(box, c.kalman_position_noise, c.kalman_velocity_noise,
+                           c.kalman_measurement_noise)
+        tracklet = Tracklet(key=self._next_key, kalman=kalman, first_frame=frame,
                             last_frame=frame, last_box=box.copy(), patch=patch[0],
                             patch_origin=patch[1], centroid=centroid.copy(), borders=borders,
                             source_id=source_id, own_gallery=self._gallery())

@@ -366,3 +366,21 @@ def test_offline_does_not_relink_on_appearance_no_closer_than_distinct_objects()
     log += [_log_entry(t, [(6, 6, True, newcomer)]) for t in range(30, 40)]
     assert int(link_offline(log, contrast=None)[-1][0]) == 1
     assert int(link_offline(log)[-1][0]) == 6
+
+
+def _lost_then_beside(**kw) -> list[list[int]]:
+    """A disc seen 3 frames, unseen 6, then back 22 px away (not overlapping where it was),
+    with no image: motion is the only evidence."""
+    tr = ReidTracker(TrackerConfig(**kw), None)
+    frames = [frame(t, [((50, 60), RED, -1)]) for t in range(3)]
+    frames += [frame(t, []) for t in range(3, 9)]
+    frames += [frame(t, [((72, 60), RED, -1)]) for t in range(9, 11)]
+    return [tr.update(objects).track_ids.tolist() for _, objects in frames]
+
+
+def test_without_appearance_a_track_does_not_take_a_box_it_does_not_overlap():
+    # inside the Mahalanobis gate (uncertainty grew while unseen), but nothing says it is the
+    # same object rather than a neighbour: a new identity
+    assert _lost_then_beside()[-1] == [2]
+    # the gate alone (min_motion_iou 0) would have continued the old identity
+    assert _lost_then_beside(min_motion_iou=0.0)[-1] == [1]

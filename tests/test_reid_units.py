@@ -182,3 +182,16 @@ def test_covered_by_others_flags_a_sliver_inside_a_neighbour():
     boxes = np.array([[0, 0, 40, 40], [30, 10, 38, 20], [35, 0, 80, 40]], float)
     # the sliver lies wholly inside the first box; the third overlaps the first only at its edge
     assert covered_by_others(boxes).tolist() == [False, True, False]
+
+
+def test_kalman_velocity_noise_sets_how_fast_it_follows_acceleration():
+    def velocity_error(vel_noise: float) -> float:
+        kf = BoxKalman(np.array([0, 0, 40, 40]), vel_noise=vel_noise)
+        x = 0.0
+        for t in range(1, 8):  # speeds up by 2 px/frame each frame (a car nearing the camera)
+            x += 2 * t
+            kf.predict()
+            kf.update(np.array([x, 0, x + 40, 40]))
+        return abs(kf.velocity[0] - 2 * 7)
+
+    assert velocity_error(0.02) < velocity_error(0.01)

@@ -16,8 +16,7 @@ from typing import Any
 
 import motmetrics as mm
 import numpy as np
-
-from eval.pairing import PairedSequence
+from samtrack.eval.pairing import PairedSequence
 
 MOT_METRICS = {
     "idf1": "idf1", "idp": "idp", "idr": "idr", "recall": "recall", "precision": "precision",

@@ -20,10 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from samtrack.eval.data import SequenceTracks
+from samtrack.pipeline.core.geometry import box_iou, rle_iou
 from scipy.optimize import linear_sum_assignment
-
-from eval.data import SequenceTracks
-from pipeline.geometry import box_iou, rle_iou
 
 PEDESTRIAN = 1
 DISTRACTORS = {"mot17": (2, 7, 8, 12), "mot20": (2, 6, 7, 8, 12)}

@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval import hota as hota_mod
-from eval.data import discover_sequences, find_prediction, ground_truth_path, load_tracks
-from eval.metrics import Fragmentation, Switch, accumulate, clear_metrics, switch_report
-from eval.pairing import pair_sequences
-from pipeline.formats import write_text_atomic
+from samtrack.eval import hota as hota_mod
+from samtrack.eval.data import discover_sequences, find_prediction, ground_truth_path, load_tracks
+from samtrack.eval.metrics import Fragmentation, Switch, accumulate, clear_metrics, switch_report
+from samtrack.eval.pairing import pair_sequences
+from samtrack.pipeline.core.formats import write_text_atomic
 
 HEADLINE = ["hota", "deta", "assa", "idf1", "mota", "motp", "idsw", "frag", "fp", "fn", "mt",
             "pt", "ml", "gt_ids"]

@@ -1,3 +1,2 @@
-"""samtrack pipeline: video input, mask sources, runner, outputs, visualisation and CLI."""
-
-__version__ = "0.1.0"
+"""samtrack pipeline: core types and I/O (``core``), mask sources (``sources``), the runner,
+outputs, visualisation and the command line."""

@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Any
 
-from pipeline import __version__
+from samtrack.pipeline.core import __version__
 
 log = logging.getLogger("samtrack")
 
@@ -99,7 +99,7 @@ def _add_viz(sub: argparse._SubParsersAction) -> None:
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench", help="benchmark samtrack, the raw source ids and peer trackers (one table)",
-        description="Same as `python -m eval.bench`; every option is passed on (see "
+        description="Same as `python -m samtrack.eval.bench`; every option is passed on (see "
         "`samtrack bench -- --help`).", add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER, help="options for eval.bench")
 
@@ -151,8 +151,8 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.config import load_config
-    from pipeline.runner import run
+    from samtrack.pipeline.config import load_config
+    from samtrack.pipeline.runner import run
 
     config = load_config(args.config, run_overrides(args))
     if config.quiet:
@@ -164,7 +164,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         line += f" ({len(result.skipped_frames)} frames skipped)"
     print(line)
     if result.metrics:
-        from pipeline.demo import format_metrics
+        from samtrack.pipeline.demo import format_metrics
 
         print(f"samtrack: {format_metrics(result.metrics)}")
     return EXIT_OK
@@ -173,8 +173,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from eval.data import is_run_folder
-    from eval.report import evaluate_paths
+    from samtrack.eval.data import is_run_folder
+    from samtrack.eval.report import evaluate_paths
 
     if not 0 < args.iou <= 1:
         raise ValueError(f"--iou: expected a value in (0, 1], got {args.iou}")
@@ -194,7 +194,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from pipeline.demo import main as demo_main
+    from samtrack.pipeline.demo import main as demo_main
 
     return demo_main(args.out, quiet=args.quiet)
 
@@ -202,7 +202,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_viz(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pipeline.render import VizOptions, render
+    from samtrack.pipeline.render import VizOptions, render
 
     if args.scale <= 0 or args.trail_length < 1:
         raise ValueError("--scale must be > 0 and --trail-length >= 1")
@@ -218,18 +218,18 @@ def _cmd_viz(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from eval.bench import main as bench_main
+    from samtrack.eval.bench.harness import main as bench_main
 
     rest = [a for a in args.args if a != "--"]
     return bench_main(rest)
 
 
 def _is_bad_input(exc: BaseException) -> bool:
-    from pipeline.config import ConfigError
-    from pipeline.formats import FormatError
-    from pipeline.outputs import OutputExistsError
-    from pipeline.render import RunFolderError
-    from pipeline.video import VideoError
+    from samtrack.pipeline.config import ConfigError
+    from samtrack.pipeline.core.formats import FormatError
+    from samtrack.pipeline.core.video import VideoError
+    from samtrack.pipeline.outputs import OutputExistsError
+    from samtrack.pipeline.render import RunFolderError
 
     return isinstance(exc, (ConfigError, FormatError, OutputExistsError, VideoError, RunFolderError,
                             FileNotFoundError, ValueError, KeyError))

@@ -15,22 +15,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from pipeline.sources import SourceOptions, registered_sources
-from reid.config import TrackerConfig
-
-
-class ConfigError(ValueError):
-    """Invalid configuration; ``str()`` is one line naming the file and the key."""
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from samtrack.pipeline.core.configbase import (
+    StrictModel,
+    format_error,
+    load_yaml_mapping,
+    raise_config_error,
+)
+from samtrack.pipeline.sources import SourceOptions, registered_sources
+from samtrack.reid.config import TrackerConfig
 
 
-class VideoConfig(_Section):
+class VideoConfig(StrictModel):
     path: str | None = Field(default=None, description="Video file (mp4/avi/mov) or folder of "
                              "jpg/png frames. Required.")
     fps: float | None = Field(default=None, gt=0, description="Frame rate; None reads it from "
@@ -69,7 +65,7 @@ class SourceConfig(BaseModel):
         return value
 
 
-class OutputConfig(_Section):
+class OutputConfig(StrictModel):
     dir: str | None = Field(default=None, description="Run folder; None = runs/<video name> "
                             "(with -2, -3... appended rather than overwrite a previous run).")
     overwrite: bool = Field(default=False, description="Replace an existing run folder. The old "
@@ -81,7 +77,7 @@ class OutputConfig(_Section):
                                "white on black.")
 
 
-class EvalConfig(_Section):
+class EvalConfig(StrictModel):
     gt: str | None = Field(default=None, description="Ground truth to score the run against at "
                            "the end: PNG ID-map folder, MOTS txt or MOTChallenge txt.")
 
@@ -93,7 +89,7 @@ class EvalConfig(_Section):
         return value
 
 
-class VizConfig(_Section):
+class VizConfig(StrictModel):
     overlay_video: bool = Field(default=True, description="Write overlay.mp4: masks tinted by "
                                 "track id with id labels.")
     render: bool = Field(default=False, description="After the run, render viz/: trails.mp4, "
@@ -105,7 +101,7 @@ class VizConfig(_Section):
                          "pictures (for large clips).")
 
 
-class Config(_Section):
+class Config(StrictModel):
     """A whole run. Every section and key is optional."""
 
     video: VideoConfig = Field(default_factory=VideoConfig)
@@ -137,43 +133,6 @@ class Config(_Section):
 
 
 # --------------------------------------------------------------------------- loading
-_TYPE_NAMES = {
-    "int": "int", "float": "float", "bool": "bool", "string": "str", "dict": "mapping",
-    "list": "list", "model": "mapping",
-}
-
-
-def _describe(error: dict[str, Any]) -> str:
-    kind: str = error["type"]
-    given = error.get("input")
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "missing required key"
-    for prefix, name in _TYPE_NAMES.items():
-        if kind.startswith(prefix + "_") and ("parsing" in kind or "type" in kind or
-                                              "from" in kind):
-            return f"expected {name}, got {given!r}"
-    if kind == "literal_error":
-        return f"expected one of {error['ctx']['expected']}, got {given!r}"
-    msg: str = error["msg"]
-    msg = msg.removeprefix("Value error, ")
-    msg = msg[0].lower() + msg[1:] if msg else msg
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        msg = f"{msg}, got {given!r}"
-    return msg
-
-
-def _format(error: dict[str, Any], prefix: tuple = ()) -> str:
-    loc = ".".join(str(p) for p in (*prefix, *error["loc"]))
-    return f"{loc}: {_describe(error)}" if loc else _describe(error)
-
-
-def _raise(where: str, messages: list[str]) -> None:
-    more = f" (and {len(messages) - 1} more)" if len(messages) > 1 else ""
-    raise ConfigError(f"{where}: {messages[0]}{more}")
-
-
 def config_from_dict(data: dict[str, Any] | None, where: str = "<config>") -> Config:
     """Validate plain data (as loaded from YAML) into a :class:`Config`.
 
@@ -181,10 +140,10 @@ def config_from_dict(data: dict[str, Any] | None, where: str = "<config>") -> Co
     """
     data = dict(data or {})
     if not isinstance(data, dict):
-        _raise(where, ["top level must be a mapping of sections"])
+        raise_config_error(where, ["top level must be a mapping of sections"])
     source_raw = data.get("source") or {}
     if not isinstance(source_raw, dict):
-        _raise(where, [f"source: expected mapping, got {source_raw!r}"])
+        raise_config_error(where, [f"source: expected mapping, got {source_raw!r}"])
     registry = registered_sources()
     messages: list[str] = []
     source_options: dict[str, SourceOptions] = {}
@@ -207,23 +166,23 @@ def config_from_dict(data: dict[str, Any] | None, where: str = "<config>") -> Co
         try:
             source_options[key] = registry[key].options.model_validate(value)
         except ValidationError as exc:
-            messages.extend(_format(e, ("source", key)) for e in exc.errors())
+            messages.extend(format_error(e, ("source", key)) for e in exc.errors())
     try:
         config = Config.model_validate({**data, "source": {"name": name}})
     except ValidationError as exc:
-        messages = [_format(e) for e in exc.errors()] + messages
-        _raise(where, messages)
+        messages = [format_error(e) for e in exc.errors()] + messages
+        raise_config_error(where, messages)
     if messages:
-        _raise(where, messages)
+        raise_config_error(where, messages)
     for key, options in source_options.items():
         setattr(config.source, key, options)
     if "sam2" in config.tracker.embedder.split("+") and config.tracker.type == "reid":
         exposing = config.source.name == "sam2-video" and getattr(
             config.source.options("sam2-video"), "expose_features", False)
         if not exposing:
-            _raise(where, ["tracker.embedder: 'sam2' pools SAM2's image-encoder features, "
-                           "which only source.name: sam2-video with "
-                           "source.sam2-video.expose_features: true provides"])
+            raise_config_error(where, [
+                "tracker.embedder: 'sam2' pools SAM2's image-encoder features, which only "
+                "source.name: sam2-video with source.sam2-video.expose_features: true provides"])
     return config
 
 
@@ -234,21 +193,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     where = "command line"  # no config file: values come from options and defaults
     if path is not None:
         where = str(path)
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{where}: no such config file")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f" line {mark.line + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or "invalid YAML"
-            raise ConfigError(f"{where}:{line}: {problem}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{where}: top level must be a mapping of sections")
-        data = loaded
+        data = load_yaml_mapping(path)
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")

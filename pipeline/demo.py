@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eval.data import load_tracks
-from eval.failures import FailureSpec, simulate
-from eval.report import evaluate_pairs
-from eval.scenes import Scene, SceneSpec
-from pipeline.config import load_config
-from pipeline.render import VizOptions, render
-from pipeline.runner import RunResult, run
+from samtrack.eval.bench.failures import FailureSpec, simulate
+from samtrack.eval.bench.scenes import Scene, SceneSpec
+from samtrack.eval.data import load_tracks
+from samtrack.eval.report import evaluate_pairs
+from samtrack.pipeline.config import load_config
+from samtrack.pipeline.render import VizOptions, render
+from samtrack.pipeline.runner import RunResult, run
 
 DEMO_SPEC = SceneSpec(num_animals=2, num_frames=200, seed=1)
 DEMO_FAILURES = FailureSpec(swap_on_reentry=1.0, new_id_on_reentry=0.0, drop=0.01, jitter=0.3,

@@ -31,16 +31,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from pipeline.formats import (
+from samtrack.pipeline.core.formats import (
     MotsRow,
     format_mot_rows,
     format_mots_row,
     write_id_map,
     write_text_atomic,
 )
-from pipeline.frames import FrameObjects
-from pipeline.viz import VideoSink, draw_overlay, largest_object_mask
+from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.viz import VideoSink, draw_overlay, largest_object_mask
 
 INCOMPLETE_MARKER = "INCOMPLETE"
 

@@ -26,11 +26,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from pipeline.formats import FormatError, id_map_files, read_id_map, read_mots_txt
-from pipeline.frames import FrameObjects
-from pipeline.video import VideoReader
-from pipeline.viz import OVERLAY_ALPHA, VideoSink, draw_overlay, id_color, largest_object_mask
+from samtrack.pipeline.core.formats import FormatError, id_map_files, read_id_map, read_mots_txt
+from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.core.video import VideoReader
+from samtrack.pipeline.viz import (
+    OVERLAY_ALPHA,
+    VideoSink,
+    draw_overlay,
+    id_color,
+    largest_object_mask,
+)
 
 LABEL_FRAMES = 25
 THUMB = 64
@@ -346,9 +351,9 @@ def _timeline_png(path: Path, visible, run: RunData, frames: int, gt: str | None
 
 def _gt_coverage(run: RunData, gt: str):
     """Per ground-truth id: runs of (start frame, length, predicted id), and the switches."""
-    from eval.data import load_tracks
-    from eval.metrics import accumulate, switch_report
-    from eval.pairing import pair_sequences
+    from samtrack.eval.data import load_tracks
+    from samtrack.eval.metrics import accumulate, switch_report
+    from samtrack.eval.pairing import pair_sequences
 
     truth = load_tracks(gt)
     pred = load_tracks(run.folder / "masks")

@@ -16,16 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from samtrack.pipeline.config import Config
+from samtrack.pipeline.core import __version__
+from samtrack.pipeline.core.device import resolve_device
+from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.core.video import VideoFrame, VideoReader
+from samtrack.pipeline.outputs import RunWriter, default_run_dir
+from samtrack.pipeline.sources import SourceContext, build_source
+from samtrack.reid.config import TrackerConfig
 from tqdm import tqdm
-
-from pipeline import __version__
-from pipeline.config import Config
-from pipeline.device import resolve_device
-from pipeline.frames import FrameObjects
-from pipeline.outputs import RunWriter, default_run_dir
-from pipeline.sources import SourceContext, build_source
-from pipeline.video import VideoFrame, VideoReader
-from reid.config import TrackerConfig
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +70,11 @@ class RunResult:
 def build_tracker(config: TrackerConfig, device: str = "cpu", *, keep_log: bool = False):
     """The configured tracker (``reid`` with its embedder, or the ``iou`` baseline)."""
     if config.type == "iou":
-        from reid.iou_tracker import IouTracker
+        from samtrack.reid.iou_tracker import IouTracker
 
         return IouTracker(config.iou_threshold, min(config.max_age, 30))
-    from reid.embedders import build_embedder
-    from reid.tracker import ReidTracker
+    from samtrack.reid.embedders import build_embedder
+    from samtrack.reid.tracker import ReidTracker
 
     embedder = build_embedder(config.embedder, weights=config.embedder_weights,
                               input_size=config.embedder_input_size, device=device,
@@ -103,7 +102,7 @@ def run(config: Config) -> RunResult:
                        binary_video=config.output.binary_video)
     gt = None
     if config.eval.gt:
-        from eval.data import load_tracks
+        from samtrack.eval.data import load_tracks
 
         gt = load_tracks(config.eval.gt)  # read up front: a bad file fails before hours of work
     timing = {"decode": 0.0, "source": 0.0, "track": 0.0, "write": 0.0}
@@ -171,8 +170,8 @@ def run(config: Config) -> RunResult:
         summary["tracker_ms_per_frame"] = {k: round(1000 * v / frames, 3)
                                            for k, v in tracker.timing.items()}
     if gt is not None:
-        from eval.data import load_tracks
-        from eval.report import evaluate_pairs
+        from samtrack.eval.data import load_tracks
+        from samtrack.eval.report import evaluate_pairs
 
         pred = load_tracks(writer.dir / "masks") if config.output.id_maps else \
             load_tracks(writer.dir / "tracks.txt")
@@ -182,7 +181,7 @@ def run(config: Config) -> RunResult:
         summary["metrics"] = result.metrics
     result.out_dir = writer.finish(summary)
     if config.viz.render:
-        from pipeline.render import VizOptions, render
+        from samtrack.pipeline.render import VizOptions, render
 
         render(result.out_dir, VizOptions(trail_length=config.viz.trail_length,
                                           side_by_side=config.viz.side_by_side,
@@ -193,7 +192,7 @@ def run(config: Config) -> RunResult:
 def _write_offline(tracker, kept: list[FrameObjects], video: VideoReader, writer: RunWriter,
                    timing: dict[str, float]) -> set[int]:
     """Re-link identities over the whole clip, then write every frame with the final ids."""
-    from reid.offline import link_offline, relabel
+    from samtrack.reid.offline import link_offline, relabel
 
     t0 = time.perf_counter()
     labels = link_offline(tracker.log, num_identities=tracker.config.num_identities,

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from pipeline.frames import FrameObjects
+from samtrack.pipeline.core.frames import FrameObjects
 
 OVERLAY_ALPHA = 0.5
 

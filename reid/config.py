@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from reid.embedders import EMBEDDERS
+from samtrack.reid.embedders import EMBEDDERS
 
 
 class TrackerConfig(BaseModel):

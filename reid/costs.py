@@ -7,10 +7,9 @@ has no opinion and the gates return ``False`` where a pair is impossible.
 from __future__ import annotations
 
 import numpy as np
-
-from pipeline.geometry import box_iou
-from reid.motion import mahalanobis_centres
-from reid.tracks import Gallery, LastSeen, Tracklet
+from samtrack.pipeline.core.geometry import box_iou
+from samtrack.reid.motion import mahalanobis_centres
+from samtrack.reid.tracks import Gallery, LastSeen, Tracklet
 
 
 def crop_masks(masks: np.ndarray, boxes: np.ndarray) -> list[tuple[np.ndarray, tuple[int, int]]]:

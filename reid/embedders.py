@@ -32,8 +32,7 @@ from typing import Protocol
 
 import cv2
 import numpy as np
-
-from pipeline.frames import FrameObjects
+from samtrack.pipeline.core.frames import FrameObjects
 
 
 class Embedder(Protocol):

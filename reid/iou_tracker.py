@@ -10,9 +10,8 @@ from dataclasses import dataclass
 
 import lap
 import numpy as np
-
-from pipeline.frames import FrameObjects
-from pipeline.geometry import box_iou
+from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.core.geometry import box_iou
 
 
 @dataclass

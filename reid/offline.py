@@ -28,9 +28,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from pipeline.frames import FrameObjects
-from reid.tracker import FrameLog
+from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.reid.tracker import FrameLog
 
 
 @dataclass

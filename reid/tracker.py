@@ -29,13 +29,12 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
-
-from pipeline.frames import FrameObjects
-from pipeline.geometry import box_area, box_intersection, box_iou
-from reid.association import assign
-from reid.config import TrackerConfig
-from reid.contrast import SceneContrast
-from reid.costs import (
+from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.core.geometry import box_area, box_intersection, box_iou
+from samtrack.reid.association import assign
+from samtrack.reid.config import TrackerConfig
+from samtrack.reid.contrast import SceneContrast
+from samtrack.reid.costs import (
     appearance_distance,
     crop_masks,
     mahalanobis_gate,
@@ -43,9 +42,9 @@ from reid.costs import (
     position_cost,
     source_match,
 )
-from reid.embedders import Embedder
-from reid.motion import BoxKalman
-from reid.tracks import Gallery, Identity, LastSeen, Tracklet, TrackState
+from samtrack.reid.embedders import Embedder
+from samtrack.reid.motion import BoxKalman
+from samtrack.reid.tracks import Gallery, Identity, LastSeen, Tracklet, TrackState
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 import numpy as np
-
-from reid.motion import BoxKalman
+from samtrack.reid.motion import BoxKalman
 
 
 class TrackState(str, Enum):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-
-from pipeline.frames import FrameObjects
+from samtrack.pipeline.core.frames import FrameObjects
 
 SIZE = (120, 200)  # h, w
 BACKGROUND = (60, 120, 80)

@@ -1,6 +1,5 @@
 import pytest
-
-from eval.bench import COLUMNS, main
+from samtrack.eval.bench.harness import COLUMNS, main
 
 
 @pytest.mark.slow

@@ -4,8 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from pipeline.cli import main
+from samtrack.pipeline.cli import main
 
 
 def test_help_lists_commands_and_options(capsys):
@@ -53,7 +52,7 @@ def test_run_with_masks_and_eval_json(small_scene, tmp_path, capsys):
 
 
 def test_module_and_console_script_entry_points():
-    for cmd in ([sys.executable, "-m", "pipeline", "--version"],
+    for cmd in ([sys.executable, "-m", "samtrack", "--version"],
                 [str(Path(sys.executable).parent / "samtrack"), "--version"]):
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr

@@ -1,8 +1,7 @@
 from pathlib import Path
 
 import pytest
-
-from pipeline.config import ConfigError, load_config
+from samtrack.pipeline.config import ConfigError, load_config
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

@@ -1,6 +1,5 @@
 import pytest
-
-from pipeline.cli import main
+from samtrack.pipeline.cli import main
 
 
 @pytest.mark.slow

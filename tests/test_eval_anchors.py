@@ -6,9 +6,8 @@ from pathlib import Path
 import motmetrics
 import numpy as np
 import pytest
-
-from eval.data import load_tracks
-from eval.report import evaluate_pairs
+from samtrack.eval.data import load_tracks
+from samtrack.eval.report import evaluate_pairs
 
 MM_DATA = Path(os.path.dirname(motmetrics.__file__)) / "data"
 

@@ -1,9 +1,8 @@
 """The SAM2-failure simulator: each failure verified on a tiny scene."""
 
 import numpy as np
-
-from eval.failures import FailureSpec, simulate
-from pipeline.frames import FrameObjects
+from samtrack.eval.bench.failures import FailureSpec, simulate
+from samtrack.pipeline.core.frames import FrameObjects
 
 
 def _gt(schedule, size=(40, 80)):

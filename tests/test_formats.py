@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
-
-from pipeline.formats import (
+from samtrack.pipeline.core.formats import (
     FormatError,
     MotsRow,
     format_mot_rows,
@@ -11,7 +10,7 @@ from pipeline.formats import (
     read_mots_txt,
     write_id_map,
 )
-from pipeline.frames import encode_rle
+from samtrack.pipeline.core.frames import encode_rle
 
 
 def test_16bit_id_map_round_trip(tmp_path):
@@ -65,7 +64,7 @@ def test_mots_round_trip_and_ignore_class(tmp_path):
     (tmp_path / "m.txt").write_text(text)
     rows = read_mots_txt(tmp_path / "m.txt")
     assert [r.id for r in rows] == [5]  # class 10 = ignore region, dropped
-    from pipeline.frames import decode_rle
+    from samtrack.pipeline.core.frames import decode_rle
 
     np.testing.assert_array_equal(decode_rle([rows[0].rle], (6, 8))[0], masks[0])
     assert len(read_mots_txt(tmp_path / "m.txt", drop_ignore=False)) == 2

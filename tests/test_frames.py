@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
-
-from pipeline.frames import FrameObjects, boxes_from_masks
+from samtrack.pipeline.core.frames import FrameObjects, boxes_from_masks
 
 
 def _id_map():

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
-
-from eval.data import FrameTracks, SequenceTracks, load_tracks
-from eval.report import evaluate_pairs
+from samtrack.eval.data import FrameTracks, SequenceTracks, load_tracks
+from samtrack.eval.report import evaluate_pairs
 
 
 def evaluate(gt, pred):
@@ -67,7 +66,7 @@ def test_perfect_prediction_hota_one():
 
 
 def test_swap_report_names_frame_and_ids():
-    from eval.report import evaluate_pairs
+    from samtrack.eval.report import evaluate_pairs
 
     gt = _boxes_seq([[(1, 0), (2, 50)]] * 6)
     pred = _boxes_seq([[(10, 0), (20, 50)]] * 3 + [[(20, 0), (10, 50)]] * 3)
@@ -83,7 +82,7 @@ def _write(path, rows):
 
 def test_mot17_preprocessing_like_trackeval(tmp_path):
     """Zero-marked and non-pedestrian gt are dropped; predictions on distractors are removed."""
-    from eval.report import evaluate_pairs
+    from samtrack.eval.report import evaluate_pairs
 
     gt = _write(tmp_path / "gt.txt", [
         (1, 1, 0, 0, 10, 10, 1, 1, 1),     # pedestrian
@@ -104,7 +103,7 @@ def test_mot17_preprocessing_like_trackeval(tmp_path):
 
 
 def test_mot15_preprocessing_drops_zero_marked_only(tmp_path):
-    from eval.report import evaluate_pairs
+    from samtrack.eval.report import evaluate_pairs
 
     gt = _write(tmp_path / "gt.txt", [(1, 1, 0, 0, 10, 10, 1, -1, -1, -1),
                                       (1, 2, 50, 0, 10, 10, 0, -1, -1, -1)])
@@ -117,7 +116,7 @@ def test_mot15_preprocessing_drops_zero_marked_only(tmp_path):
 def test_sequence_folder_combined_and_per_sequence(tmp_path, small_scene):
     import shutil
 
-    from eval.report import evaluate_paths
+    from samtrack.eval.report import evaluate_paths
 
     for name in ("a", "b"):
         shutil.copytree(small_scene, tmp_path / "gt" / name)
@@ -136,8 +135,8 @@ def test_sequence_folder_combined_and_per_sequence(tmp_path, small_scene):
 def test_missing_prediction_and_bad_files(tmp_path, small_scene):
     import shutil
 
-    from eval.report import evaluate_paths
-    from pipeline.formats import FormatError
+    from samtrack.eval.report import evaluate_paths
+    from samtrack.pipeline.core.formats import FormatError
 
     shutil.copytree(small_scene, tmp_path / "gt" / "a")
     (tmp_path / "pred").mkdir()

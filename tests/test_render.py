@@ -6,13 +6,12 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-
-from eval.scenes import Scene, SceneSpec
-from pipeline.config import load_config
-from pipeline.formats import read_id_map
-from pipeline.render import RunFolderError, VizOptions, render, repair_labels_at
-from pipeline.runner import run
-from pipeline.viz import OVERLAY_ALPHA, id_color
+from samtrack.eval.bench.scenes import Scene, SceneSpec
+from samtrack.pipeline.config import load_config
+from samtrack.pipeline.core.formats import read_id_map
+from samtrack.pipeline.render import RunFolderError, VizOptions, render, repair_labels_at
+from samtrack.pipeline.runner import run
+from samtrack.pipeline.viz import OVERLAY_ALPHA, id_color
 
 SPEC = SceneSpec(num_animals=2, num_frames=20, width=320, height=180, body_length=40, seed=5,
                  exit_every=0, noise_sigma=0, shadow=0)

@@ -2,12 +2,11 @@ import json
 
 import numpy as np
 import pytest
-
-from pipeline.config import load_config
-from pipeline.formats import read_id_map, read_mot_txt, read_mots_txt
-from pipeline.outputs import INCOMPLETE_MARKER
-from pipeline.runner import run
-from tests.conftest import SMALL_SPEC
+from conftest import SMALL_SPEC
+from samtrack.pipeline.config import load_config
+from samtrack.pipeline.core.formats import read_id_map, read_mot_txt, read_mots_txt
+from samtrack.pipeline.outputs import INCOMPLETE_MARKER
+from samtrack.pipeline.runner import run
 
 
 def _config(scene, out, **extra):
@@ -44,7 +43,7 @@ def test_run_folder_contents(small_scene, tmp_path):
 def test_existing_run_is_not_overwritten(small_scene, tmp_path):
     out = tmp_path / "run"
     run(_config(small_scene, out, **{"video.max_frames": 3}))
-    from pipeline.outputs import OutputExistsError
+    from samtrack.pipeline.outputs import OutputExistsError
 
     with pytest.raises(OutputExistsError, match=r"run folder exists"):
         run(_config(small_scene, out, **{"video.max_frames": 3}))

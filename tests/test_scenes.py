@@ -2,8 +2,7 @@ import hashlib
 
 import numpy as np
 import pytest
-
-from eval.scenes import Scene, SceneSpec
+from samtrack.eval.bench.scenes import Scene, SceneSpec
 
 
 def _digest(spec):

@@ -1,8 +1,7 @@
 import cv2
 import numpy as np
 import pytest
-
-from pipeline.video import VideoError, VideoReader
+from samtrack.pipeline.core.video import VideoError, VideoReader
 
 
 def _frames(folder, names, size=(24, 32)):

@@ -1,7 +1,7 @@
 """Mask sources. Importing this package registers the built-in ones."""
 
-from pipeline.sources import masks, motion, sam2_sources  # noqa: F401  (registration)
-from pipeline.sources.base import (
+from samtrack.pipeline.sources import masks, motion, sam2_sources  # noqa: F401  (registration)
+from samtrack.pipeline.sources.base import (
     MaskSource,
     SourceContext,
     SourceOptions,

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
-
-from pipeline.frames import FrameObjects
-from pipeline.video import VideoFrame, VideoReader
+from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.core.video import VideoFrame, VideoReader
 
 
 class SourceOptions(BaseModel):

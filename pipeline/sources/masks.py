@@ -22,11 +22,16 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
-
-from pipeline.formats import FormatError, id_map_files, read_id_map, read_mot_txt, read_mots_txt
-from pipeline.frames import FrameObjects
-from pipeline.sources.base import SourceContext, SourceOptions, register_source
-from pipeline.video import VideoFrame, VideoReader
+from samtrack.pipeline.core.formats import (
+    FormatError,
+    id_map_files,
+    read_id_map,
+    read_mot_txt,
+    read_mots_txt,
+)
+from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.core.video import VideoFrame, VideoReader
+from samtrack.pipeline.sources.base import SourceContext, SourceOptions, register_source
 
 log = logging.getLogger(__name__)
 

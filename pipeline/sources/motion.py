@@ -23,10 +23,9 @@ from typing import Literal
 import cv2
 import numpy as np
 from pydantic import Field
-
-from pipeline.frames import FrameObjects
-from pipeline.sources.base import SourceContext, SourceOptions, register_source
-from pipeline.video import VideoFrame, VideoReader
+from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.core.video import VideoFrame, VideoReader
+from samtrack.pipeline.sources.base import SourceContext, SourceOptions, register_source
 
 
 class MotionOptions(SourceOptions):

@@ -27,12 +27,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from pipeline.device import resolve_device
-from pipeline.frames import FrameObjects
-from pipeline.sources.base import SourceContext, SourceOptions, register_source
-from pipeline.sources.sam2_model import ALIASES, MODELS, build_model, model_name
-from pipeline.video import VideoFrame, VideoReader
+from samtrack.pipeline.core.device import resolve_device
+from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.core.video import VideoFrame, VideoReader
+from samtrack.pipeline.sources.base import SourceContext, SourceOptions, register_source
+from samtrack.pipeline.sources.sam2_model import ALIASES, MODELS, build_model, model_name
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,6 @@
-"""SAM2 source measurements (prints numbers; ``python -m eval.sam2_bench``), not a timed test.
+"""SAM2 source measurements, not a timed test: prints numbers.
+
+``python -m samtrack.eval.bench.sam2_bench``.
 
 * ``speed``: seconds per frame of ``sam2-video`` (box prompts, default window) and ``sam2-auto``
   for a model at its default 1024-px size, and samtrack's own overhead around SAM2: the time
@@ -31,7 +33,7 @@ import cv2
 
 
 def _clip(folder: Path, frames: int, width: int = 1280, height: int = 720) -> Path:
-    from eval.scenes import Scene, SceneSpec
+    from samtrack.eval.bench.scenes import Scene, SceneSpec
 
     if not (folder / "img1").is_dir() or len(list((folder / "img1").glob("*.jpg"))) < frames:
         Scene(SceneSpec(num_animals=2, num_frames=frames, width=width, height=height,
@@ -44,14 +46,14 @@ def _peak_rss_mb() -> float:
 
 
 def speed(checkpoint: str, frames: int, model: str) -> dict:
-    from pipeline.sources.base import SourceContext
-    from pipeline.sources.sam2_sources import (
+    from samtrack.pipeline.core.video import VideoReader
+    from samtrack.pipeline.sources.base import SourceContext
+    from samtrack.pipeline.sources.sam2_sources import (
         Sam2AutoOptions,
         Sam2AutoSource,
         Sam2VideoOptions,
         Sam2VideoSource,
     )
-    from pipeline.video import VideoReader
 
     with tempfile.TemporaryDirectory() as tmp:
         clip = _clip(Path(tmp), frames)
@@ -103,8 +105,7 @@ def _memory_child(mode: str, clip: str, frames: int, checkpoint: str, image_size
     """Runs in a fresh process; prints its peak RSS as JSON (windowed: also after each of
     ``marks`` frames)."""
     import torch
-
-    from pipeline.sources import sam2_model
+    from samtrack.pipeline.sources import sam2_model
 
     overrides = [f"++model.image_size={image_size}"] if image_size != 1024 else []
     if mode == "plain":
@@ -119,9 +120,9 @@ def _memory_child(mode: str, clip: str, frames: int, checkpoint: str, image_size
             with torch.inference_mode():
                 predictor.init_state(tmp)
     else:
-        from pipeline.sources.base import SourceContext
-        from pipeline.sources.sam2_sources import Sam2VideoOptions, Sam2VideoSource
-        from pipeline.video import VideoReader
+        from samtrack.pipeline.core.video import VideoReader
+        from samtrack.pipeline.sources.base import SourceContext
+        from samtrack.pipeline.sources.sam2_sources import Sam2VideoOptions, Sam2VideoSource
 
         original = sam2_model.build_model
 
@@ -131,7 +132,7 @@ def _memory_child(mode: str, clip: str, frames: int, checkpoint: str, image_size
             return build_sam2_video_predictor(sam2_model.MODELS["sam2.1_hiera_t"],
                                               ckpt_path=str(ckpt), device=device,
                                               hydra_overrides_extra=overrides)
-        import pipeline.sources.sam2_sources as sources
+        import samtrack.pipeline.sources.sam2_sources as sources
 
         sources.build_model = build if overrides else original
         options = Sam2VideoOptions(checkpoint=checkpoint, auto_seed=False, window=window,
@@ -148,8 +149,8 @@ def _memory_child(mode: str, clip: str, frames: int, checkpoint: str, image_size
 def _child(mode: str, clip: Path, frames: int, checkpoint: str, image_size: int, window: int,
            marks: list[int]) -> list[dict]:
     done = subprocess.run(
-        [sys.executable, "-m", "eval.sam2_bench", "--child", mode, str(clip), str(frames),
-         checkpoint, str(image_size), str(window), ",".join(map(str, marks))],
+        [sys.executable, "-m", "samtrack.eval.bench.sam2_bench", "--child", mode, str(clip),
+         str(frames), checkpoint, str(image_size), str(window), ",".join(map(str, marks))],
         capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"memory child ({mode}, {frames} frames) failed: "
@@ -186,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         _memory_child(mode, clip, int(frames), ckpt, int(size), int(window),
                       frozenset(int(m) for m in marks.split(",") if m))
         return 0
-    parser = argparse.ArgumentParser(prog="python -m eval.sam2_bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m samtrack.eval.bench.sam2_bench",
+                                     description=__doc__)
     parser.add_argument("what", choices=["speed", "memory", "all"])
     parser.add_argument("--checkpoint", help="SAM2.1 Hiera-T checkpoint")
     parser.add_argument("--random-checkpoint", metavar="PATH",
@@ -201,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     checkpoint = args.checkpoint
     if args.random_checkpoint:
-        from pipeline.sources.sam2_model import save_random_checkpoint
+        from samtrack.pipeline.sources.sam2_model import save_random_checkpoint
 
         checkpoint = str(save_random_checkpoint(args.model, args.random_checkpoint))
     if checkpoint is None:

@@ -35,9 +35,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from pipeline.formats import MotsRow, format_mots_row, write_text_atomic
-from pipeline.frames import FrameObjects
+from samtrack.pipeline.core.formats import MotsRow, format_mots_row, write_text_atomic
+from samtrack.pipeline.core.frames import FrameObjects
 
 
 @dataclass(frozen=True)

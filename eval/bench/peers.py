@@ -15,9 +15,8 @@ unavailable one is reported with the reason rather than silently skipped.
 from __future__ import annotations
 
 import numpy as np
-
-from pipeline.frames import FrameObjects
-from pipeline.geometry import box_iou
+from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.core.geometry import box_iou
 
 
 class PeerUnavailable(RuntimeError):
@@ -75,7 +74,7 @@ class DeepSortPeer:
             from deep_sort_realtime.deepsort_tracker import DeepSort
         except ImportError as exc:  # e.g. pkg_resources missing
             raise PeerUnavailable(f"deepsort: cannot import deep-sort-realtime ({exc})") from None
-        from reid.embedders import MobileNetV2Embedder
+        from samtrack.reid.embedders import MobileNetV2Embedder
 
         self.tracker = DeepSort(max_age=30, embedder=None)
         # DeepSORT's embedder: box crops as they are (no mask blanking, no alignment)

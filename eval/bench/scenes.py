@@ -20,9 +20,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from pipeline.formats import format_mot_rows, write_id_map, write_text_atomic
-from pipeline.frames import FrameObjects
+from samtrack.pipeline.core.formats import format_mot_rows, write_id_map, write_text_atomic
+from samtrack.pipeline.core.frames import FrameObjects
 
 
 @dataclass(frozen=True)

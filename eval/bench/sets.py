@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eval.failures import FailureSpec
-from eval.scenes import SceneSpec
+from samtrack.eval.bench.failures import FailureSpec
+from samtrack.eval.bench.scenes import SceneSpec
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Speed benchmark (prints numbers; ``python -m eval.speed``), not a timed test.
+"""Speed benchmark (prints numbers; ``python -m samtrack.eval.bench.speed``), not a timed test.
 
 * tracker time per frame *excluding the embedding network*, at 10 and 100 objects: discs on a
   random walk, embeddings precomputed and handed over by a pass-through embedder, so only
@@ -16,11 +16,10 @@ import time
 
 import cv2
 import numpy as np
-
-from pipeline.frames import FrameObjects
-from reid.config import TrackerConfig
-from reid.embedders import HistogramEmbedder, MobileNetV2Embedder, l2_normalize
-from reid.tracker import ReidTracker
+from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.reid.config import TrackerConfig
+from samtrack.reid.embedders import HistogramEmbedder, MobileNetV2Embedder, l2_normalize
+from samtrack.reid.tracker import ReidTracker
 
 
 class _Precomputed:
@@ -76,7 +75,8 @@ def embed_ms_per_object(embedder, count: int, repeats: int = 5) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eval.speed", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m samtrack.eval.bench.speed",
+                                     description=__doc__)
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--viz", metavar="RUN_DIR", help="also time rendering this run")
     args = parser.parse_args(argv)
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         import tempfile
         from pathlib import Path
 
-        from pipeline.render import VizOptions, render
+        from samtrack.pipeline.render import VizOptions, render
 
         frames = json.loads((Path(args.viz) / "summary.json").read_text())["frames"]
         with tempfile.TemporaryDirectory() as tmp:

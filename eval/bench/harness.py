@@ -1,4 +1,6 @@
-"""Benchmark harness: every method fed the same masks, one table (``python -m eval.bench``).
+"""Benchmark harness: every method fed the same masks, one table.
+
+``python -m samtrack.eval.bench`` (or ``samtrack bench``).
 
 Rows: methods per scene set (easy / lookalike / crowded / clean, see :mod:`eval.benchsets`),
 overall, and optionally the MOTChallenge 2015 sequences in ``../shared/data/MOT15``.
@@ -27,15 +29,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from eval.benchsets import BenchScene, scene_sets
-from eval.data import SequenceTracks, frame_tracks, load_tracks
-from eval.failures import simulate
-from eval.report import evaluate_pairs
-from eval.scenes import Scene
-from pipeline.formats import read_mot_txt, write_text_atomic
-from pipeline.frames import FrameObjects
-from pipeline.sources.masks import box_masks
+from samtrack.eval.bench.failures import simulate
+from samtrack.eval.bench.scenes import Scene
+from samtrack.eval.bench.sets import BenchScene, scene_sets
+from samtrack.eval.data import SequenceTracks, frame_tracks, load_tracks
+from samtrack.eval.report import evaluate_pairs
+from samtrack.pipeline.core.formats import read_mot_txt, write_text_atomic
+from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.sources.masks import box_masks
 
 COLUMNS = ["set", "method", "idsw", "idf1", "hota", "assa", "mota", "ms_per_frame", "assoc_ms"]
 
@@ -118,7 +119,7 @@ def run_method(factory: Callable, clip: Clip, log_offline: bool = False) -> Meth
         spent += time.perf_counter() - start
     assoc = getattr(tracker, "timing", {}).get("associate")
     if log_offline:
-        from reid.offline import link_offline, relabel
+        from samtrack.reid.offline import link_offline, relabel
 
         start = time.perf_counter()
         labels = link_offline(tracker.log, num_identities=tracker.config.num_identities,
@@ -138,10 +139,10 @@ class _Raw:
 
 
 def method_factories(methods: list[str], embedder: str) -> dict[str, tuple[Callable, bool]]:
-    from eval.peers import build_peer
-    from reid.config import TrackerConfig
-    from reid.embedders import build_embedder
-    from reid.tracker import ReidTracker
+    from samtrack.eval.bench.peers import build_peer
+    from samtrack.reid.config import TrackerConfig
+    from samtrack.reid.embedders import build_embedder
+    from samtrack.reid.tracker import ReidTracker
 
     shared: dict[str, object] = {}
 
@@ -196,7 +197,7 @@ def _cell(v) -> str:
 
 def run_bench(clips: list[Clip], methods: list[str], embedder: str = "histogram",
               progress: bool = True) -> BenchTable:
-    from eval.peers import PeerUnavailable
+    from samtrack.eval.bench.peers import PeerUnavailable
 
     table = BenchTable(settings={"methods": methods, "embedder": embedder})
     factories = method_factories(methods, embedder)
@@ -262,7 +263,7 @@ DEFAULT_METHODS = ["raw", "samtrack-online", "samtrack-offline", "bytetrack", "o
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m eval.bench", description=__doc__.split("\n\n")[0],
+        prog="python -m samtrack.eval.bench", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--sets", default="easy,lookalike,crowded,clean",
                         help="comma-separated scene sets")
@@ -290,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     header = (f"samtrack benchmark: sets {', '.join(sets)}, {args.scenes} scenes x "
               f"{args.frames} frames each; samtrack embedder {args.embedder}.\n"
-              f"Command: python -m eval.bench {' '.join(argv or sys.argv[1:])}\n\n")
+              f"Command: python -m samtrack.eval.bench {' '.join(argv or sys.argv[1:])}\n\n")
     write_text_atomic(out / "bench.md", header + table.markdown())
     write_text_atomic(out / "bench.csv", table.csv())
     print(header + table.markdown())

@@ -1,0 +1,1 @@
+"""samtrack: stable identities for look-alike objects segmented by SAM2 (or any segmenter)."""

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from natsort import natsorted
 from pycocotools import mask as coco_mask
+
 from samtrack.pipeline.core.formats import FormatError, read_id_map, read_mot_txt, read_mots_txt
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.geometry import xywh_to_xyxy

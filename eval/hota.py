@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from samtrack.eval.pairing import PairedSequence
 from trackeval.metrics import CLEAR, HOTA, Identity
+
+from samtrack.eval.pairing import PairedSequence
 
 
 def to_trackeval_data(paired: PairedSequence) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import motmetrics as mm
 import numpy as np
+
 from samtrack.eval.pairing import PairedSequence
 
 MOT_METRICS = {

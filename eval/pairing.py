@@ -20,9 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from samtrack.eval.data import SequenceTracks
-from samtrack.pipeline.core.geometry import box_iou, rle_iou
 from scipy.optimize import linear_sum_assignment
+
+from samtrack.eval.data import SequenceTracks
+from samtrack.pipeline.core.formats import FormatError
+from samtrack.pipeline.core.geometry import box_iou, rle_iou
 
 PEDESTRIAN = 1
 DISTRACTORS = {"mot17": (2, 7, 8, 12), "mot20": (2, 6, 7, 8, 12)}
@@ -85,7 +87,7 @@ def pair_sequences(gt: SequenceTracks, pred: SequenceTracks, preproc: str = "aut
                        else np.ones(len(g.ids), int))
             bad = set(np.unique(classes).tolist()) - VALID_CLASSES
             if bad and len(p.ids):
-                raise ValueError(f"{gt.source}: frame {frame}: invalid MOTChallenge classes "
+                raise FormatError(f"{gt.source}: frame {frame}: invalid MOTChallenge classes "
                                  f"{sorted(bad)} (use --preproc off or mot15)")
             if len(g.ids) and len(p.ids):
                 scores = sim.copy()

@@ -1,8 +1,8 @@
-"""``samtrack`` command line: ``run``, ``eval`` and ``demo``.
+"""``samtrack`` command line: ``run``, ``eval``, ``viz``, ``demo`` and ``bench``.
 
-Every failure caused by the user's input (config, video, mask files, an existing run folder)
-ends with one line ``samtrack: error: ...`` naming the culprit and exit code 2; anything else is
-a bug and exits 1 (``--debug`` shows its traceback).
+Every failure caused by the user's input (config, video, mask files, an existing run folder) is a
+:class:`~samtrack.pipeline.core.errors.UserError`: one line ``samtrack: error: ...`` naming the
+culprit, exit code 2. Anything else is a bug: its traceback is printed and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -11,9 +11,20 @@ import argparse
 import json
 import logging
 import sys
+import traceback
+from pathlib import Path
 from typing import Any
 
+from samtrack.eval.bench.harness import main as bench_main
+from samtrack.eval.data import is_run_folder
+from samtrack.eval.report import evaluate_paths
+from samtrack.pipeline.config import load_config
 from samtrack.pipeline.core import __version__
+from samtrack.pipeline.core.errors import UserError
+from samtrack.pipeline.demo import format_metrics
+from samtrack.pipeline.demo import main as demo_main
+from samtrack.pipeline.render import VizOptions, render
+from samtrack.pipeline.runner import run
 
 log = logging.getLogger("samtrack")
 
@@ -151,9 +162,6 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from samtrack.pipeline.config import load_config
-    from samtrack.pipeline.runner import run
-
     config = load_config(args.config, run_overrides(args))
     if config.quiet:
         logging.getLogger().setLevel(logging.WARNING)
@@ -164,20 +172,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         line += f" ({len(result.skipped_frames)} frames skipped)"
     print(line)
     if result.metrics:
-        from samtrack.pipeline.demo import format_metrics
-
         print(f"samtrack: {format_metrics(result.metrics)}")
     return EXIT_OK
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from samtrack.eval.data import is_run_folder
-    from samtrack.eval.report import evaluate_paths
-
     if not 0 < args.iou <= 1:
-        raise ValueError(f"--iou: expected a value in (0, 1], got {args.iou}")
+        raise UserError(f"--iou: expected a value in (0, 1], got {args.iou}")
     report = evaluate_paths(args.gt, args.pred, args.preproc, args.iou)
     out = args.out
     pred = Path(args.pred)
@@ -194,18 +195,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from samtrack.pipeline.demo import main as demo_main
-
     return demo_main(args.out, quiet=args.quiet)
 
 
 def _cmd_viz(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from samtrack.pipeline.render import VizOptions, render
-
     if args.scale <= 0 or args.trail_length < 1:
-        raise ValueError("--scale must be > 0 and --trail-length >= 1")
+        raise UserError("--scale must be > 0 and --trail-length >= 1")
     options = VizOptions(out=Path(args.out) if args.out else None,
                          trail_length=args.trail_length, side_by_side=args.side_by_side,
                          scale=args.scale, binary=args.binary is not None,
@@ -218,21 +213,8 @@ def _cmd_viz(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from samtrack.eval.bench.harness import main as bench_main
-
     rest = [a for a in args.args if a != "--"]
     return bench_main(rest)
-
-
-def _is_bad_input(exc: BaseException) -> bool:
-    from samtrack.pipeline.config import ConfigError
-    from samtrack.pipeline.core.formats import FormatError
-    from samtrack.pipeline.core.video import VideoError
-    from samtrack.pipeline.outputs import OutputExistsError
-    from samtrack.pipeline.render import RunFolderError
-
-    return isinstance(exc, (ConfigError, FormatError, OutputExistsError, VideoError, RunFolderError,
-                            FileNotFoundError, ValueError, KeyError))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     # Our own packages log at INFO; libraries (motmetrics logs timings at INFO) only warnings.
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="samtrack: %(levelname)s: %(message)s")
-    for name in ("pipeline", "reid", "eval", "samtrack"):
+    for name in ("samtrack",):
         logging.getLogger(name).setLevel(logging.DEBUG if args.debug else logging.INFO)
     commands = {"run": _cmd_run, "eval": _cmd_eval, "demo": _cmd_demo, "bench": _cmd_bench,
                 "viz": _cmd_viz}
@@ -250,13 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("samtrack: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # one line for people; --debug for developers
+    except UserError as exc:  # the user's input: one line naming the culprit
         if args.debug:
             raise
-        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-        if _is_bad_input(exc):
-            print(f"samtrack: error: {message}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        print(f"samtrack: internal error: {type(exc).__name__}: {message} "
-              "(rerun with --debug for the traceback)", file=sys.stderr)
+        print(f"samtrack: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception:  # a bug in samtrack: keep the traceback, it is what a report needs
+        traceback.print_exc()
+        print("samtrack: internal error (a bug; please report it with the traceback above)",
+              file=sys.stderr)
         return EXIT_BUG

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from samtrack.pipeline.core.errors import UserError
 from samtrack.pipeline.core.formats import (
     MotsRow,
     format_mot_rows,
@@ -44,8 +46,8 @@ from samtrack.pipeline.viz import VideoSink, draw_overlay, largest_object_mask
 INCOMPLETE_MARKER = "INCOMPLETE"
 
 
-class OutputExistsError(FileExistsError):
-    pass
+class OutputExistsError(UserError):
+    """The run folder exists (or is a file) and may not be replaced."""
 
 
 def default_run_dir(video_path: str | Path, root: str | Path = "runs") -> Path:

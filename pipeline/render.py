@@ -26,6 +26,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from samtrack.eval.data import load_tracks
+from samtrack.eval.metrics import accumulate, switch_report
+from samtrack.eval.pairing import pair_sequences
+from samtrack.pipeline.core.errors import UserError
 from samtrack.pipeline.core.formats import FormatError, id_map_files, read_id_map, read_mots_txt
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.video import VideoReader
@@ -41,7 +46,7 @@ LABEL_FRAMES = 25
 THUMB = 64
 
 
-class RunFolderError(ValueError):
+class RunFolderError(UserError):
     pass
 
 
@@ -351,10 +356,6 @@ def _timeline_png(path: Path, visible, run: RunData, frames: int, gt: str | None
 
 def _gt_coverage(run: RunData, gt: str):
     """Per ground-truth id: runs of (start frame, length, predicted id), and the switches."""
-    from samtrack.eval.data import load_tracks
-    from samtrack.eval.metrics import accumulate, switch_report
-    from samtrack.eval.pairing import pair_sequences
-
     truth = load_tracks(gt)
     pred = load_tracks(run.folder / "masks")
     paired = pair_sequences(truth, pred)

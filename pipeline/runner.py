@@ -15,16 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from tqdm import tqdm
+
+from samtrack.eval.data import load_tracks
+from samtrack.eval.report import evaluate_pairs
 from samtrack.pipeline.config import Config
 from samtrack.pipeline.core import __version__
 from samtrack.pipeline.core.device import resolve_device
-from samtrack.pipeline.core.frames import FrameObjects
-from samtrack.pipeline.core.video import VideoFrame, VideoReader
+from samtrack.pipeline.core.errors import ConfigError
+from samtrack.pipeline.core.video import VideoError, VideoFrame, VideoReader
 from samtrack.pipeline.outputs import RunWriter, default_run_dir
+from samtrack.pipeline.render import VizOptions, render
 from samtrack.pipeline.sources import SourceContext, build_source
-from samtrack.reid.config import TrackerConfig
-from tqdm import tqdm
+from samtrack.reid.base import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -67,26 +70,10 @@ class RunResult:
     repairs: list[dict] = field(default_factory=list)
 
 
-def build_tracker(config: TrackerConfig, device: str = "cpu", *, keep_log: bool = False):
-    """The configured tracker (``reid`` with its embedder, or the ``iou`` baseline)."""
-    if config.type == "iou":
-        from samtrack.reid.iou_tracker import IouTracker
-
-        return IouTracker(config.iou_threshold, min(config.max_age, 30))
-    from samtrack.reid.embedders import build_embedder
-    from samtrack.reid.tracker import ReidTracker
-
-    embedder = build_embedder(config.embedder, weights=config.embedder_weights,
-                              input_size=config.embedder_input_size, device=device,
-                              align=config.embedder_align,
-                              flip_average=config.embedder_flip_average)
-    return ReidTracker(config, embedder, keep_log=keep_log)
-
-
 def run(config: Config) -> RunResult:
     """Execute the run described by ``config`` and return what it produced."""
     if config.video.path is None:
-        raise ValueError("video.path: required (give --video PATH or set it in the config)")
+        raise ConfigError("video.path: required (give --video PATH or set it in the config)")
     video = VideoReader(config.video.path, fps=config.video.fps,
                         on_bad_frame=config.video.on_bad_frame, max_frames=config.video.max_frames)
     timed = _TimedVideo(video)
@@ -94,7 +81,8 @@ def run(config: Config) -> RunResult:
     source = build_source(config.source.name, config.source.options(),
                           SourceContext(device=device))
     offline = config.tracker.type == "reid" and config.tracker.mode == "offline"
-    tracker = build_tracker(config.tracker, device, keep_log=offline)
+    # online runs write each frame as it comes; offline runs need the whole clip (as RLE)
+    tracker = config.tracker.build(device=device, record=offline)
     out_dir = Path(config.output.dir) if config.output.dir else default_run_dir(video.path)
     writer = RunWriter(out_dir, overwrite=config.output.overwrite, fps=video.fps,
                        id_maps=config.output.id_maps, mots=config.output.mots,
@@ -102,8 +90,6 @@ def run(config: Config) -> RunResult:
                        binary_video=config.output.binary_video)
     gt = None
     if config.eval.gt:
-        from samtrack.eval.data import load_tracks
-
         gt = load_tracks(config.eval.gt)  # read up front: a bad file fails before hours of work
     timing = {"decode": 0.0, "source": 0.0, "track": 0.0, "write": 0.0}
     frames = objects_total = 0
@@ -114,7 +100,6 @@ def run(config: Config) -> RunResult:
         stream = source.frames(timed)  # type: ignore[arg-type]
         bar = tqdm(total=len(video), unit="frame", disable=config.quiet, desc="samtrack",
                    leave=False)
-        kept: list[FrameObjects] = []
         with bar:
             while True:
                 t0 = time.perf_counter()
@@ -130,10 +115,7 @@ def run(config: Config) -> RunResult:
                 tracked = tracker.update(objects, frame.image)
                 t2 = time.perf_counter()
                 timing["track"] += t2 - t1
-                if offline:
-                    tracked.embeddings = None
-                    kept.append(tracked.compact())
-                else:
+                if not offline:
                     writer.write_frame(frame.image, tracked)
                     timing["write"] += time.perf_counter() - t2
                     ids.update(int(i) for i in tracked.track_ids if i > 0)
@@ -141,9 +123,9 @@ def run(config: Config) -> RunResult:
                 objects_total += len(tracked)
                 bar.update(1)
         if frames == 0:
-            raise ValueError(f"{video.path}: no frame could be decoded")
+            raise VideoError(f"{video.path}: no frame could be decoded")
         if offline:
-            ids = _write_offline(tracker, kept, video, writer, timing)
+            ids = _write_offline(tracker, video, writer, timing)
     total = time.perf_counter() - started
     result = RunResult(out_dir=out_dir, frames=frames, objects=objects_total,
                        track_ids=sorted(ids), timing=timing, skipped_frames=list(video.skipped),
@@ -170,9 +152,6 @@ def run(config: Config) -> RunResult:
         summary["tracker_ms_per_frame"] = {k: round(1000 * v / frames, 3)
                                            for k, v in tracker.timing.items()}
     if gt is not None:
-        from samtrack.eval.data import load_tracks
-        from samtrack.eval.report import evaluate_pairs
-
         pred = load_tracks(writer.dir / "masks") if config.output.id_maps else \
             load_tracks(writer.dir / "tracks.txt")
         report = evaluate_pairs({gt.name: (gt, pred)})
@@ -181,38 +160,26 @@ def run(config: Config) -> RunResult:
         summary["metrics"] = result.metrics
     result.out_dir = writer.finish(summary)
     if config.viz.render:
-        from samtrack.pipeline.render import VizOptions, render
-
         render(result.out_dir, VizOptions(trail_length=config.viz.trail_length,
                                           side_by_side=config.viz.side_by_side,
                                           scale=config.viz.scale, gt=config.eval.gt))
     return result
 
 
-def _write_offline(tracker, kept: list[FrameObjects], video: VideoReader, writer: RunWriter,
+def _write_offline(tracker: Tracker, video: VideoReader, writer: RunWriter,
                    timing: dict[str, float]) -> set[int]:
-    """Re-link identities over the whole clip, then write every frame with the final ids."""
-    from samtrack.reid.offline import link_offline, relabel
-
+    """Re-link identities over the whole clip (``finalize``), then read the video again and
+    write every frame with the final ids."""
     t0 = time.perf_counter()
-    labels = link_offline(tracker.log, num_identities=tracker.config.num_identities,
-                          new_identity_cost=tracker.config.offline_link_cost,
-                          contrast=tracker.config.offline_contrast)
-    by_frame = {entry.frame: (entry, lab) for entry, lab in zip(tracker.log, labels,
-                                                                  strict=True)}
+    final = tracker.finalize().by_frame()
     timing["track"] += time.perf_counter() - t0
     ids: set[int] = set()
     t1 = time.perf_counter()
-    index = {obj.frame_index: obj for obj in kept}
     for frame in video:
-        obj = index.get(frame.index)
+        obj = final.get(frame.index)
         if obj is None:
             continue
-        if frame.index in by_frame:
-            final = relabel(obj, *by_frame[frame.index])
-        else:
-            final = obj.with_track_ids(np.full(len(obj), -1, np.int64))
-        writer.write_frame(frame.image, final)
-        ids.update(int(i) for i in final.track_ids if i > 0)
+        writer.write_frame(frame.image, obj)
+        ids.update(int(i) for i in obj.track_ids if i > 0)
     timing["write"] += time.perf_counter() - t1
     return ids

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from samtrack.pipeline.core.frames import FrameObjects
 
 OVERLAY_ALPHA = 0.5

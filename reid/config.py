@@ -1,4 +1,4 @@
-"""Options of the tracker stage (``tracker.*``), with defaults tuned on the benchmark scenes.
+"""Options of the tracker stage (``tracker.*``) and the factory that builds the tracker from them.
 
 Cost scale: every cost term lives in about [0, 1] (cosine distance of L2-normalised embeddings,
 1 - IoU, a normalised distance), so weights compare directly: ``appearance_weight: 2`` means "a
@@ -7,16 +7,33 @@ Cost scale: every cost term lives in about [0, 1] (cosine distance of L2-normali
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from samtrack.reid.embedders import EMBEDDERS
+from pydantic import Field, ValidationError, field_validator
+
+from samtrack.pipeline.core.configbase import (
+    StrictModel,
+    format_error,
+    load_yaml_mapping,
+    raise_config_error,
+)
+from samtrack.pipeline.core.registry import Registry
+from samtrack.reid.embedders import Embedder, EmbedderSettings, build_embedder, check_embedder_name
+
+if TYPE_CHECKING:  # only for annotations: the trackers import this module, not the reverse
+    from samtrack.reid.base import Tracker
+
+TrackerFactory = Callable[..., "Tracker"]
+
+#: Tracker types (``tracker.type``). Each tracker module registers its class here, so this
+#: module (the options) never imports the trackers that read them.
+TRACKERS: Registry[TrackerFactory] = Registry("tracker type", "tracker.type")
 
 
-class TrackerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["reid", "iou"] = Field(
+class TrackerConfig(StrictModel):
+    type: str = Field(
         default="reid", description="reid: appearance + motion re-identification tracker; iou: "
         "plain IoU Hungarian baseline (no re-identification).")
     mode: Literal["online", "offline"] = Field(
@@ -160,8 +177,44 @@ class TrackerConfig(BaseModel):
     @field_validator("embedder")
     @classmethod
     def _known_embedder(cls, value: str) -> str:
-        parts = value.split("+")
-        if all(p in ("mobilenet_v2", "histogram", "sam2") or (
-                p.startswith("torchvision:") and len(p) > len("torchvision:")) for p in parts):
-            return value
-        raise ValueError(f"unknown embedder {value!r}; choose from {', '.join(EMBEDDERS)}")
+        check_embedder_name(value)
+        return value
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in TRACKERS:
+            raise ValueError(f"expected one of {', '.join(TRACKERS.names())}, got {value!r}")
+        return value
+
+    # ------------------------------------------------------------------ building
+    def embedder_settings(self, device: str = "cpu") -> EmbedderSettings:
+        return EmbedderSettings(weights=self.embedder_weights, input_size=self.embedder_input_size,
+                                device=device, align=self.embedder_align,
+                                flip_average=self.embedder_flip_average)
+
+    def build_embedder(self, device: str = "cpu") -> Embedder:
+        """The appearance model these options name (one place, so config and tracker agree)."""
+        return build_embedder(self.embedder, self.embedder_settings(device))
+
+    def build(self, *, device: str = "cpu", record: bool = True, **kwargs: Any) -> Tracker:
+        """The tracker these options describe, with its embedder (``device`` for CNNs).
+
+        ``kwargs`` go to the tracker's constructor (an ``embedder`` or policies of your own).
+        """
+        return TRACKERS.get(self.type)(self, device=device, record=record, **kwargs)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TrackerConfig:
+        """Options from YAML: the ``tracker:`` section of a run config, or the whole file."""
+        data = load_yaml_mapping(path)
+        section: Any = data.get("tracker", {}) if "tracker" in data else data
+        prefix = ("tracker",) if "tracker" in data else ()
+        if section is None:
+            section = {}
+        if not isinstance(section, dict):
+            raise_config_error(str(path), ["tracker: expected mapping"])
+        try:
+            return cls.model_validate(section)
+        except ValidationError as exc:
+            raise_config_error(str(path), [format_error(e, prefix) for e in exc.errors()])

@@ -10,8 +10,11 @@ from dataclasses import dataclass
 
 import lap
 import numpy as np
+
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.geometry import box_iou
+from samtrack.reid.base import Tracker, TrackResult
+from samtrack.reid.config import TRACKERS, TrackerConfig
 
 
 @dataclass
@@ -21,15 +24,29 @@ class _Track:
     misses: int = 0
 
 
-class IouTracker:
-    """``update(objects) -> objects with track_ids``; one call per frame, in order."""
+class IouTracker(Tracker):
+    """``update(objects) -> objects with track_ids``; one call per frame, in order.
 
-    def __init__(self, iou_threshold: float = 0.2, max_age: int = 10) -> None:
-        self.iou_threshold = iou_threshold
-        self.max_age = max_age
+    Options: ``iou_threshold``; ``max_age`` capped at 30 frames (it has no motion model, so a
+    box remembered longer only collects wrong matches).
+    """
+
+    def __init__(self, config: TrackerConfig | None = None, *, device: str = "cpu",
+                 record: bool = True) -> None:
+        self.config = config or TrackerConfig(type="iou")
+        self.iou_threshold = self.config.iou_threshold
+        self.max_age = min(self.config.max_age, 30)
+        self.record = record
+        self.reset()
+
+    def reset(self) -> None:
         self.tracks: list[_Track] = []
         self._next_id = 1
         self.events: list = []
+        self.frames: list[FrameObjects] = []
+
+    def finalize(self) -> TrackResult:
+        return TrackResult(frames=list(self.frames))
 
     def update(self, objects: FrameObjects, image: np.ndarray | None = None) -> FrameObjects:
         boxes = objects.boxes
@@ -54,4 +71,9 @@ class IouTracker:
             self.tracks.append(_Track(self._next_id, boxes[oi]))
             track_ids[oi] = self._next_id
             self._next_id += 1
+        if self.record:
+            self.frames.append(objects.with_track_ids(track_ids).compact())
         return objects.with_track_ids(track_ids)
+
+
+TRACKERS.register("iou", IouTracker)

@@ -28,8 +28,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from samtrack.pipeline.core.frames import FrameObjects
-from samtrack.reid.tracker import FrameLog
+from samtrack.reid.tracks import FrameLog
 
 
 @dataclass

@@ -27,24 +27,33 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
+
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.geometry import box_area, box_intersection, box_iou
 from samtrack.reid.association import assign
-from samtrack.reid.config import TrackerConfig
-from samtrack.reid.contrast import SceneContrast
+from samtrack.reid.base import Tracker, TrackResult
+from samtrack.reid.config import TRACKERS, TrackerConfig
 from samtrack.reid.costs import (
-    appearance_distance,
+    AppearanceCost,
+    CostModel,
+    MotionCost,
+    PositionCost,
+    Side,
+    SourceIdAgreement,
+    Weighted,
     crop_masks,
     mahalanobis_gate,
     motion_iou,
-    position_cost,
-    source_match,
+    partial_view_scale,
 )
 from samtrack.reid.embedders import Embedder
 from samtrack.reid.motion import BoxKalman
-from samtrack.reid.tracks import Gallery, Identity, LastSeen, Tracklet, TrackState
+from samtrack.reid.offline import link_offline, relabel
+from samtrack.reid.policies import ContainmentDuplicates, ReentryRules, SourceTrust
+from samtrack.reid.tracks import FrameLog, Gallery, Identity, LastSeen, Tracklet, TrackState
 
 
 @dataclass(frozen=True)
@@ -62,20 +71,6 @@ class RepairEvent:
 
     def to_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
-
-
-@dataclass
-class FrameLog:
-    """What offline linking needs from one frame of the online pass."""
-
-    frame: int
-    det_index: np.ndarray  # indices into the frame's objects that belong to a tracklet
-    tracklet_keys: np.ndarray
-    track_ids: np.ndarray  # online (possibly provisional, unreported) identity; -1: none
-    clean: np.ndarray  # bool: fully visible and apart from others
-    isolated: np.ndarray  # bool: apart from others (crossings are where tracklets may err)
-    embeddings: np.ndarray | None
-    positions: np.ndarray | None = None  # (N, 2) centroids over the frame diagonal
 
 
 def frame_borders(box: np.ndarray, size: tuple[int, int], margin: int) -> tuple[str, ...]:
@@ -112,30 +107,78 @@ def covered_by_others(boxes: np.ndarray, fraction: float = 0.5) -> np.ndarray:
     return inter.max(axis=1) / np.maximum(box_area(boxes), 1e-9) >= fraction
 
 
-class ReidTracker:
-    """``update(objects, image) -> objects with track_ids``, one call per frame in order."""
+_FROM_CONFIG: Any = object()  # sentinel: build the embedder the config names
+
+
+class ReidTracker(Tracker):
+    """``update(objects, image) -> objects with track_ids``, one call per frame in order.
+
+    Built from its options (``TrackerConfig(...).build()`` or ``ReidTracker(config)``), it
+    creates the embedder the options name, so options and tracker cannot disagree; pass
+    ``embedder=`` to use another one (``None``: motion and source ids only). The policies
+    (``duplicates``, ``trust``, ``reentry``) are objects of :mod:`reid.policies`, built from the
+    options unless given.
+    """
 
     def __init__(self, config: TrackerConfig | None = None,
-                 embedder: Embedder | None = None, *, keep_log: bool = False) -> None:
-        self.config = config or TrackerConfig()
-        self.embedder = embedder
+                 embedder: Embedder | None = _FROM_CONFIG, *, device: str = "cpu",
+                 record: bool = True, keep_log: bool | None = None,
+                 duplicates: ContainmentDuplicates | None = None, trust: SourceTrust | None = None,
+                 reentry: ReentryRules | None = None) -> None:
+        self.config = c = config or TrackerConfig()
+        self.embedder = c.build_embedder(device) if embedder is _FROM_CONFIG else embedder
+        self.record = record
+        # offline linking reads the per-frame log; it is kept whenever offline mode is on
+        self.keep_log = c.mode == "offline" if keep_log is None else keep_log
+        self.duplicates = duplicates or ContainmentDuplicates(c.duplicate_containment)
+        self.trust = trust or SourceTrust()
+        self.reentry = reentry or ReentryRules(c.reentry_appearance_gate, c.reentry_contrast,
+                                               c.hold_contested, c.hold_margin)
+        self._view_costs = CostModel([
+            Weighted(AppearanceCost(), c.appearance_weight,
+                     column_scale=partial_view_scale(c.border_appearance_weight)),
+            Weighted(MotionCost(), c.motion_weight),
+            Weighted(SourceIdAgreement(), -c.source_id_bonus)])
+        self.reset()
+
+    def reset(self) -> None:
         self.tracklets: list[Tracklet] = []  # live ones
         self.identities: dict[int, Identity] = {}
         self.events: list[RepairEvent] = []
         self.timing = {"embed": 0.0, "associate": 0.0}
         self.frames_seen = 0
-        self.keep_log = keep_log
         self.log: list[FrameLog] = []
+        self.frames: list[FrameObjects] = []  # recorded outputs (RLE), for finalize()
         self._next_key = 1
         self._next_id = 1
         self._source_owner: dict[int, Identity] = {}
         self._identity_source: dict[int, int] = {}  # track_id -> last source id
-        # times the source's ids and samtrack's decisions parted ways (a duplicate masklet, an
-        # object renamed in view, a returning object restored under another or a brand-new
-        # source id, a correction); while this is 0 the source has earned trust and its
-        # agreeing id settles a close re-entry call
-        self.source_disagreements = 0
-        self.contrast = SceneContrast()
+        self.trust.reset()
+        self.reentry.reset()
+
+    @property
+    def source_disagreements(self) -> int:
+        """Times the source's ids and samtrack's decisions parted ways (:class:`SourceTrust`)."""
+        return self.trust.disagreements
+
+    @property
+    def contrast(self):
+        """How alike distinct objects of this clip look (:class:`SceneContrast`)."""
+        return self.reentry.scene
+
+    def finalize(self) -> TrackResult:
+        """The recorded frames with their final identities: in ``offline`` mode re-linked over
+        the whole clip (:mod:`reid.offline`), else as reported online."""
+        frames = self.frames
+        if self.config.mode == "offline" and self.keep_log:
+            c = self.config
+            labels = link_offline(self.log, num_identities=c.num_identities,
+                                  new_identity_cost=c.offline_link_cost,
+                                  contrast=c.offline_contrast)
+            by_frame = {e.frame: (e, lab) for e, lab in zip(self.log, labels, strict=True)}
+            frames = [relabel(f, *by_frame[f.frame_index]) if f.frame_index in by_frame else
+                      f.with_track_ids(np.full(len(f), -1, np.int64)) for f in self.frames]
+        return TrackResult(frames=frames, repairs=[e.to_dict() for e in self.events])
 
     # ------------------------------------------------------------------ helpers
     def _gallery(self) -> Gallery:
@@ -196,26 +239,9 @@ class ReidTracker:
             entry.track_ids[entry.tracklet_keys == tracklet.key] = track_id
 
     def _suppress_duplicates(self, objects: FrameObjects, frame: int) -> np.ndarray:
-        keep = np.ones(len(objects), bool)
-        if len(objects) < 2:
-            return keep
-        boxes = objects.boxes
-        overlap = box_iou(boxes, boxes) > 0
-        np.fill_diagonal(overlap, False)
-        if not overlap.any():
-            return keep
-        masks, areas = objects.masks, objects.areas
-        for i, j in zip(*np.nonzero(np.triu(overlap)), strict=True):
-            if not (keep[i] and keep[j]):
-                continue
-            inter = int((masks[i] & masks[j]).sum())
-            if inter / max(min(areas[i], areas[j]), 1) < self.config.duplicate_containment:
-                continue
-            # keep the larger mask (the duplicate is the part of the animal a stray masklet
-            # grabbed); on equal areas the higher score
-            drop = j if (areas[i], objects.scores[i]) >= (areas[j], objects.scores[j]) else i
-            keep[drop] = False
-            self.source_disagreements += 1  # two masklets on one animal: ids not to be trusted
+        keep, dropped = self.duplicates(objects)
+        for drop in dropped:
+            self.trust.disagree()  # two masklets on one animal: ids not to be trusted
             self.events.append(RepairEvent(frame, "duplicate_suppressed",
                                            int(objects.source_ids[drop]), -1, -1))
         return keep
@@ -332,6 +358,9 @@ class ReidTracker:
         self.timing["embed"] += embed_time
         self.timing["associate"] += time.perf_counter() - t_start - embed_time
         result = objects.with_track_ids(out_ids)
+        if self.record:
+            # RLE only: a long clip's masks would not fit in memory densely
+            self.frames.append(objects.with_track_ids(out_ids).compact())
         if embeddings is not None:
             full = np.zeros((len(objects), embeddings.shape[1]), np.float32)
             full[det_index] = embeddings
@@ -341,9 +370,15 @@ class ReidTracker:
     # ------------------------------------------------------------------ stages
     def _view_cost(self, tracklets, boxes, patches, embeddings, source_ids, partial):
         c = self.config
-        miou = motion_iou(tracklets, boxes, patches)
-        app = appearance_distance([t.appearance_gallery() for t in tracklets], embeddings,
-                                  len(boxes))
+        rows = Side(views=[t.appearance_gallery().matrix() for t in tracklets],
+                    source_ids=np.array([t.source_id for t in tracklets]), items=tracklets,
+                    size=len(tracklets))
+        cols = Side(views=None if embeddings is None else [e[None, :] for e in embeddings],
+                    source_ids=source_ids, partial=partial, boxes=boxes, patches=patches,
+                    size=len(boxes))
+        cost, parts = self._view_costs(rows, cols)
+        miou = 1.0 - parts["motion"]
+        app = parts["appearance"]
         app0 = np.nan_to_num(app, nan=0.0)
         gate = mahalanobis_gate(tracklets, boxes, c.gate_chi2) | (miou > 0)
         # half-visible at a border: appearance is unreliable, so it neither gates nor weighs
@@ -351,10 +386,6 @@ class ReidTracker:
         gate &= (app0 <= c.appearance_gate) | (miou >= 0.5) | partial[None, :]
         # no appearance to vouch for the pair (boxes without images): it must overlap
         gate &= ~np.isnan(app) | (miou >= c.min_motion_iou)
-        weight = np.where(partial, c.border_appearance_weight, 1.0)[None, :]
-        cost = (c.appearance_weight * weight * app0 + c.motion_weight * (1.0 - miou)
-                - c.source_id_bonus * source_match([t.source_id for t in tracklets],
-                                                   source_ids))
         return np.where(gate, cost, np.inf), miou, app
 
     def _new_tracklet(self, frame, box, patch, centroid, embedding, source_id, borders):
@@ -400,7 +431,7 @@ class ReidTracker:
         owner = self._source_owner.get(source_id)
         identity = tracklet.identity
         if 0 <= tracklet.source_id != source_id:
-            self.source_disagreements += 1  # the source renamed an object it was following
+            self.trust.disagree()  # the source renamed an object it was following
         if owner is not None and identity is not None and owner is not identity and \
                 source_id != tracklet.source_id:
             app, miou, cost = detail
@@ -413,16 +444,16 @@ class ReidTracker:
         rows = [(j, t.identity) for j, t in assigned.items() if clean[j] and
                 t.identity is not None and not t.pending and t.identity.gallery.mean is not None]
         if len(rows) > 1:
-            self.contrast.observe(embeddings[[j for j, _ in rows]],
-                                  np.stack([i.gallery.mean for _, i in rows]))
+            self.reentry.scene.observe(embeddings[[j for j, _ in rows]],
+                                       np.stack([i.gallery.mean for _, i in rows]))
 
-    def _appearance_limit(self) -> float:
-        """Appearance distance above which a fully visible object is not a returning one."""
+    def _reentry_costs(self, diagonal: float) -> CostModel:
         c = self.config
-        scale = self.contrast.scale() if c.reentry_contrast is not None else None
-        if scale is None:
-            return c.reentry_appearance_gate
-        return min(c.reentry_appearance_gate, c.reentry_contrast * scale)
+        return CostModel([
+            Weighted(AppearanceCost(), c.appearance_weight, missing=c.reentry_appearance_gate,
+                     column_scale=partial_view_scale(c.border_appearance_weight)),
+            Weighted(PositionCost(diagonal), c.reentry_position_weight),
+            Weighted(SourceIdAgreement(), -c.source_id_bonus)])
 
     def _absent(self) -> list[Identity]:
         return [i for i in self.identities.values() if i.absent]
@@ -437,22 +468,24 @@ class ReidTracker:
         cost = app = None
         if absent and embeddings is not None and self.frames_seen > 0:
             idx = np.array(waiting)
-            app = appearance_distance([i.gallery for i in absent], embeddings[idx], len(idx))
-            app0 = np.nan_to_num(app, nan=c.reentry_appearance_gate)
-            pos = position_cost([i.last_seen for i in absent], centroids[idx], diagonal)
-            src = source_match([self._identity_source.get(i.track_id, -1) for i in absent],
-                               source_ids[idx])
             # a half-visible object at the border says little about its appearance: there the
             # decision leans on where identities left and on the source id, and verification
             # checks it once the object is fully in view
             partial = np.array([bool(assigned[j].borders) for j in waiting])
-            weight = np.where(partial, c.border_appearance_weight, 1.0)[None, :]
-            cost = (c.appearance_weight * weight * app0 + c.reentry_position_weight * pos
-                    - c.source_id_bonus * src)
+            rows = Side(views=[i.gallery.matrix() for i in absent],
+                        positions=np.stack([i.last_seen.centroid for i in absent]),
+                        source_ids=np.array([self._identity_source.get(i.track_id, -1)
+                                             for i in absent]), items=absent, size=len(absent))
+            cols = Side(views=[e[None, :] for e in embeddings[idx]], positions=centroids[idx],
+                        source_ids=source_ids[idx], partial=partial, size=len(idx))
+            cost, parts = self._reentry_costs(diagonal)(rows, cols)
+            app = parts["appearance"]
+            app0 = np.nan_to_num(app, nan=c.reentry_appearance_gate)
+            src = parts["source_id"]
             # a view mostly hidden behind another object (the sliver of an animal walking in
             # behind a neighbour) says little about appearance: only the fixed gate applies
             covered = covered_by_others(boxes)[idx]
-            limit = np.where(covered, c.reentry_appearance_gate, self._appearance_limit())
+            limit = np.where(covered, c.reentry_appearance_gate, self.reentry.limit())
             cost = np.where((app0 <= limit[None, :]) | partial[None, :], cost,
                             np.inf)
             full = c.num_identities is not None and len(self.identities) >= c.num_identities
@@ -472,15 +505,11 @@ class ReidTracker:
             # is nearly as likely; then the label waits for verification instead of guessing
             close_call = runner_up - float(evidence[r]) < c.hold_margin
             disagrees = owner is not None and owner is not identity
-            vouched = owner is identity and self.source_disagreements == 0
+            vouched = owner is identity and self.trust.trusted
             if owner is not identity and source_ids[j] >= 0:
-                self.source_disagreements += 1
-            if c.hold_contested == "margin":
-                tracklet.held = disagrees or (close_call and not vouched)
-            elif c.hold_contested == "source":
-                tracklet.held = owner is not identity and (disagrees or close_call)
-            else:
-                tracklet.held = False
+                self.trust.disagree()
+            tracklet.held = self.reentry.hold(close_call=close_call, disagrees=disagrees,
+                                              vouched=vouched, source_agrees=owner is identity)
             self.events.append(RepairEvent(
                 frame, "restored", int(source_ids[j]),
                 owner.track_id if owner is not None and owner is not identity else -1,
@@ -539,7 +568,7 @@ class ReidTracker:
                     self._attach(t, identity, pending=True)
                     t.pending_embeddings = views
                     if identity is not old[t.key]:
-                        self.source_disagreements += 1
+                        self.trust.disagree()
                         self.events.append(RepairEvent(
                             frame, "reassigned", int(t.source_id), old[t.key].track_id,
                             identity.track_id, float(cost[r, k]), None, float(cost[r, r])))
@@ -563,7 +592,7 @@ class ReidTracker:
                 t.identity = None
                 t.pending = False
                 identity = self._new_identity(t, frame)
-                self.source_disagreements += 1
+                self.trust.disagree()
                 self.events.append(RepairEvent(frame, "reassigned", int(t.source_id),
                                                previous.track_id, identity.track_id, own))
                 continue
@@ -580,3 +609,6 @@ class ReidTracker:
 
 def _f(value) -> float | None:
     return None if value is None or np.isnan(value) else float(value)
+
+
+TRACKERS.register("reid", ReidTracker)

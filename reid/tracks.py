@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 import numpy as np
+
 from samtrack.reid.motion import BoxKalman
 
 
@@ -157,3 +158,17 @@ class Tracklet:
         if self.identity is not None and not self.pending:
             return self.identity.gallery
         return self.own_gallery
+
+
+@dataclass
+class FrameLog:
+    """What offline linking needs from one frame of the online pass."""
+
+    frame: int
+    det_index: np.ndarray  # indices into the frame's objects that belong to a tracklet
+    tracklet_keys: np.ndarray
+    track_ids: np.ndarray  # online (possibly provisional, unreported) identity; -1: none
+    clean: np.ndarray  # bool: fully visible and apart from others
+    isolated: np.ndarray  # bool: apart from others (crossings are where tracklets may err)
+    embeddings: np.ndarray | None
+    positions: np.ndarray | None = None  # (N, 2) centroids over the frame diagonal

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from samtrack.eval.bench.scenes import Scene, SceneSpec
 
 SMALL_SPEC = SceneSpec(num_animals=3, num_frames=30, width=320, height=180, body_length=40,

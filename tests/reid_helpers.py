@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
 from samtrack.pipeline.core.frames import FrameObjects
 
 SIZE = (120, 200)  # h, w

@@ -1,4 +1,5 @@
 import pytest
+
 from samtrack.eval.bench.harness import COLUMNS, main
 
 

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from samtrack.pipeline.cli import main
 
 

@@ -1,7 +1,9 @@
 from pathlib import Path
 
 import pytest
-from samtrack.pipeline.config import ConfigError, load_config
+
+from samtrack.pipeline.config import load_config
+from samtrack.pipeline.core.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

@@ -1,4 +1,5 @@
 import pytest
+
 from samtrack.pipeline.cli import main
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import motmetrics
 import numpy as np
 import pytest
+
 from samtrack.eval.data import load_tracks
 from samtrack.eval.report import evaluate_pairs
 

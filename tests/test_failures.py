@@ -1,6 +1,7 @@
 """The SAM2-failure simulator: each failure verified on a tiny scene."""
 
 import numpy as np
+
 from samtrack.eval.bench.failures import FailureSpec, simulate
 from samtrack.pipeline.core.frames import FrameObjects
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from samtrack.pipeline.core.formats import (
     FormatError,
     MotsRow,
@@ -10,7 +11,7 @@ from samtrack.pipeline.core.formats import (
     read_mots_txt,
     write_id_map,
 )
-from samtrack.pipeline.core.frames import encode_rle
+from samtrack.pipeline.core.frames import decode_rle, encode_rle
 
 
 def test_16bit_id_map_round_trip(tmp_path):
@@ -64,7 +65,6 @@ def test_mots_round_trip_and_ignore_class(tmp_path):
     (tmp_path / "m.txt").write_text(text)
     rows = read_mots_txt(tmp_path / "m.txt")
     assert [r.id for r in rows] == [5]  # class 10 = ignore region, dropped
-    from samtrack.pipeline.core.frames import decode_rle
 
     np.testing.assert_array_equal(decode_rle([rows[0].rle], (6, 8))[0], masks[0])
     assert len(read_mots_txt(tmp_path / "m.txt", drop_ignore=False)) == 2

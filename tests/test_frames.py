@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from samtrack.pipeline.core.frames import FrameObjects, boxes_from_masks
 
 

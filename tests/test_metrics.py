@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
+
 from samtrack.eval.data import FrameTracks, SequenceTracks, load_tracks
-from samtrack.eval.report import evaluate_pairs
+from samtrack.eval.report import evaluate_pairs, evaluate_paths
+from samtrack.pipeline.core.formats import FormatError
 
 
 def evaluate(gt, pred):
@@ -66,7 +68,6 @@ def test_perfect_prediction_hota_one():
 
 
 def test_swap_report_names_frame_and_ids():
-    from samtrack.eval.report import evaluate_pairs
 
     gt = _boxes_seq([[(1, 0), (2, 50)]] * 6)
     pred = _boxes_seq([[(10, 0), (20, 50)]] * 3 + [[(20, 0), (10, 50)]] * 3)
@@ -82,7 +83,6 @@ def _write(path, rows):
 
 def test_mot17_preprocessing_like_trackeval(tmp_path):
     """Zero-marked and non-pedestrian gt are dropped; predictions on distractors are removed."""
-    from samtrack.eval.report import evaluate_pairs
 
     gt = _write(tmp_path / "gt.txt", [
         (1, 1, 0, 0, 10, 10, 1, 1, 1),     # pedestrian
@@ -103,7 +103,6 @@ def test_mot17_preprocessing_like_trackeval(tmp_path):
 
 
 def test_mot15_preprocessing_drops_zero_marked_only(tmp_path):
-    from samtrack.eval.report import evaluate_pairs
 
     gt = _write(tmp_path / "gt.txt", [(1, 1, 0, 0, 10, 10, 1, -1, -1, -1),
                                       (1, 2, 50, 0, 10, 10, 0, -1, -1, -1)])
@@ -116,7 +115,6 @@ def test_mot15_preprocessing_drops_zero_marked_only(tmp_path):
 def test_sequence_folder_combined_and_per_sequence(tmp_path, small_scene):
     import shutil
 
-    from samtrack.eval.report import evaluate_paths
 
     for name in ("a", "b"):
         shutil.copytree(small_scene, tmp_path / "gt" / name)
@@ -135,8 +133,6 @@ def test_sequence_folder_combined_and_per_sequence(tmp_path, small_scene):
 def test_missing_prediction_and_bad_files(tmp_path, small_scene):
     import shutil
 
-    from samtrack.eval.report import evaluate_paths
-    from samtrack.pipeline.core.formats import FormatError
 
     shutil.copytree(small_scene, tmp_path / "gt" / "a")
     (tmp_path / "pred").mkdir()

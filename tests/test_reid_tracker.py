@@ -2,10 +2,17 @@
 
 import numpy as np
 from reid_helpers import BLUE, GREEN, RED, frame
+
+from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.reid.config import TrackerConfig
 from samtrack.reid.embedders import HistogramEmbedder
-from samtrack.reid.offline import link_offline
-from samtrack.reid.tracker import ReidTracker
+from samtrack.reid.offline import (
+    TrackletSummary,
+    _gap_distance,
+    _one_object_per_identity,
+    link_offline,
+)
+from samtrack.reid.tracker import FrameLog, ReidTracker
 from samtrack.reid.tracks import TrackState
 
 
@@ -106,7 +113,7 @@ def test_source_id_swap_in_view_is_fixed():
 
 def test_duplicate_masks_on_one_object_are_suppressed():
     import cv2
-    from samtrack.pipeline.core.frames import FrameObjects
+
 
     tr = _tracker()
     image, objs = frame(0, [((50, 60), RED, 1)], radius=12)
@@ -180,14 +187,12 @@ def test_offline_keeps_the_verified_identities_of_a_swapped_return():
 
 
 def _summary(key, frames, position_first=(0.0, 0.0), position_last=(0.0, 0.0)):
-    from samtrack.reid.offline import TrackletSummary
 
     return TrackletSummary(key, frames=list(frames), first_position=np.array(position_first),
                            last_position=np.array(position_last))
 
 
 def test_overlapping_tracklets_sharing_an_online_identity_keep_it_only_once():
-    from samtrack.reid.offline import _one_object_per_identity
 
     long_one = _summary((1, 0), range(0, 50))
     short_overlap = _summary((2, 0), range(40, 45))
@@ -198,7 +203,6 @@ def test_overlapping_tracklets_sharing_an_online_identity_keep_it_only_once():
 
 
 def test_gap_distance_prefers_the_identity_that_left_where_the_tracklet_starts():
-    from samtrack.reid.offline import _gap_distance
 
     returning = _summary((9, 0), range(100, 120), (0.01, 0.3), (0.2, 0.3))
     left_on_the_left = [_summary((1, 0), range(0, 40), (0.5, 0.3), (0.0, 0.31))]
@@ -216,7 +220,7 @@ def _look_alikes_leave_and_return_in_line(duplicate_at_start: bool):
     come back the same way with their own source ids: neither appearance nor position can tell
     them apart, only the source id can."""
     import cv2
-    from samtrack.pipeline.core.frames import FrameObjects
+
 
     frames = []
     t = 0
@@ -256,7 +260,6 @@ def test_a_source_caught_erring_does_not_settle_a_close_reentry():
 
 def _log_entry(frame_index, objects):
     """objects: (tracklet key, online id, isolated, embedding or None)."""
-    from samtrack.reid.tracker import FrameLog
 
     dim = 3
     return FrameLog(
@@ -302,7 +305,7 @@ def _two_tone(t, objects, radius=10):
     histograms that differ by small, controllable amounts (look-alikes)."""
     import cv2
     from reid_helpers import BACKGROUND, SIZE
-    from samtrack.pipeline.core.frames import FrameObjects
+
 
     image = np.zeros((*SIZE, 3), np.uint8)
     image[:] = BACKGROUND

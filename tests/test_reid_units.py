@@ -1,9 +1,16 @@
 import numpy as np
 import pytest
+
+import samtrack.reid.association as association
+from samtrack.pipeline.config import load_config
+from samtrack.pipeline.core.errors import ConfigError
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.reid.association import assign
-from samtrack.reid.costs import patch_iou, position_cost
-from samtrack.reid.motion import BoxKalman
+from samtrack.reid.contrast import SceneContrast
+from samtrack.reid.costs import appearance_distance, patch_iou, position_cost
+from samtrack.reid.embedders import HistogramEmbedder, MobileNetV2Embedder
+from samtrack.reid.motion import BoxKalman, mahalanobis_centres
+from samtrack.reid.tracker import covered_by_others
 from samtrack.reid.tracks import Gallery, LastSeen
 
 
@@ -37,7 +44,6 @@ def test_assign_respects_limit_and_inf():
 
 
 def test_assign_scipy_fallback_matches_lap(monkeypatch):
-    import samtrack.reid.association as association
 
     rng = np.random.default_rng(0)
     cost = rng.random((6, 5))
@@ -73,7 +79,6 @@ def test_position_cost_prefers_the_exit_point():
 
 
 def test_bad_tracker_config_is_a_clear_error():
-    from samtrack.pipeline.config import ConfigError, load_config
 
     with pytest.raises(ConfigError, match=r"tracker.appearance_weight: input should be greater "
                                           "than or equal to 0"):
@@ -84,7 +89,7 @@ def test_bad_tracker_config_is_a_clear_error():
 
 def test_mobilenet_loads_offline_and_is_deterministic():
     from reid_helpers import BLUE, RED, frame
-    from samtrack.reid.embedders import MobileNetV2Embedder
+
 
     emb = MobileNetV2Embedder()
     image, objs = frame(0, [((50, 60), RED, 1), ((150, 60), BLUE, 2)], radius=18)
@@ -98,7 +103,7 @@ def test_mobilenet_loads_offline_and_is_deterministic():
 
 def test_histogram_embedder_separates_colours():
     from reid_helpers import BLUE, RED, frame
-    from samtrack.reid.embedders import HistogramEmbedder
+
 
     image, objs = frame(0, [((50, 60), RED, 1), ((150, 60), BLUE, 2)])
     v = HistogramEmbedder().embed(image, objs)
@@ -108,14 +113,12 @@ def test_histogram_embedder_separates_colours():
 
 
 def test_embedder_handles_empty_frames():
-    from samtrack.reid.embedders import HistogramEmbedder
 
     empty = FrameObjects.empty((10, 10), frame_index=0)
     assert HistogramEmbedder().embed(np.zeros((10, 10, 3), np.uint8), empty).shape[0] == 0
 
 
 def test_batched_mahalanobis_equals_each_filters_own():
-    from samtrack.reid.motion import BoxKalman, mahalanobis_centres
 
     rng = np.random.default_rng(1)
     filters = []
@@ -134,7 +137,6 @@ def test_batched_mahalanobis_equals_each_filters_own():
 
 
 def test_batched_appearance_distance_equals_each_gallerys_own():
-    from samtrack.reid.costs import appearance_distance
 
     rng = np.random.default_rng(2)
     galleries = [Gallery(size=3), Gallery(size=3), Gallery(size=3)]
@@ -160,7 +162,6 @@ def test_gallery_bank_is_a_ring_of_the_last_distinct_views():
 
 
 def test_scene_contrast_is_a_low_quantile_of_nearest_other_distances():
-    from samtrack.reid.contrast import SceneContrast
 
     contrast = SceneContrast(size=100, quantile=0.5, min_samples=4)
     # three unit vectors: a and b 60 degrees apart (distance 0.5), c orthogonal to both
@@ -176,7 +177,6 @@ def test_scene_contrast_is_a_low_quantile_of_nearest_other_distances():
 
 
 def test_covered_by_others_flags_a_sliver_inside_a_neighbour():
-    from samtrack.reid.tracker import covered_by_others
 
     boxes = np.array([[0, 0, 40, 40], [30, 10, 38, 20], [35, 0, 80, 40]], float)
     # the sliver lies wholly inside the first box; the third overlaps the first only at its edge

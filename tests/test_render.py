@@ -6,6 +6,7 @@ import shutil
 import cv2
 import numpy as np
 import pytest
+
 from samtrack.eval.bench.scenes import Scene, SceneSpec
 from samtrack.pipeline.config import load_config
 from samtrack.pipeline.core.formats import read_id_map

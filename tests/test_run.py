@@ -3,9 +3,10 @@ import json
 import numpy as np
 import pytest
 from conftest import SMALL_SPEC
+
 from samtrack.pipeline.config import load_config
 from samtrack.pipeline.core.formats import read_id_map, read_mot_txt, read_mots_txt
-from samtrack.pipeline.outputs import INCOMPLETE_MARKER
+from samtrack.pipeline.outputs import INCOMPLETE_MARKER, OutputExistsError
 from samtrack.pipeline.runner import run
 
 
@@ -43,7 +44,6 @@ def test_run_folder_contents(small_scene, tmp_path):
 def test_existing_run_is_not_overwritten(small_scene, tmp_path):
     out = tmp_path / "run"
     run(_config(small_scene, out, **{"video.max_frames": 3}))
-    from samtrack.pipeline.outputs import OutputExistsError
 
     with pytest.raises(OutputExistsError, match=r"run folder exists"):
         run(_config(small_scene, out, **{"video.max_frames": 3}))

@@ -6,7 +6,10 @@ error messages, prompt handling, id carry-over between windows, shapes, filters.
 
 import numpy as np
 import pytest
+
 from samtrack.eval.bench.scenes import Scene, SceneSpec
+from samtrack.pipeline.config import load_config
+from samtrack.pipeline.core.errors import ConfigError
 from samtrack.pipeline.core.video import VideoReader
 from samtrack.pipeline.sources.base import SourceContext
 from samtrack.pipeline.sources.sam2_model import (
@@ -22,6 +25,9 @@ from samtrack.pipeline.sources.sam2_sources import (
     Sam2VideoSource,
     new_objects,
 )
+from samtrack.reid.config import TrackerConfig
+from samtrack.reid.embedders import build_embedder
+from samtrack.reid.tracker import ReidTracker
 
 PERMISSIVE = AutoOptions(points_per_side=2, pred_iou_thresh=0.0, stability_score_thresh=0.0,
                          min_area=0, max_area_fraction=1.0)
@@ -105,9 +111,6 @@ def test_video_box_prompt_and_ids_across_windows(checkpoint, clip):
         assert objects.embeddings.shape == (len(objects), 256)
         assert np.isfinite(objects.embeddings).all()
     # the tracker's sam2 embedder takes them as they come (no network of its own)
-    from samtrack.reid.config import TrackerConfig
-    from samtrack.reid.embedders import build_embedder
-    from samtrack.reid.tracker import ReidTracker
 
     tracker = ReidTracker(TrackerConfig(embedder="sam2"), build_embedder("sam2"))
     for frame, objects in out:
@@ -144,7 +147,6 @@ def test_auto_source_one_frame_and_largest_only(checkpoint, clip):
 
 
 def test_sam2_options_validate():
-    from samtrack.pipeline.config import ConfigError, load_config
 
     with pytest.raises(ConfigError, match=r"source\.sam2-video\.model: unknown SAM2 model"):
         load_config(None, {"source.sam2-video.model": "hiera_xxl"})

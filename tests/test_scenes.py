@@ -2,6 +2,7 @@ import hashlib
 
 import numpy as np
 import pytest
+
 from samtrack.eval.bench.scenes import Scene, SceneSpec
 
 

@@ -3,7 +3,8 @@ import shutil
 import numpy as np
 import pytest
 from conftest import SMALL_SPEC
-from samtrack.eval.bench.scenes import Scene
+
+from samtrack.eval.bench.scenes import Scene, SceneSpec
 from samtrack.pipeline.core.formats import (
     FormatError,
     MotsRow,
@@ -11,6 +12,7 @@ from samtrack.pipeline.core.formats import (
     read_id_map,
     write_id_map,
 )
+from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.video import VideoReader
 from samtrack.pipeline.sources.masks import MasksOptions, MasksSource
 from samtrack.pipeline.sources.motion import MotionOptions, MotionSource
@@ -32,7 +34,6 @@ def test_png_masks_round_trip(small_scene):
 
 def test_mots_txt_round_trip(small_scene, tmp_path):
     gt = _gt_maps(small_scene)
-    from samtrack.pipeline.core.frames import FrameObjects
 
     lines = []
     for t, name in enumerate(sorted(gt)):
@@ -51,7 +52,6 @@ def test_mot_boxes_become_box_masks(small_scene):
     source = MasksSource(MasksOptions(path=str(small_scene / "gt" / "gt.txt")))
     assert source.format == "mot"
     gt = _gt_maps(small_scene)
-    from samtrack.pipeline.core.frames import FrameObjects
 
     for frame, objects in source.frames(VideoReader(small_scene / "img1", max_frames=5)):
         truth = FrameObjects.from_id_map(gt[frame.name], frame_index=frame.index)
@@ -83,7 +83,6 @@ def test_missing_mask_frame_error_or_empty(small_scene, tmp_path):
 
 def test_motion_source_finds_the_animals(tmp_path):
     """On a generated static-camera clip the background model finds each visible animal once."""
-    from samtrack.eval.bench.scenes import SceneSpec
 
     # seed 2 keeps the three animals apart (touching animals form one blob, by design)
     spec = SceneSpec(num_animals=3, num_frames=40, width=320, height=180, body_length=30,

@@ -1,6 +1,7 @@
 import cv2
 import numpy as np
 import pytest
+
 from samtrack.pipeline.core.video import VideoError, VideoReader
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from samtrack.pipeline.core.formats import MotsRow, format_mots_row, write_text_atomic
 from samtrack.pipeline.core.frames import FrameObjects
 

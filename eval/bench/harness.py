@@ -19,6 +19,7 @@ score's percentile rank among the sequence's detections (0.5 = the median detect
 from __future__ import annotations
 
 import argparse
+import configparser
 import csv
 import io
 import sys
@@ -29,7 +30,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from samtrack.eval.bench.failures import simulate
+from samtrack.eval.bench.peers import PeerUnavailable, build_peer
 from samtrack.eval.bench.scenes import Scene
 from samtrack.eval.bench.sets import BenchScene, scene_sets
 from samtrack.eval.data import SequenceTracks, frame_tracks, load_tracks
@@ -37,6 +40,8 @@ from samtrack.eval.report import evaluate_pairs
 from samtrack.pipeline.core.formats import read_mot_txt, write_text_atomic
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.sources.masks import box_masks
+from samtrack.reid.config import TrackerConfig
+from samtrack.reid.embedders import build_embedder
 
 COLUMNS = ["set", "method", "idsw", "idf1", "hota", "assa", "mota", "ms_per_frame", "assoc_ms"]
 
@@ -77,7 +82,6 @@ def synthetic_clip(bs: BenchScene) -> Clip:
 
 
 def mot15_clip(seq_dir: Path) -> Clip:
-    import configparser
 
     ini = configparser.ConfigParser()
     ini.read(seq_dir / "seqinfo.ini")
@@ -119,15 +123,9 @@ def run_method(factory: Callable, clip: Clip, log_offline: bool = False) -> Meth
         spent += time.perf_counter() - start
     assoc = getattr(tracker, "timing", {}).get("associate")
     if log_offline:
-        from samtrack.reid.offline import link_offline, relabel
-
         start = time.perf_counter()
-        labels = link_offline(tracker.log, num_identities=tracker.config.num_identities,
-                              new_identity_cost=tracker.config.offline_link_cost,
-                              contrast=tracker.config.offline_contrast)
+        outputs = tracker.finalize().frames
         spent += time.perf_counter() - start
-        outputs = [relabel(obj, entry, lab)
-                   for obj, entry, lab in zip(outputs, tracker.log, labels, strict=True)]
     return MethodResult(outputs, spent, assoc)
 
 
@@ -139,19 +137,16 @@ class _Raw:
 
 
 def method_factories(methods: list[str], embedder: str) -> dict[str, tuple[Callable, bool]]:
-    from samtrack.eval.bench.peers import build_peer
-    from samtrack.reid.config import TrackerConfig
-    from samtrack.reid.embedders import build_embedder
-    from samtrack.reid.tracker import ReidTracker
-
     shared: dict[str, object] = {}
 
-    def samtrack(clip: Clip, **overrides):
+    def samtrack(clip: Clip, mode: str = "online", **overrides):
+        # one embedder for every clip (a CNN loads once); none where the clip has no images
         use = embedder if clip.frames[0] is not None else None
         if use is not None and use not in shared:
             shared[use] = build_embedder(use)
-        config = TrackerConfig(embedder=embedder, **overrides)
-        return ReidTracker(config, shared.get(use) if use else None, keep_log=True)
+        config = TrackerConfig(embedder=embedder, mode=mode, **overrides)
+        return config.build(embedder=shared.get(use) if use else None, keep_log=True,
+                            record=mode == "offline")
 
     out: dict[str, tuple[Callable, bool]] = {}
     for m in methods:
@@ -160,7 +155,7 @@ def method_factories(methods: list[str], embedder: str) -> dict[str, tuple[Calla
         elif m == "samtrack-online":
             out[m] = (samtrack, False)
         elif m == "samtrack-offline":
-            out[m] = (samtrack, True)
+            out[m] = (lambda clip, **kw: samtrack(clip, "offline", **kw), True)
         else:
             out[m] = ((lambda name: lambda clip: build_peer(name, clip.fps))(m), False)
     return out
@@ -197,7 +192,6 @@ def _cell(v) -> str:
 
 def run_bench(clips: list[Clip], methods: list[str], embedder: str = "histogram",
               progress: bool = True) -> BenchTable:
-    from samtrack.eval.bench.peers import PeerUnavailable
 
     table = BenchTable(settings={"methods": methods, "embedder": embedder})
     factories = method_factories(methods, embedder)

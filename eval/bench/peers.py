@@ -15,8 +15,10 @@ unavailable one is reported with the reason rather than silently skipped.
 from __future__ import annotations
 
 import numpy as np
+
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.geometry import box_iou
+from samtrack.reid.embedders import MobileNetV2Embedder
 
 
 class PeerUnavailable(RuntimeError):
@@ -71,10 +73,10 @@ class DeepSortPeer:
 
     def __init__(self, fps: float = 25.0) -> None:
         try:
+            # optional peer: its import may fail on a machine without pkg_resources
             from deep_sort_realtime.deepsort_tracker import DeepSort
         except ImportError as exc:  # e.g. pkg_resources missing
             raise PeerUnavailable(f"deepsort: cannot import deep-sort-realtime ({exc})") from None
-        from samtrack.reid.embedders import MobileNetV2Embedder
 
         self.tracker = DeepSort(max_age=30, embedder=None)
         # DeepSORT's embedder: box crops as they are (no mask blanking, no alignment)

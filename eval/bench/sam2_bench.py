@@ -30,11 +30,24 @@ import time
 from pathlib import Path
 
 import cv2
+import torch
+from sam2.build_sam import build_sam2_video_predictor
+
+import samtrack.pipeline.sources.sam2_sources as sources
+from samtrack.eval.bench.scenes import Scene, SceneSpec
+from samtrack.pipeline.core.video import VideoReader
+from samtrack.pipeline.sources import sam2_model
+from samtrack.pipeline.sources.base import SourceContext
+from samtrack.pipeline.sources.sam2_model import save_random_checkpoint
+from samtrack.pipeline.sources.sam2_sources import (
+    Sam2AutoOptions,
+    Sam2AutoSource,
+    Sam2VideoOptions,
+    Sam2VideoSource,
+)
 
 
 def _clip(folder: Path, frames: int, width: int = 1280, height: int = 720) -> Path:
-    from samtrack.eval.bench.scenes import Scene, SceneSpec
-
     if not (folder / "img1").is_dir() or len(list((folder / "img1").glob("*.jpg"))) < frames:
         Scene(SceneSpec(num_animals=2, num_frames=frames, width=width, height=height,
                         body_length=120, speed=8, seed=3)).write(folder)
@@ -46,15 +59,6 @@ def _peak_rss_mb() -> float:
 
 
 def speed(checkpoint: str, frames: int, model: str) -> dict:
-    from samtrack.pipeline.core.video import VideoReader
-    from samtrack.pipeline.sources.base import SourceContext
-    from samtrack.pipeline.sources.sam2_sources import (
-        Sam2AutoOptions,
-        Sam2AutoSource,
-        Sam2VideoOptions,
-        Sam2VideoSource,
-    )
-
     with tempfile.TemporaryDirectory() as tmp:
         clip = _clip(Path(tmp), frames)
         options = Sam2VideoOptions(model=model, checkpoint=checkpoint, auto_seed=False,
@@ -104,13 +108,8 @@ def _memory_child(mode: str, clip: str, frames: int, checkpoint: str, image_size
                   window: int, marks: frozenset[int] = frozenset()) -> None:
     """Runs in a fresh process; prints its peak RSS as JSON (windowed: also after each of
     ``marks`` frames)."""
-    import torch
-    from samtrack.pipeline.sources import sam2_model
-
     overrides = [f"++model.image_size={image_size}"] if image_size != 1024 else []
     if mode == "plain":
-        from sam2.build_sam import build_sam2_video_predictor
-
         predictor = build_sam2_video_predictor(
             sam2_model.MODELS["sam2.1_hiera_t"], ckpt_path=checkpoint, device="cpu",
             hydra_overrides_extra=overrides)
@@ -120,20 +119,12 @@ def _memory_child(mode: str, clip: str, frames: int, checkpoint: str, image_size
             with torch.inference_mode():
                 predictor.init_state(tmp)
     else:
-        from samtrack.pipeline.core.video import VideoReader
-        from samtrack.pipeline.sources.base import SourceContext
-        from samtrack.pipeline.sources.sam2_sources import Sam2VideoOptions, Sam2VideoSource
-
         original = sam2_model.build_model
 
         def build(name, ckpt, device, *, video):
-            from sam2.build_sam import build_sam2_video_predictor
-
             return build_sam2_video_predictor(sam2_model.MODELS["sam2.1_hiera_t"],
                                               ckpt_path=str(ckpt), device=device,
                                               hydra_overrides_extra=overrides)
-        import samtrack.pipeline.sources.sam2_sources as sources
-
         sources.build_model = build if overrides else original
         options = Sam2VideoOptions(checkpoint=checkpoint, auto_seed=False, window=window,
                                    prompts=[{"id": 1, "box": [100, 200, 400, 450]}])
@@ -203,8 +194,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     checkpoint = args.checkpoint
     if args.random_checkpoint:
-        from samtrack.pipeline.sources.sam2_model import save_random_checkpoint
-
         checkpoint = str(save_random_checkpoint(args.model, args.random_checkpoint))
     if checkpoint is None:
         parser.error("--checkpoint or --random-checkpoint is required")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from samtrack.pipeline.core.formats import format_mot_rows, write_id_map, write_text_atomic
 from samtrack.pipeline.core.frames import FrameObjects
 

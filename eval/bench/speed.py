@@ -11,15 +11,20 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
+
 from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.render import VizOptions, render
 from samtrack.reid.config import TrackerConfig
 from samtrack.reid.embedders import HistogramEmbedder, MobileNetV2Embedder, l2_normalize
-from samtrack.reid.tracker import ReidTracker
 
 
 class _Precomputed:
@@ -59,7 +64,7 @@ def synthetic_frames(count: int, frames: int, size: tuple[int, int], radius: int
 
 def tracker_ms(count: int, frames: int, size, radius) -> float:
     data = synthetic_frames(count, frames, size, radius)
-    tracker = ReidTracker(TrackerConfig(), _Precomputed())
+    tracker = TrackerConfig().build(embedder=_Precomputed(), record=False)
     for image, objects in data:
         tracker.update(objects, image)
     return 1000 * tracker.timing["associate"] / frames
@@ -80,8 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--viz", metavar="RUN_DIR", help="also time rendering this run")
     args = parser.parse_args(argv)
-    import torch
-
     print(f"torch threads: {torch.get_num_threads()}")
     for count, size, radius in ((10, (360, 640), 14), (100, (720, 1280), 14)):
         ms = tracker_ms(count, args.frames, size, radius)
@@ -93,12 +96,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"histogram embedding, batch 16: "
           f"{embed_ms_per_object(HistogramEmbedder(), 16):6.2f} ms/object")
     if args.viz:
-        import json
-        import tempfile
-        from pathlib import Path
-
-        from samtrack.pipeline.render import VizOptions, render
-
         frames = json.loads((Path(args.viz) / "summary.json").read_text())["frames"]
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()

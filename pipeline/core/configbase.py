@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 import yaml
 from pydantic import BaseModel, ConfigDict
+
 from samtrack.pipeline.core.errors import ConfigError
 
 

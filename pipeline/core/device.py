@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from samtrack.pipeline.core.errors import ConfigError
+
 
 def resolve_device(name: str) -> str:
     """``auto`` -> the best available device; an explicit device must exist."""
-    import torch
+    import torch  # on first use: the weight-free path never pays its import
 
     if name == "auto":
         if torch.cuda.is_available():
@@ -15,9 +17,9 @@ def resolve_device(name: str) -> str:
             return "mps"
         return "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device: '{name}' requested but CUDA is not available here")
+        raise ConfigError(f"device: '{name}' requested but CUDA is not available here")
     if name == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise ValueError("device: 'mps' requested but Apple MPS is not available here")
+            raise ConfigError("device: 'mps' requested but Apple MPS is not available here")
     return name

@@ -24,8 +24,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from samtrack.pipeline.core.errors import UserError
 
-class FormatError(ValueError):
+
+class FormatError(UserError):
     """A malformed input file; the message starts with ``path:line:``."""
 
 

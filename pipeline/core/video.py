@@ -16,13 +16,15 @@ import cv2
 import numpy as np
 from natsort import natsorted
 
+from samtrack.pipeline.core.errors import InputError
+
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 
 
-class VideoError(RuntimeError):
+class VideoError(InputError):
     """A video or frame that cannot be read; the message names the path or frame."""
 
 

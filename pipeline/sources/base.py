@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
+
 from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.core.registry import Registry
 from samtrack.pipeline.core.video import VideoFrame, VideoReader
 
 
@@ -55,26 +57,22 @@ class SourceSpec:
     summary: str
 
 
-_REGISTRY: dict[str, SourceSpec] = {}
+SOURCES: Registry[SourceSpec] = Registry("source", "source.name")
 
 
 def register_source(name: str, options: type[SourceOptions], summary: str):
     """Decorator: register ``factory(options, context) -> MaskSource`` under ``name``."""
 
     def wrap(factory: SourceFactory) -> SourceFactory:
-        _REGISTRY[name] = SourceSpec(name, options, factory, summary)
+        SOURCES.register(name, SourceSpec(name, options, factory, summary))
         return factory
 
     return wrap
 
 
 def registered_sources() -> dict[str, SourceSpec]:
-    return dict(_REGISTRY)
+    return dict(SOURCES.items())
 
 
 def build_source(name: str, options: SourceOptions, context: SourceContext) -> MaskSource:
-    try:
-        spec = _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown source {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
-    return spec.factory(options, context)
+    return SOURCES.get(name).factory(options, context)

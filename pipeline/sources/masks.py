@@ -22,6 +22,8 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
+
+from samtrack.pipeline.core.errors import ConfigError, InputError
 from samtrack.pipeline.core.formats import (
     FormatError,
     id_map_files,
@@ -86,11 +88,11 @@ class MasksSource:
 
     def __init__(self, options: MasksOptions) -> None:
         if options.path is None:
-            raise ValueError("source.masks.path: required (folder or txt file of masks)")
+            raise ConfigError("source.masks.path: required (folder or txt file of masks)")
         self.options = options
         self.path = Path(options.path)
         if not self.path.exists():
-            raise FileNotFoundError(f"{self.path}: no such file or folder (source.masks.path)")
+            raise InputError(f"{self.path}: no such file or folder (source.masks.path)")
         self.format = resolve_format(self.path, options.format)
         self._png: dict[str, Path] = {}
         self._by_frame: dict[int, list] = defaultdict(list)

@@ -23,6 +23,7 @@ from typing import Literal
 import cv2
 import numpy as np
 from pydantic import Field
+
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.video import VideoFrame, VideoReader
 from samtrack.pipeline.sources.base import SourceContext, SourceOptions, register_source

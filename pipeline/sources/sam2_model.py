@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from samtrack.pipeline.core.errors import InputError
+
 MODELS = {
     "sam2.1_hiera_t": "configs/sam2.1/sam2.1_hiera_t.yaml",
     "sam2.1_hiera_s": "configs/sam2.1/sam2.1_hiera_s.yaml",
@@ -30,7 +32,7 @@ CHECKPOINT_FILES = {
 CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A missing or unusable SAM2 checkpoint; the message says what to do."""
 
 

@@ -1,0 +1,63 @@
+"""What every tracker offers: ``update`` per frame, ``reset``, ``finalize``.
+
+Why a base class: the runner, the live and batch paths and library users drive any configured
+tracker (the re-identification tracker, the plain IoU baseline) the same way, and
+``Tracker.from_config`` gives the one the YAML describes, embedder and all.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.reid.config import TrackerConfig
+
+
+@dataclass
+class TrackResult:
+    """A finished clip: every recorded frame with its final identities (masks kept as RLE),
+    and the identity repairs made on the way (``summary.json``'s ``repairs``)."""
+
+    frames: list[FrameObjects] = field(default_factory=list)
+    repairs: list[dict] = field(default_factory=list)
+
+    @property
+    def track_ids(self) -> list[int]:
+        return sorted({int(i) for f in self.frames for i in f.track_ids if i > 0})
+
+    def by_frame(self) -> dict[int, FrameObjects]:
+        return {f.frame_index: f for f in self.frames}
+
+
+class Tracker(ABC):
+    """``update(objects, image) -> objects with track_ids``, one call per frame in order.
+
+    ``record``: keep every output frame (as RLE) for :meth:`finalize`; a streaming user that
+    writes each frame as it comes (``samtrack run`` online) turns it off so memory stays flat.
+    """
+
+    config: TrackerConfig
+    record: bool
+
+    @classmethod
+    def from_config(cls, path: str | Path, *, device: str = "cpu", record: bool = True,
+                    ) -> Tracker:
+        """The tracker a YAML file describes: its ``tracker:`` section (a full run config), or
+        the whole file as tracker options."""
+        return TrackerConfig.from_file(path).build(device=device, record=record)
+
+    @abstractmethod
+    def update(self, objects: FrameObjects, image: np.ndarray | None = None) -> FrameObjects:
+        """Identities for one frame's objects (``track_ids``; -1: not reported)."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget everything: the next ``update`` starts a new clip."""
+
+    @abstractmethod
+    def finalize(self) -> TrackResult:
+        """The whole clip's result; offline re-linking happens here when configured."""

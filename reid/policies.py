@@ -1,0 +1,111 @@
+"""Policies of the tracker: decisions that are rules rather than costs, injected as objects.
+
+Why objects: each rule here was added for one failure of a mask source (a masklet latched onto an
+animal another masklet follows; a source whose ids can or cannot be trusted; a returning object
+that could be one of several). Kept apart from the association they can be read, tested, replaced
+or switched off one at a time: ``ReidTracker(config, duplicates=..., trust=..., reentry=...)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.core.geometry import box_iou
+from samtrack.reid.contrast import SceneContrast
+
+
+class ContainmentDuplicates:
+    """Two masks whose overlap covers ``containment`` of the smaller one are one object.
+
+    The larger mask is kept (the duplicate is the part of the animal a stray masklet grabbed);
+    on equal areas the higher score. Returns the mask of objects to keep and the dropped ones.
+    """
+
+    def __init__(self, containment: float = 0.8) -> None:
+        self.containment = containment
+
+    def __call__(self, objects: FrameObjects) -> tuple[np.ndarray, list[int]]:
+        keep = np.ones(len(objects), bool)
+        dropped: list[int] = []
+        if len(objects) < 2:
+            return keep, dropped
+        boxes = objects.boxes
+        overlap = box_iou(boxes, boxes) > 0
+        np.fill_diagonal(overlap, False)
+        if not overlap.any():
+            return keep, dropped
+        masks, areas = objects.masks, objects.areas
+        for i, j in zip(*np.nonzero(np.triu(overlap)), strict=True):
+            if not (keep[i] and keep[j]):
+                continue
+            inter = int((masks[i] & masks[j]).sum())
+            if inter / max(min(areas[i], areas[j]), 1) < self.containment:
+                continue
+            drop = j if (areas[i], objects.scores[i]) >= (areas[j], objects.scores[j]) else i
+            keep[drop] = False
+            dropped.append(int(drop))
+        return keep, dropped
+
+
+class SourceTrust:
+    """Counts the times the source's ids and samtrack's decisions parted ways.
+
+    A duplicate masklet, an object renamed in view, a returning object restored under another or
+    a brand-new source id, a correction: each is a disagreement. While there has been none, the
+    source has earned trust and its agreeing id settles a close re-entry call.
+    """
+
+    def __init__(self) -> None:
+        self.disagreements = 0
+
+    def disagree(self) -> None:
+        self.disagreements += 1
+
+    @property
+    def trusted(self) -> bool:
+        return self.disagreements == 0
+
+    def reset(self) -> None:
+        self.disagreements = 0
+
+
+@dataclass
+class ReentryRules:
+    """Which absent identities a returning object may take, and when a decision is held back.
+
+    ``limit``: appearance distance above which a fully visible object is not a returning one,
+    the fixed ``gate`` or, once the clip has shown how alike distinct objects look
+    (:class:`SceneContrast`), ``contrast`` times that scale, whichever is lower.
+
+    ``hold``: a restored identity is not reported while contested, until verified: a few
+    unlabelled frames instead of a wrong label and two ID switches.
+    """
+
+    gate: float = 0.6
+    contrast: float | None = 0.5
+    hold_contested: Literal["margin", "source", "off"] = "margin"
+    hold_margin: float = 0.1
+
+    def __post_init__(self) -> None:
+        self.scene = SceneContrast()
+
+    def limit(self) -> float:
+        scale = self.scene.scale() if self.contrast is not None else None
+        if scale is None:
+            return self.gate
+        return min(self.gate, self.contrast * scale)
+
+    def hold(self, *, close_call: bool, disagrees: bool, vouched: bool,
+             source_agrees: bool) -> bool:
+        if self.hold_contested == "margin":
+            return disagrees or (close_call and not vouched)
+        if self.hold_contested == "source":
+            return not source_agrees and (disagrees or close_call)
+        return False
+
+    def reset(self) -> None:
+        self.scene = SceneContrast()

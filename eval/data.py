@@ -16,6 +16,7 @@ matching ``<pred>/<seq>.txt``, ``<pred>/<seq>/`` run folder or PNG folder.
 from __future__ import annotations
 
 import configparser
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,16 @@ def frame_tracks(objects: FrameObjects, ids: str = "track") -> FrameTracks:
     keep = values > 0
     return FrameTracks(values[keep].copy(), objects.boxes[keep].astype(np.float64),
                        [r for r, k in zip(objects.rles, keep, strict=True) if k])
+
+
+def sequence_from_frames(frames: Iterable[FrameObjects], name: str = "tracks",
+                         ids: str = "track") -> SequenceTracks:
+    """In-memory tracker output (or the source's ids, ``ids="source"``) as a sequence: the
+    same data ``load_tracks`` reads back from a run's PNG ID maps, without the files."""
+    seq = SequenceTracks(name, has_masks=True, source=f"<{name}>", kind="frames")
+    for obj in frames:
+        seq.frames[obj.frame_index + 1] = frame_tracks(obj, ids)
+    return seq
 
 
 def is_run_folder(path: Path) -> bool:

@@ -16,10 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from samtrack.eval import hota as hota_mod
-from samtrack.eval.data import discover_sequences, find_prediction, ground_truth_path, load_tracks
+from samtrack.eval.data import (
+    SequenceTracks,
+    discover_sequences,
+    find_prediction,
+    ground_truth_path,
+    load_tracks,
+    sequence_from_frames,
+)
 from samtrack.eval.metrics import Fragmentation, Switch, accumulate, clear_metrics, switch_report
 from samtrack.eval.pairing import pair_sequences
 from samtrack.pipeline.core.formats import write_text_atomic
+from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.reid.base import TrackResult
 
 HEADLINE = ["hota", "deta", "assa", "idf1", "mota", "motp", "idsw", "frag", "fp", "fn", "mt",
             "pt", "ml", "gt_ids"]
@@ -123,3 +132,30 @@ def evaluate_paths(gt: str | Path, pred: str | Path, preproc: str = "auto",
                         load_tracks(find_prediction(pred, name), name))
                  for name, folder in seqs.items()}
     return evaluate_pairs(pairs, preproc, iou_threshold)
+
+
+Tracks = str | Path | SequenceTracks | TrackResult | list[FrameObjects]
+
+
+def as_sequence(tracks: Tracks, name: str) -> SequenceTracks:
+    """Any form of tracks as a :class:`SequenceTracks`: a path (PNG ID maps, MOTS, MOT txt or
+    a run folder), a tracker's :class:`TrackResult`, or a list of tracked frames."""
+    if isinstance(tracks, SequenceTracks):
+        return tracks
+    if isinstance(tracks, TrackResult):
+        return sequence_from_frames(tracks.frames, name)
+    if isinstance(tracks, list):
+        return sequence_from_frames(tracks, name)
+    return load_tracks(tracks, name)
+
+
+def evaluate(gt: Tracks, pred: Tracks, *, preproc: str = "auto", iou_threshold: float = 0.5,
+             name: str | None = None) -> EvalReport:
+    """Score ``pred`` against ``gt``: the numbers ``samtrack eval`` prints, from paths or from
+    a tracker's result in memory (``evaluate(gt="gt/", pred=tracker.finalize())``). A path
+    that is a folder of ``<seq>/gt/`` sequences is scored per sequence and combined."""
+    if isinstance(gt, (str, Path)) and isinstance(pred, (str, Path)):
+        return evaluate_paths(gt, pred, preproc, iou_threshold)
+    label = name or (Path(gt).stem if isinstance(gt, (str, Path)) else "sequence")
+    return evaluate_pairs({label: (as_sequence(gt, label), as_sequence(pred, label))},
+                          preproc, iou_threshold)

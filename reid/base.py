@@ -7,6 +7,7 @@ tracker (the re-identification tracker, the plain IoU baseline) the same way, an
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,14 @@ class Tracker(ABC):
         """The tracker a YAML file describes: its ``tracker:`` section (a full run config), or
         the whole file as tracker options."""
         return TrackerConfig.from_file(path).build(device=device, record=record)
+
+    @staticmethod
+    def numbered(objects: FrameObjects, frames_seen: int) -> FrameObjects:
+        """``objects`` with a frame index: its own, or ``frames_seen`` when it has none (-1),
+        so a caller feeding masks frame by frame need not count frames."""
+        if objects.frame_index >= 0:
+            return objects
+        return dataclasses.replace(objects, frame_index=frames_seen)
 
     @abstractmethod
     def update(self, objects: FrameObjects, image: np.ndarray | None = None) -> FrameObjects:

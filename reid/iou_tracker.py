@@ -42,6 +42,7 @@ class IouTracker(Tracker):
     def reset(self) -> None:
         self.tracks: list[_Track] = []
         self._next_id = 1
+        self.frames_seen = 0
         self.events: list = []
         self.frames: list[FrameObjects] = []
 
@@ -49,6 +50,8 @@ class IouTracker(Tracker):
         return TrackResult(frames=list(self.frames))
 
     def update(self, objects: FrameObjects, image: np.ndarray | None = None) -> FrameObjects:
+        objects = self.numbered(objects, self.frames_seen)
+        self.frames_seen += 1
         boxes = objects.boxes
         track_ids = np.full(len(objects), -1, dtype=np.int64)
         matched_tracks: set[int] = set()

@@ -249,6 +249,7 @@ class ReidTracker(Tracker):
     # ------------------------------------------------------------------ main step
     def update(self, objects: FrameObjects, image: np.ndarray | None = None) -> FrameObjects:
         c = self.config
+        objects = self.numbered(objects, self.frames_seen)
         frame = objects.frame_index
         t_start = time.perf_counter()
         out_ids = np.full(len(objects), -1, np.int64)

@@ -35,7 +35,7 @@ from samtrack.eval.bench.failures import simulate
 from samtrack.eval.bench.peers import PeerUnavailable, build_peer
 from samtrack.eval.bench.scenes import Scene
 from samtrack.eval.bench.sets import BenchScene, scene_sets
-from samtrack.eval.data import SequenceTracks, frame_tracks, load_tracks
+from samtrack.eval.data import SequenceTracks, load_tracks, sequence_from_frames
 from samtrack.eval.report import evaluate_pairs
 from samtrack.pipeline.core.formats import read_mot_txt, write_text_atomic
 from samtrack.pipeline.core.frames import FrameObjects
@@ -63,13 +63,6 @@ class Clip:
                                                       cv2.IMREAD_COLOR)
 
 
-def to_sequence(objects: list[FrameObjects], name: str, ids: str = "track") -> SequenceTracks:
-    seq = SequenceTracks(name, has_masks=True)
-    for obj in objects:
-        seq.frames[obj.frame_index + 1] = frame_tracks(obj, ids)
-    return seq
-
-
 def synthetic_clip(bs: BenchScene) -> Clip:
     scene = Scene(bs.scene)
     frames, gt = [], []
@@ -77,8 +70,8 @@ def synthetic_clip(bs: BenchScene) -> Clip:
         frames.append(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
         gt.append(FrameObjects.from_id_map(id_map, frame_index=t).compact())
     sim = simulate(gt, bs.failures)
-    return Clip(bs.name, bs.set_name, frames, sim.frames, to_sequence(gt, bs.name, "source"),
-                bs.scene.fps)
+    return Clip(bs.name, bs.set_name, frames, sim.frames,
+                sequence_from_frames(gt, bs.name, "source"), bs.scene.fps)
 
 
 def mot15_clip(seq_dir: Path) -> Clip:
@@ -236,7 +229,7 @@ def run_bench(clips: list[Clip], methods: list[str], embedder: str = "histogram"
                     continue
             else:
                 members_m = members
-            pairs = {c.name: (c.gt, to_sequence(results[method][c.name], c.name))
+            pairs = {c.name: (c.gt, sequence_from_frames(results[method][c.name], c.name))
                      for c in members_m}
             m = evaluate_pairs(pairs).combined
             secs = sum(timing[method][s][0] for s in {c.set_name for c in members_m})

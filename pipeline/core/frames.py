@@ -62,7 +62,8 @@ class FrameObjects:
     """The objects found in one frame.
 
     Attributes:
-        frame_index: zero-based index of the frame in the clip.
+        frame_index: zero-based index of the frame in the clip (-1: not numbered yet; a
+            tracker numbers it in the order it sees frames).
         image_size: ``(height, width)`` of the frame.
         scores: ``(N,)`` confidence per object in ``[0, 1]`` (1.0 when the source has none).
         source_ids: ``(N,)`` the id the mask source gave each object (SAM2 object id, id-map
@@ -89,14 +90,17 @@ class FrameObjects:
         cls,
         masks: np.ndarray,
         *,
-        frame_index: int,
+        frame_index: int = -1,
         scores: np.ndarray | Sequence[float] | None = None,
         source_ids: np.ndarray | Sequence[int] | None = None,
         track_ids: np.ndarray | Sequence[int] | None = None,
         embeddings: np.ndarray | None = None,
         frame_name: str = "",
     ) -> FrameObjects:
-        """Build from boolean masks ``(N, H, W)``; missing per-object fields get defaults."""
+        """Build from boolean masks ``(N, H, W)``; missing per-object fields get defaults.
+
+        ``frame_index`` -1 (not given): a tracker numbers such frames in the order it sees them.
+        """
         masks = np.asarray(masks)
         if masks.ndim != 3:
             raise ValueError(f"masks must be (N, H, W), got shape {masks.shape}")

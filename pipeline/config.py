@@ -24,6 +24,7 @@ from samtrack.pipeline.core.configbase import (
     raise_config_error,
 )
 from samtrack.pipeline.sources import SourceOptions, registered_sources
+from samtrack.pipeline.writers import WRITERS, default_writers
 from samtrack.reid.config import TrackerConfig
 
 
@@ -71,11 +72,19 @@ class OutputConfig(StrictModel):
                             "(with -2, -3... appended rather than overwrite a previous run).")
     overwrite: bool = Field(default=False, description="Replace an existing run folder. The old "
                             "run is only removed once the new one has finished.")
-    id_maps: bool = Field(default=True, description="Write masks/: 16-bit PNG ID maps of track "
-                          "ids, one per frame.")
-    mots: bool = Field(default=True, description="Write tracks_mots.txt (MOTS RLE).")
-    binary_video: bool = Field(default=False, description="Write binary.mp4: the largest object "
-                               "white on black.")
+    writers: list[str] = Field(
+        default_factory=default_writers, description="Output files: " + "; ".join(
+            f"{n} ({s.files})" for n, s in WRITERS.items()) + ". Default: every writer "
+        "but binary.")
+
+    @field_validator("writers")
+    @classmethod
+    def _known_writers(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in WRITERS:
+                raise ValueError(f"unknown output writer {name!r}; choose from "
+                                 f"{', '.join(WRITERS.names())}")
+        return value
 
 
 class EvalConfig(StrictModel):
@@ -91,8 +100,6 @@ class EvalConfig(StrictModel):
 
 
 class VizConfig(StrictModel):
-    overlay_video: bool = Field(default=True, description="Write overlay.mp4: masks tinted by "
-                                "track id with id labels.")
     render: bool = Field(default=False, description="After the run, render viz/: trails.mp4, "
                          "trails.png, timeline.png, gallery.png (as `samtrack viz`).")
     side_by_side: bool = Field(default=False, description="trails.mp4 shows the source's raw "

@@ -23,6 +23,7 @@ from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.video import VideoReader
 from samtrack.pipeline.render import VizOptions, render
 from samtrack.pipeline.runner import RunResult, run
+from samtrack.pipeline.writers import default_writers
 from samtrack.reid.config import TrackerConfig
 
 DEMO_SPEC = SceneSpec(num_animals=2, num_frames=200, seed=1)
@@ -56,7 +57,7 @@ def run_demo(out: str | Path = "demo_output", *, quiet: bool = False,
     viz = render(sam2.out_dir, VizOptions(side_by_side=True, gt=str(gt_path)))
     motion = run(load_config(None, {**common, "source.name": "motion",
                                     "output.dir": str(out / "run_motion"),
-                                    "output.binary_video": True}))
+                                    "output.writers": [*default_writers(), "binary"]}))
     # the same masks through the library API, frame by frame
     tracker = TrackerConfig(mode="offline", num_identities=spec.num_animals).build()
     masks_by_frame = {f.frame_index: f for f in sim.frames}

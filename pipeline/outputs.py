@@ -9,8 +9,10 @@ Layout of a run folder::
                            input, for side-by-side views and for scoring the source alone
     config.yaml            the resolved config (every default spelled out)
     summary.json           frames, objects, ids, per-stage timing, status
-    overlay.mp4            masks tinted by track id (viz.overlay_video)
-    binary.mp4             largest object white on black (output.binary_video)
+    overlay.mp4            masks tinted by track id
+    binary.mp4             largest object white on black (off by default)
+
+Which files are written is ``output.writers`` (:mod:`samtrack.pipeline.writers`).
 
 Safety rules, because a tracking run can take hours and its outputs feed evaluations:
 
@@ -33,15 +35,9 @@ from typing import Any
 import yaml
 
 from samtrack.pipeline.core.errors import UserError
-from samtrack.pipeline.core.formats import (
-    MotsRow,
-    format_mot_rows,
-    format_mots_row,
-    write_id_map,
-    write_text_atomic,
-)
+from samtrack.pipeline.core.formats import write_text_atomic
 from samtrack.pipeline.core.frames import FrameObjects
-from samtrack.pipeline.viz import VideoSink, draw_overlay, largest_object_mask
+from samtrack.pipeline.writers import WRITERS, OutputWriter, default_writers
 
 INCOMPLETE_MARKER = "INCOMPLETE"
 
@@ -68,17 +64,8 @@ class RunWriter:
     it records the failure and leaves the marker (and, for overwrites, the previous run intact).
     """
 
-    def __init__(
-        self,
-        out_dir: str | Path,
-        *,
-        overwrite: bool = False,
-        fps: float = 25.0,
-        id_maps: bool = True,
-        mots: bool = True,
-        overlay_video: bool = True,
-        binary_video: bool = False,
-    ) -> None:
+    def __init__(self, out_dir: str | Path, *, overwrite: bool = False, fps: float = 25.0,
+                 writers: list[str] | None = None) -> None:
         self.final_dir = Path(out_dir)
         if self.final_dir.exists() and not overwrite and (
                 self.final_dir.is_file() or any(self.final_dir.iterdir())):
@@ -90,12 +77,11 @@ class RunWriter:
         self.dir = (self.final_dir.with_name(f".{self.final_dir.name}.partial")
                     if self._staging else self.final_dir)
         self.fps = fps
-        self.opts = dict(id_maps=id_maps, mots=mots, overlay=overlay_video, binary=binary_video)
+        self.writer_names = default_writers() if writers is None else list(writers)
+        for name in self.writer_names:
+            WRITERS.get(name)  # unknown names fail before anything is written
         self.frames_written = 0
-        self._mot_fh = None
-        self._mots_fh = None
-        self._source_fh = None
-        self._sinks: dict[str, VideoSink] = {}
+        self._writers: list[OutputWriter] = []
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> RunWriter:
@@ -104,34 +90,19 @@ class RunWriter:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / INCOMPLETE_MARKER).write_text(
             "This run did not finish; its outputs are partial. See summary.json.\n")
-        if self.opts["id_maps"]:
-            (self.dir / "masks").mkdir(exist_ok=True)
-        self._mot_fh = (self.dir / ".tracks.txt.partial").open("w")
-        if self.opts["mots"]:
-            self._mots_fh = (self.dir / ".tracks_mots.txt.partial").open("w")
-            self._source_fh = (self.dir / ".source_mots.txt.partial").open("w")
-        if self.opts["overlay"]:
-            self._sinks["overlay"] = VideoSink(self.dir / "overlay.mp4", self.fps)
-        if self.opts["binary"]:
-            self._sinks["binary"] = VideoSink(self.dir / "binary.mp4", self.fps)
+        self._writers = [WRITERS.get(name).factory(self.dir, self.fps)
+                         for name in self.writer_names]
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        for fh in (self._mot_fh, self._mots_fh, self._source_fh):
-            if fh is not None:
-                fh.close()
         if exc is not None:
-            for sink in self._sinks.values():
-                sink.abort()
+            for writer in self._writers:
+                writer.abort()
             self.write_summary({"status": "failed", "error": str(exc),
                                 "frames_written": self.frames_written})
             return
-        for sink in self._sinks.values():
-            sink.close()
-        (self.dir / ".tracks.txt.partial").replace(self.dir / "tracks.txt")
-        if self.opts["mots"]:
-            (self.dir / ".tracks_mots.txt.partial").replace(self.dir / "tracks_mots.txt")
-            (self.dir / ".source_mots.txt.partial").replace(self.dir / "source_mots.txt")
+        for writer in self._writers:
+            writer.close()
 
     def finish(self, summary: dict[str, Any]) -> Path:
         """Write the final summary, drop the marker, move a staged run into place."""
@@ -154,28 +125,6 @@ class RunWriter:
 
     def write_frame(self, image, objects: FrameObjects) -> None:
         """Append one tracked frame to every output."""
-        frame_no = objects.frame_index + 1
-        if self.opts["id_maps"]:
-            write_id_map(self.dir / "masks" / f"{objects.frame_name}.png", objects.to_id_map())
-        boxes = objects.boxes
-        tracked = [i for i in range(len(objects)) if objects.track_ids[i] > 0]
-        assert self._mot_fh is not None
-        self._mot_fh.write(format_mot_rows(
-            (frame_no, int(objects.track_ids[i]), float(boxes[i, 0]), float(boxes[i, 1]),
-             float(boxes[i, 2] - boxes[i, 0]), float(boxes[i, 3] - boxes[i, 1]),
-             float(objects.scores[i])) for i in tracked))
-        if self._mots_fh is not None:
-            rles = objects.rles
-            h, w = objects.image_size
-            for i in tracked:
-                self._mots_fh.write(format_mots_row(
-                    MotsRow(frame_no, int(objects.track_ids[i]), 1, h, w, rles[i])))
-            if self._source_fh is not None:
-                for i in range(len(objects)):
-                    self._source_fh.write(format_mots_row(
-                        MotsRow(frame_no, int(objects.source_ids[i]), 1, h, w, rles[i])))
-        if "overlay" in self._sinks:
-            self._sinks["overlay"].write(draw_overlay(image, objects))
-        if "binary" in self._sinks:
-            self._sinks["binary"].write(largest_object_mask(objects))
+        for writer in self._writers:
+            writer.write(image, objects)
         self.frames_written += 1

@@ -75,7 +75,7 @@ def load_run(folder: str | Path, video: str | Path | None = None) -> RunData:
         raise RunFolderError(f"{folder}: run is not complete (status "
                              f"{summary.get('status')!r})")
     if not (folder / "masks").is_dir():
-        raise RunFolderError(f"{folder / 'masks'}: missing (run with output.id_maps: true)")
+        raise RunFolderError(f"{folder / 'masks'}: missing (run with id_maps in output.writers)")
     masks = id_map_files(folder / "masks")
     if len(masks) != summary.get("frames"):
         raise RunFolderError(f"{folder / 'masks'}: {len(masks)} ID maps but summary.json "

@@ -85,9 +85,7 @@ def run(config: Config) -> RunResult:
     tracker = config.tracker.build(device=device, record=offline)
     out_dir = Path(config.output.dir) if config.output.dir else default_run_dir(video.path)
     writer = RunWriter(out_dir, overwrite=config.output.overwrite, fps=video.fps,
-                       id_maps=config.output.id_maps, mots=config.output.mots,
-                       overlay_video=config.viz.overlay_video,
-                       binary_video=config.output.binary_video)
+                       writers=config.output.writers)
     gt = None
     if config.eval.gt:
         gt = load_tracks(config.eval.gt)  # read up front: a bad file fails before hours of work
@@ -152,7 +150,7 @@ def run(config: Config) -> RunResult:
         summary["tracker_ms_per_frame"] = {k: round(1000 * v / frames, 3)
                                            for k, v in tracker.timing.items()}
     if gt is not None:
-        pred = load_tracks(writer.dir / "masks") if config.output.id_maps else \
+        pred = load_tracks(writer.dir / "masks") if "id_maps" in config.output.writers else \
             load_tracks(writer.dir / "tracks.txt")
         report = evaluate_pairs({gt.name: (gt, pred)})
         report.write(writer.dir / "eval")

@@ -8,6 +8,7 @@ from samtrack.pipeline.config import load_config
 from samtrack.pipeline.core.formats import read_id_map, read_mot_txt, read_mots_txt
 from samtrack.pipeline.outputs import INCOMPLETE_MARKER, OutputExistsError
 from samtrack.pipeline.runner import run
+from samtrack.pipeline.writers import default_writers
 
 
 def _config(scene, out, **extra):
@@ -20,7 +21,7 @@ def _config(scene, out, **extra):
 
 def test_run_folder_contents(small_scene, tmp_path):
     out = tmp_path / "run"
-    result = run(_config(small_scene, out, **{"output.binary_video": True,
+    result = run(_config(small_scene, out, **{"output.writers": [*default_writers(), "binary"],
                                               "eval.gt": str(small_scene / "gt" / "masks")}))
     names = {p.name for p in out.iterdir()}
     assert {"masks", "tracks.txt", "tracks_mots.txt", "config.yaml", "summary.json",

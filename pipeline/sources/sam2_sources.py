@@ -186,10 +186,14 @@ class Sam2VideoSource:
 
     name = "sam2-video"
 
-    def __init__(self, options: Sam2VideoOptions, context: SourceContext) -> None:
+    def __init__(self, options: Sam2VideoOptions, context: SourceContext,
+                 predictor=None) -> None:
+        """``predictor``: an already built SAM2 video predictor (a batch worker's shared
+        model, or a stand-in in tests); by default the one ``options`` name is loaded."""
         self.options = options
         self.device = resolve_device(context.device)
-        self.predictor = build_model(options.model, options.checkpoint, self.device, video=True)
+        self.predictor = predictor if predictor is not None else build_model(
+            options.model, options.checkpoint, self.device, video=True)
         self._generator = None
         self.windows = 0  # windows processed (for tests and diagnostics)
 

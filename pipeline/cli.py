@@ -15,11 +15,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from samtrack.eval.bench.harness import main as bench_main
 from samtrack.eval.data import is_run_folder
 from samtrack.eval.report import evaluate_paths
-from samtrack.pipeline.config import load_config
+from samtrack.pipeline.config import EvalConfig, VizConfig, load_config
 from samtrack.pipeline.core import __version__
+from samtrack.pipeline.core.configbase import format_error
 from samtrack.pipeline.core.errors import UserError
 from samtrack.pipeline.demo import format_metrics
 from samtrack.pipeline.demo import main as demo_main
@@ -29,6 +32,23 @@ from samtrack.pipeline.runner import run
 log = logging.getLogger("samtrack")
 
 EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _default(model: type[BaseModel], key: str) -> Any:
+    """An option's default, from the config model (stated once, there)."""
+    return model.model_fields[key].default
+
+
+def _help(model: type[BaseModel], key: str) -> str:
+    return (model.model_fields[key].description or "").replace("%", "%%")
+
+
+def _validate(model: type[BaseModel], flags: str, **values: Any) -> None:
+    """Command-line values checked by the same rules as the config keys they stand for."""
+    try:
+        model(**values)
+    except ValidationError as exc:
+        raise UserError(f"{flags}: {format_error(exc.errors()[0])}") from None
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -70,7 +90,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                    "(PNG folder, MOTS txt, MOT txt, <seq>/ with gt/) or a folder of <seq>/gt/")
     p.add_argument("--pred", required=True, metavar="PATH", help="predictions: one sequence, "
                    "or for a folder of sequences a folder with <seq>.txt or <seq>/ runs")
-    p.add_argument("--iou", type=float, default=0.5, help="IoU needed for a match")
+    p.add_argument("--iou", type=float, default=_default(EvalConfig, "iou"),
+                   help=_help(EvalConfig, "iou"))
     p.add_argument("--preproc", choices=["auto", "off", "mot15", "mot17", "mot20"],
                    default="auto", help="MOTChallenge ground-truth preprocessing as TrackEval "
                    "does it (auto: on for MOTChallenge txt ground truth)")
@@ -101,8 +122,10 @@ def _add_viz(sub: argparse._SubParsersAction) -> None:
                    "(coloured by predicted id, switches marked) to timeline.png")
     p.add_argument("--side-by-side", action="store_true",
                    help="trails.mp4 with the source's raw ids left, samtrack's right")
-    p.add_argument("--trail-length", type=int, default=40, help="frames of trail")
-    p.add_argument("--scale", type=float, default=1.0, help="resize factor of the pictures")
+    p.add_argument("--trail-length", type=int, default=_default(VizConfig, "trail_length"),
+                   help=_help(VizConfig, "trail_length"))
+    p.add_argument("--scale", type=float, default=_default(VizConfig, "scale"),
+                   help=_help(VizConfig, "scale"))
     p.add_argument("--binary", nargs="?", const=-1, type=int, metavar="ID",
                    help="also write binary.mp4: ID (or the largest object) white on black")
 
@@ -177,8 +200,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    if not 0 < args.iou <= 1:
-        raise UserError(f"--iou: expected a value in (0, 1], got {args.iou}")
+    _validate(EvalConfig, "--iou", iou=args.iou)
     report = evaluate_paths(args.gt, args.pred, args.preproc, args.iou)
     out = args.out
     pred = Path(args.pred)
@@ -199,8 +221,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_viz(args: argparse.Namespace) -> int:
-    if args.scale <= 0 or args.trail_length < 1:
-        raise UserError("--scale must be > 0 and --trail-length >= 1")
+    _validate(VizConfig, "--trail-length/--scale", trail_length=args.trail_length,
+              scale=args.scale)
     options = VizOptions(out=Path(args.out) if args.out else None,
                          trail_length=args.trail_length, side_by_side=args.side_by_side,
                          scale=args.scale, binary=args.binary is not None,

@@ -90,6 +90,8 @@ class OutputConfig(StrictModel):
 class EvalConfig(StrictModel):
     gt: str | None = Field(default=None, description="Ground truth to score the run against at "
                            "the end: PNG ID-map folder, MOTS txt or MOTChallenge txt.")
+    iou: float = Field(default=0.5, gt=0, le=1, description="IoU (mask, or box for boxes) a "
+                       "prediction needs to match a ground-truth object.")
 
     @field_validator("gt")
     @classmethod

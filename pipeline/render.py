@@ -30,6 +30,7 @@ import numpy as np
 from samtrack.eval.data import load_tracks
 from samtrack.eval.metrics import accumulate, switch_report
 from samtrack.eval.pairing import pair_sequences
+from samtrack.pipeline.config import VizConfig
 from samtrack.pipeline.core.errors import UserError
 from samtrack.pipeline.core.formats import FormatError, id_map_files, read_id_map, read_mots_txt
 from samtrack.pipeline.core.frames import FrameObjects
@@ -134,10 +135,12 @@ def _source_objects(run: RunData, frame_index: int, size) -> FrameObjects:
 
 @dataclass
 class VizOptions:
+    """What ``render`` draws; the defaults are ``viz.*``'s (:class:`VizConfig`)."""
+
     out: Path | None = None
-    trail_length: int = 40
-    side_by_side: bool = False
-    scale: float = 1.0
+    trail_length: int = VizConfig.model_fields["trail_length"].default
+    side_by_side: bool = VizConfig.model_fields["side_by_side"].default
+    scale: float = VizConfig.model_fields["scale"].default
     binary: bool = False
     binary_id: int | None = None
     gt: str | None = None

@@ -152,7 +152,7 @@ def run(config: Config) -> RunResult:
     if gt is not None:
         pred = load_tracks(writer.dir / "masks") if "id_maps" in config.output.writers else \
             load_tracks(writer.dir / "tracks.txt")
-        report = evaluate_pairs({gt.name: (gt, pred)})
+        report = evaluate_pairs({gt.name: (gt, pred)}, iou_threshold=config.eval.iou)
         report.write(writer.dir / "eval")
         result.metrics = report.combined
         summary["metrics"] = result.metrics

@@ -20,7 +20,9 @@ from samtrack.pipeline.core.configbase import (
     raise_config_error,
 )
 from samtrack.pipeline.core.registry import Registry
+from samtrack.reid import motion, offline
 from samtrack.reid.embedders import Embedder, EmbedderSettings, build_embedder, check_embedder_name
+from samtrack.reid.tracks import Gallery
 
 if TYPE_CHECKING:  # only for annotations: the trackers import this module, not the reverse
     from samtrack.reid.base import Tracker
@@ -55,11 +57,14 @@ class TrackerConfig(StrictModel):
                                  "axis (rotation-invariant features for top-down views).")
     embedder_flip_average: bool = Field(default=False, description="Also embed the crop turned "
                                         "180 degrees and average (more robust, 2x the work).")
-    gallery_size: int = Field(default=12, ge=1, description="Distinct embeddings kept per "
+    gallery_size: int = Field(default=Gallery.SIZE, ge=1,
+        description="Distinct embeddings kept per "
                               "track besides its running average.")
-    gallery_ema: float = Field(default=0.9, ge=0, lt=1, description="Weight of the past in the "
+    gallery_ema: float = Field(default=Gallery.EMA, ge=0, lt=1,
+        description="Weight of the past in the "
                                "running-average embedding.")
-    gallery_min_distance: float = Field(default=0.02, ge=0, description="A new embedding enters "
+    gallery_min_distance: float = Field(default=Gallery.MIN_DISTANCE, ge=0,
+        description="A new embedding enters "
                                         "the bank only if this far from all in it.")
 
     # association costs
@@ -85,13 +90,16 @@ class TrackerConfig(StrictModel):
                              "the box centre above which a pair is impossible.")
 
     # motion model (constant-velocity Kalman filter; noise as a fraction of the box height)
-    kalman_position_noise: float = Field(default=0.03, gt=0, description="Process noise of the "
+    kalman_position_noise: float = Field(default=motion.POSITION_NOISE, gt=0,
+        description="Process noise of the "
                                          "box position per frame.")
     kalman_velocity_noise: float = Field(
-        default=0.02, gt=0, description="Process noise of the velocity per frame: how fast the "
+        default=motion.VELOCITY_NOISE, gt=0,
+            description="Process noise of the velocity per frame: how fast the "
         "filter follows an object that speeds up (a car nearing a moving camera). On MOT15's "
         "public detections 0.01 lagged behind such cars on KITTI-13 (10 ID switches; 0.02: 3).")
-    kalman_measurement_noise: float = Field(default=0.05, gt=0, description="Noise of a "
+    kalman_measurement_noise: float = Field(default=motion.MEASUREMENT_NOISE, gt=0,
+        description="Noise of a "
                                             "measured box (detector/mask jitter).")
 
     # scores (two stages like ByteTrack)
@@ -161,10 +169,12 @@ class TrackerConfig(StrictModel):
                                          "object: the smaller (or lower-scored) is dropped.")
 
     # offline linking
-    offline_link_cost: float = Field(default=0.35, gt=0, description="Offline: tracklets are "
+    offline_link_cost: float = Field(default=offline.NEW_IDENTITY_COST, gt=0,
+        description="Offline: tracklets are "
                                      "merged while their linking cost is below this.")
     offline_contrast: float | None = Field(
-        default=0.5, gt=0, description="Offline: a tracklet moves to another identity only if "
+        default=offline.CONTRAST, gt=0,
+            description="Offline: a tracklet moves to another identity only if "
         "its appearance distance to it is below this fraction of the distance to identities it "
         "overlaps in time (10th percentile; certainly other objects), the same rule as "
         "reentry_contrast online. On MOT15 1.0 let short ETH-Sunnyday tracklets be re-linked "

@@ -26,6 +26,12 @@ _F[:4, 4:] = np.eye(4)
 _H = np.eye(4, 8)  # the box is measured, its velocity is not
 
 
+# Noise defaults, as fractions of the box height (``tracker.kalman_*`` options use these)
+POSITION_NOISE = 0.03
+VELOCITY_NOISE = 0.02
+MEASUREMENT_NOISE = 0.05
+
+
 class BoxKalman:
     """One track's filter. ``predict()`` once per frame, ``update(box)`` when matched.
 
@@ -36,8 +42,9 @@ class BoxKalman:
         meas_noise: measurement noise, as a fraction of the box height.
     """
 
-    def __init__(self, box: np.ndarray, pos_noise: float = 0.03, vel_noise: float = 0.02,
-                 meas_noise: float = 0.05) -> None:
+    def __init__(self, box: np.ndarray, pos_noise: float = POSITION_NOISE,
+                 vel_noise: float = VELOCITY_NOISE, meas_noise: float = MEASUREMENT_NOISE,
+                 ) -> None:
         self.x = np.zeros(8)
         self.x[:4] = xyxy_to_cxcywh(box)
         self.pos_noise, self.vel_noise, self.meas_noise = pos_noise, vel_noise, meas_noise

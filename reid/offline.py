@@ -32,6 +32,9 @@ import numpy as np
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.reid.tracks import FrameLog
 
+NEW_IDENTITY_COST = 0.35  # tracker.offline_link_cost
+CONTRAST = 0.5  # tracker.offline_contrast
+
 
 @dataclass
 class TrackletSummary:
@@ -179,9 +182,9 @@ def _total(costs: dict, labels: dict, missing: float) -> float:
 
 
 def link_offline(log: list[FrameLog], *, num_identities: int | None = None,
-                 new_identity_cost: float = 0.35, iterations: int = 5,
+                 new_identity_cost: float = NEW_IDENTITY_COST, iterations: int = 5,
                  switch_margin: float = 0.02, position_weight: float = 0.5,
-                 contrast: float | None = 0.5) -> list[np.ndarray]:
+                 contrast: float | None = CONTRAST) -> list[np.ndarray]:
     """Identity per logged object (aligned with each entry's ``det_index``) after global
     re-linking; the online identities where re-linking does not lower the total cost.
 

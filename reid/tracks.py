@@ -45,7 +45,10 @@ class Gallery:
     lists, not in arithmetic; here adding and comparing touch the array in place.
     """
 
-    def __init__(self, size: int = 12, ema: float = 0.9, min_distance: float = 0.02) -> None:
+    SIZE, EMA, MIN_DISTANCE = 12, 0.9, 0.02  # defaults of the tracker.gallery_* options
+
+    def __init__(self, size: int = SIZE, ema: float = EMA,
+                 min_distance: float = MIN_DISTANCE) -> None:
         self.size, self.ema, self.min_distance = size, ema, min_distance
         self._rows: np.ndarray | None = None  # (1 + size, dim) float32
         self._count = 0  # views in the bank

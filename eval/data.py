@@ -16,6 +16,7 @@ matching ``<pred>/<seq>.txt``, ``<pred>/<seq>/`` run folder or PNG folder.
 from __future__ import annotations
 
 import configparser
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ class SequenceTracks:
     source: str = ""  # the path it was read from
     kind: str = ""  # png | mots | mot
     length: int | None = None  # declared length (seqinfo.ini), if known
+    names: dict[int, str] | None = None  # PNG ID maps: frame -> file stem (matched by name)
 
     @property
     def num_frames(self) -> int:
@@ -95,14 +97,38 @@ def _check_unique(seq: SequenceTracks) -> None:
                               "appears more than once")
 
 
+_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+
+
+def png_frame_numbers(files: list[Path]) -> list[int]:
+    """The 1-based frame each ID map belongs to, from the number in its name.
+
+    Maps are named like the frames they belong to: a folder whose numbers start at 0
+    (``000000.png``, a video's zero-based index, samtrack's scenes) is zero-based, otherwise
+    numbers are taken as 1-based frames (MOTChallenge's ``000001.png``). Names without a number
+    are numbered in natural order; two sequences of PNG maps are always matched by file name.
+    """
+    found = [_LAST_NUMBER.search(f.stem) for f in files]
+    if not all(found):
+        return list(range(1, len(files) + 1))
+    numbers = [int(m.group(1)) for m in found if m]
+    if len(set(numbers)) != len(numbers):
+        first = next(n for n in numbers if numbers.count(n) > 1)
+        raise FormatError(f"{files[0].parent}: two ID maps carry frame number {first} "
+                          "in their names")
+    shift = 1 if min(numbers) == 0 else 0
+    return [n + shift for n in numbers]
+
+
 def _from_png_folder(folder: Path, name: str) -> SequenceTracks:
     files = natsorted((p for p in folder.iterdir() if p.suffix.lower() == ".png"),
                       key=lambda p: p.name)
     if not files:
         raise FormatError(f"{folder}: folder holds no PNG ID maps")
-    seq = SequenceTracks(name, has_masks=True, source=str(folder), kind="png")
+    seq = SequenceTracks(name, has_masks=True, source=str(folder), kind="png", names={})
     size = None
-    for i, file in enumerate(files, start=1):
+    for i, file in zip(png_frame_numbers(files), files, strict=True):
+        seq.names[i] = file.stem  # type: ignore[index]
         id_map = read_id_map(file)
         if size is not None and id_map.shape != size:
             raise FormatError(f"{file}: size {id_map.shape[1]}x{id_map.shape[0]} differs from "
@@ -176,8 +202,8 @@ def load_tracks(path: str | Path, name: str | None = None) -> SequenceTracks:
         return _from_png_folder(path, name)
     with path.open() as fh:
         first = next((ln.strip() for ln in fh if ln.strip()), "")
-    if not first:
-        raise FormatError(f"{path}: file is empty")
+    if not first:  # "found nothing" is a legitimate result: every object is missed
+        return SequenceTracks(name, has_masks=False, source=str(path), kind="empty")
     if len(first.split(" ")) == 6 and "," not in first:
         return _from_mots(path, name)
     return _from_mot(path, name)

@@ -17,7 +17,7 @@ It applies to MOTChallenge-txt ground truth only (``auto``), or as forced by ``p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -70,9 +70,41 @@ def resolve_preproc(gt: SequenceTracks, preproc: str) -> str:
     return "mot17" if is_class.all() else "mot15"
 
 
+def align_to_ground_truth(gt: SequenceTracks, pred: SequenceTracks) -> SequenceTracks:
+    """``pred`` keyed by the ground truth's frames, or a :class:`FormatError` saying why not.
+
+    Frames are matched by file name when both sides are PNG ID maps (``000042.png`` with
+    ``000042.png``), else by frame number. The ground truth defines the sequence, as
+    MOTChallenge's ``seqLength`` does: frames 1 to its last frame (or ``seqLength`` when
+    declared). A prediction with objects on a frame outside that range is an error, never
+    silently ignored: the two files do not describe the same clip. A frame the prediction
+    lacks counts as a frame where it found nothing (every object missed).
+    """
+    if gt.names and pred.names:
+        by_name = {stem: frame for frame, stem in gt.names.items()}
+        frames = {}
+        for frame, tracks in pred.frames.items():
+            stem = pred.names[frame]
+            if stem not in by_name:
+                if not len(tracks.ids):
+                    continue
+                raise FormatError(f"{pred.source}: ID map '{stem}.png' has no ground-truth map "
+                                  f"of that name in {gt.source}")
+            frames[by_name[stem]] = tracks
+        pred = replace(pred, frames=frames, names=None)
+    last = gt.num_frames
+    outside = sorted(f for f, t in pred.frames.items() if (f < 1 or f > last) and len(t.ids))
+    if outside:
+        raise FormatError(f"{pred.source}: predictions on frames {outside[0]}-{outside[-1]}, "
+                          f"outside the ground truth's frames 1-{last} ({gt.source}); the "
+                          "ground truth defines the sequence (MOTChallenge seqLength)")
+    return pred
+
+
 def pair_sequences(gt: SequenceTracks, pred: SequenceTracks, preproc: str = "auto",
                    name: str | None = None) -> PairedSequence:
     """Similarity per frame over the ground truth's frames (``seqLength`` when declared)."""
+    pred = align_to_ground_truth(gt, pred)
     mode = resolve_preproc(gt, preproc)
     use_masks = gt.has_masks and pred.has_masks
     paired = PairedSequence(name or gt.name, measure="mask" if use_masks else "box",

@@ -22,7 +22,7 @@ from samtrack.eval.report import evaluate_pairs
 from samtrack.pipeline.config import Config
 from samtrack.pipeline.core import __version__
 from samtrack.pipeline.core.device import resolve_device
-from samtrack.pipeline.core.errors import ConfigError
+from samtrack.pipeline.core.errors import ConfigError, UserError
 from samtrack.pipeline.core.video import VideoError, VideoFrame, VideoReader
 from samtrack.pipeline.outputs import RunWriter, default_run_dir
 from samtrack.pipeline.render import VizOptions, render
@@ -152,10 +152,16 @@ def run(config: Config) -> RunResult:
     if gt is not None:
         pred = load_tracks(writer.dir / "masks") if "id_maps" in config.output.writers else \
             load_tracks(writer.dir / "tracks.txt")
-        report = evaluate_pairs({gt.name: (gt, pred)}, iou_threshold=config.eval.iou)
-        report.write(writer.dir / "eval")
-        result.metrics = report.combined
-        summary["metrics"] = result.metrics
+        try:
+            report = evaluate_pairs({gt.name: (gt, pred)}, iou_threshold=config.eval.iou)
+        except UserError as exc:
+            # the tracks are fine; only scoring them against this ground truth failed
+            log.warning("eval.gt: not scored: %s", exc)
+            summary["metrics_error"] = str(exc)
+        else:
+            report.write(writer.dir / "eval")
+            result.metrics = report.combined
+            summary["metrics"] = result.metrics
     result.out_dir = writer.finish(summary)
     if config.viz.render:
         render(result.out_dir, VizOptions(trail_length=config.viz.trail_length,

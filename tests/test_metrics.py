@@ -138,9 +138,9 @@ def test_missing_prediction_and_bad_files(tmp_path, small_scene):
     (tmp_path / "pred").mkdir()
     with pytest.raises(FormatError, match=r"no prediction for sequence 'a'"):
         evaluate_paths(tmp_path / "gt", tmp_path / "pred")
-    (tmp_path / "empty.txt").write_text("")
-    with pytest.raises(FormatError, match=r"empty.txt: file is empty"):
-        load_tracks(tmp_path / "empty.txt")
+    (tmp_path / "empty.txt").write_text("")  # found nothing: a result, every object missed
+    empty = load_tracks(tmp_path / "empty.txt")
+    assert empty.frames == {} and empty.kind == "empty"
     _write(tmp_path / "dup.txt", [(1, 1, 0, 0, 1, 1, 1), (1, 1, 5, 5, 1, 1, 1)])
     with pytest.raises(FormatError, match=r"dup.txt: frame 1: id 1 appears more than once"):
         load_tracks(tmp_path / "dup.txt")

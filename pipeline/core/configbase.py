@@ -17,9 +17,11 @@ from samtrack.pipeline.core.errors import ConfigError
 
 
 class StrictModel(BaseModel):
-    """Base of every options section: unknown keys are errors, assignments are validated."""
+    """Base of every options section: unknown keys are errors, values must have the option's
+    type (``max_age: true``, ``'600'`` or ``overwrite: 'yes'`` are errors, not 1, 600 and
+    True; an int is accepted where a float is expected), assignments are validated."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
 
 
 _TYPE_NAMES = {

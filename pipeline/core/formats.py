@@ -31,6 +31,17 @@ class FormatError(UserError):
     """A malformed input file; the message starts with ``path:line:``."""
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+#: Track ids must fit a signed 64-bit integer (and PNG ID maps 16 bits).
+MAX_ID = 2**63 - 1
+
+
 # --------------------------------------------------------------------------- atomic writing
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -39,6 +50,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
                                dir=path.parent)
+    # mkstemp creates 0600; outputs get the permissions any other new file would (umask)
+    os.fchmod(fd, 0o666 & ~_UMASK)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -111,6 +124,9 @@ class TrackRows:
                          self.cls[keep], self.visibility[keep])
 
 
+_MOT_COLUMNS = ("frame", "id", "x", "y", "width", "height")
+
+
 def read_mot_txt(path: str | Path) -> TrackRows:
     """Parse a MOTChallenge txt (comma or whitespace separated, >= 6 columns)."""
     path = Path(path)
@@ -130,13 +146,20 @@ def read_mot_txt(path: str | Path) -> TrackRows:
                 values = [float(p) for p in parts]
             except ValueError as exc:
                 raise FormatError(f"{path}:{lineno}: not a number ({exc})") from None
+            bad = next((k for k in range(6) if not np.isfinite(values[k])), None)
+            if bad is not None:
+                raise FormatError(f"{path}:{lineno}: column {bad + 1} ({_MOT_COLUMNS[bad]}) "
+                                  f"is {parts[bad]}, not a finite number")
             if values[0] < 1 or values[0] != int(values[0]):
                 raise FormatError(f"{path}:{lineno}: frame must be an integer >= 1, "
                                   f"got {parts[0]}")
+            if values[1] != int(values[1]) or not -1 <= values[1] <= MAX_ID:
+                raise FormatError(f"{path}:{lineno}: id must be an integer from -1 to 2^63-1, "
+                                  f"got {parts[1]}")
             if values[4] < 0 or values[5] < 0:
                 raise FormatError(f"{path}:{lineno}: negative box size")
             frames.append(int(values[0]))
-            ids.append(int(values[1]))
+            ids.append(int(parts[1]) if parts[1].lstrip("-").isdigit() else int(values[1]))
             boxes.append(values[2:6])
             scores.append(values[6] if len(values) > 6 else 1.0)
             # MOT16+ ground truth: col 8 = class, col 9 = visibility; MOT15 has -1 / world coords.
@@ -178,6 +201,42 @@ def format_mots_row(row: MotsRow) -> str:
     return f"{row.frame} {row.id} {row.cls} {row.height} {row.width} {counts}\n"
 
 
+def rle_problem(counts: str, pixels: int) -> str | None:
+    """Why a COCO compressed RLE string is not a mask of ``pixels`` pixels (None: it is).
+
+    Decodes the run lengths (COCO's 6-bit variable-length code, as pycocotools' ``rleFrString``)
+    and checks they are non-negative and cover the image exactly: a truncated string, ``0`` or
+    garbage would otherwise be read as some other mask without complaint.
+    """
+    total, previous2, previous1, k, m = 0, 0, 0, 0, 0
+    p, n = 0, len(counts)
+    while p < n:
+        x, shift, more = 0, 0, True
+        while more:
+            if p >= n:
+                return "truncated (a run length is cut off)"
+            c = ord(counts[p]) - 48
+            if not 0 <= c < 64:
+                return f"character {counts[p]!r} is not RLE"
+            x |= (c & 0x1F) << (5 * shift)
+            more = bool(c & 0x20)
+            p += 1
+            shift += 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * shift)
+        if m > 2:
+            x += previous2
+        if x < 0:
+            return "negative run length"
+        total += x
+        previous2, previous1 = previous1, x
+        m += 1
+        k += 1
+    if total != pixels:
+        return f"its runs cover {total} pixels, the image has {pixels}"
+    return None
+
+
 def read_mots_txt(path: str | Path, *, drop_ignore: bool = True) -> list[MotsRow]:
     """Parse a MOTS txt file; class 10 (ignore regions) is dropped unless asked otherwise."""
     path = Path(path)
@@ -197,8 +256,15 @@ def read_mots_txt(path: str | Path, *, drop_ignore: bool = True) -> list[MotsRow
                 frame, oid, cls, h, w = (int(p) for p in parts[:5])
             except ValueError:
                 raise FormatError(f"{path}:{lineno}: first five fields must be integers") from None
+            if frame < 1:
+                raise FormatError(f"{path}:{lineno}: frame must be >= 1, got {frame}")
+            if not -1 <= oid <= MAX_ID:  # -1: an object without an id (a source's raw masks)
+                raise FormatError(f"{path}:{lineno}: id must be from -1 to 2^63-1, got {oid}")
             if h <= 0 or w <= 0:
                 raise FormatError(f"{path}:{lineno}: bad image size {w}x{h}")
+            problem = rle_problem(parts[5], h * w)
+            if problem:
+                raise FormatError(f"{path}:{lineno}: bad RLE mask: {problem}")
             if drop_ignore and cls == 10:
                 continue
             rows.append(MotsRow(frame, oid, cls, h, w,

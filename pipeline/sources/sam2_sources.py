@@ -22,6 +22,7 @@ import contextlib
 import logging
 import tempfile
 from collections.abc import Iterator
+from typing import Annotated
 from pathlib import Path
 
 import cv2
@@ -41,13 +42,15 @@ class Prompt(BaseModel):
     """One object's prompt: points (x, y) with labels (1 = object, 0 = background), a box
     (x1, y1, x2, y2), or both, on a given frame."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     id: int = Field(ge=1, description="Object id (becomes the mask's source id).")
     frame: int = Field(default=0, ge=0, description="Zero-based frame of the prompt.")
-    points: list[tuple[float, float]] | None = None
+    points: list[Annotated[list[float], Field(min_length=2, max_length=2)]] | None = Field(
+        default=None, description="[[x, y], ...] in pixels.")
     labels: list[int] | None = None
-    box: tuple[float, float, float, float] | None = None
+    box: list[float] | None = Field(default=None, min_length=4, max_length=4,
+                                    description="[x1, y1, x2, y2] in pixels.")
 
     @model_validator(mode="after")
     def _check(self) -> Prompt:
@@ -64,7 +67,7 @@ class Prompt(BaseModel):
 class AutoOptions(BaseModel):
     """Filters of SAM2's automatic mask generator (seeding, rediscovery, ``sam2-auto``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     points_per_side: int = Field(default=16, ge=1, description="Point grid density.")
     points_per_batch: int = Field(default=64, ge=1)

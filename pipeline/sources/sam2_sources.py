@@ -22,8 +22,8 @@ import contextlib
 import logging
 import tempfile
 from collections.abc import Iterator
-from typing import Annotated
 from pathlib import Path
+from typing import Annotated
 
 import cv2
 import numpy as np

@@ -16,6 +16,7 @@ matching ``<pred>/<seq>.txt``, ``<pred>/<seq>/`` run folder or PNG folder.
 from __future__ import annotations
 
 import configparser
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -84,6 +85,50 @@ def sequence_from_frames(frames: Iterable[FrameObjects], name: str = "tracks",
     return seq
 
 
+def id_map_tracks(id_map: np.ndarray) -> FrameTracks:
+    """The objects of an ID map as ids, boxes and COCO RLEs, in time linear in the pixels and
+    the ids: each id's pixels come from one sort of the map, never from one full-frame
+    comparison per id (a map with 5000 ids would take 5000 passes over every pixel)."""
+    h, w = id_map.shape
+    flat = id_map.ravel(order="F")  # column-major, the order COCO's RLE counts in
+    pixels = np.flatnonzero(flat)
+    if not len(pixels):
+        return _empty_frame(True)
+    values = flat[pixels]
+    order = np.argsort(values, kind="stable")  # stable: each id's pixels stay in order
+    pixels, values = pixels[order], values[order]
+    ids, starts = np.unique(values, return_index=True)
+    ends = np.r_[starts[1:], len(pixels)]
+    boxes = np.zeros((len(ids), 4))
+    rles = []
+    for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        idx = pixels[a:b]
+        cols, rows = np.divmod(idx, h)
+        boxes[k] = (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
+        breaks = np.flatnonzero(np.diff(idx) != 1)
+        run_starts = np.r_[idx[0], idx[breaks + 1]]
+        run_ends = np.r_[idx[breaks] + 1, idx[-1] + 1]
+        gaps = run_starts - np.r_[0, run_ends[:-1]]
+        counts = np.empty(2 * len(run_starts) + 1, np.int64)
+        counts[0:-1:2] = gaps
+        counts[1::2] = run_ends - run_starts
+        counts[-1] = h * w - run_ends[-1]
+        rles.append(coco_mask.frPyObjects({"counts": counts.tolist(), "size": [h, w]}, h, w))
+    return FrameTracks(ids.astype(np.int64), boxes, rles)
+
+
+def run_status(path: Path) -> str | None:
+    """Why a run folder is not a finished run (``INCOMPLETE`` marker, a status other than
+    complete), or None for a finished one."""
+    if (path / "INCOMPLETE").exists():
+        return "INCOMPLETE marker: the run was killed or is still running"
+    try:
+        status = json.loads((path / "summary.json").read_text()).get("status")
+    except (OSError, ValueError):
+        return "summary.json unreadable"
+    return None if status == "complete" else f"status {status!r}"
+
+
 def is_run_folder(path: Path) -> bool:
     """A samtrack run folder: ``summary.json`` beside ``masks/``."""
     return (path / "masks").is_dir() and (path / "summary.json").is_file()
@@ -134,8 +179,7 @@ def _from_png_folder(folder: Path, name: str) -> SequenceTracks:
             raise FormatError(f"{file}: size {id_map.shape[1]}x{id_map.shape[0]} differs from "
                               f"the first map's {size[1]}x{size[0]}")
         size = id_map.shape
-        seq.frames[i] = frame_tracks(FrameObjects.from_id_map(id_map, frame_index=i - 1),
-                                     ids="source")
+        seq.frames[i] = id_map_tracks(id_map)
     return seq
 
 

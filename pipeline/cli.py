@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from samtrack.eval.bench.harness import main as bench_main
-from samtrack.eval.data import is_run_folder
+from samtrack.eval.data import is_run_folder, run_status
 from samtrack.eval.report import evaluate_paths
 from samtrack.pipeline.config import EvalConfig, VizConfig, load_config
 from samtrack.pipeline.core import __version__
@@ -99,6 +99,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                    "switches.csv here (default: <run>/eval when --pred is a samtrack run)")
     p.add_argument("--format", choices=["table", "json"], default="table",
                    help="table for people, json (one object) for scripts")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="score a run folder that did not finish (INCOMPLETE, failed or "
+                   "interrupted): its frames so far; the report says it is partial")
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -201,9 +204,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     _validate(EvalConfig, "--iou", iou=args.iou)
-    report = evaluate_paths(args.gt, args.pred, args.preproc, args.iou)
-    out = args.out
     pred = Path(args.pred)
+    partial = run_status(pred) if is_run_folder(pred) else None
+    if partial and not args.allow_incomplete:
+        raise UserError(f"{pred}: run did not finish ({partial}); its outputs are partial "
+                        "(pass --allow-incomplete to score the frames written so far)")
+    report = evaluate_paths(args.gt, args.pred, args.preproc, args.iou)
+    if partial:
+        report.settings["partial_run"] = partial
+        print(f"samtrack: warning: {pred}: scoring a run that did not finish ({partial})",
+              file=sys.stderr)
+    out = args.out
     if out is None and is_run_folder(pred):
         out = pred / "eval"
     written = report.write(out) if out is not None else None

@@ -23,6 +23,7 @@ from samtrack.pipeline.core.configbase import (
     load_yaml_mapping,
     raise_config_error,
 )
+from samtrack.pipeline.core.video import MAX_PIXELS
 from samtrack.pipeline.sources import SourceOptions, registered_sources
 from samtrack.pipeline.writers import WRITERS, default_writers
 from samtrack.reid.config import TrackerConfig
@@ -38,6 +39,9 @@ class VideoConfig(StrictModel):
         "naming it, or stop the run with an error.")
     max_frames: int | None = Field(default=None, ge=1, description="Process only the first N "
                                    "frames.")
+    max_pixels: int = Field(default=MAX_PIXELS, ge=1, description="Frames larger than this "
+                            "(width x height) are refused: memory grows with frame size times "
+                            "the frames a source holds. Default 4K UHD.")
 
     @field_validator("path")
     @classmethod

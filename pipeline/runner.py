@@ -75,7 +75,8 @@ def run(config: Config) -> RunResult:
     if config.video.path is None:
         raise ConfigError("video.path: required (give --video PATH or set it in the config)")
     video = VideoReader(config.video.path, fps=config.video.fps,
-                        on_bad_frame=config.video.on_bad_frame, max_frames=config.video.max_frames)
+                        on_bad_frame=config.video.on_bad_frame, max_frames=config.video.max_frames,
+                        max_pixels=config.video.max_pixels)
     timed = _TimedVideo(video)
     device = resolve_device(config.device)
     source = build_source(config.source.name, config.source.options(),

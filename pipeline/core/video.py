@@ -20,6 +20,7 @@ from samtrack.pipeline.core.errors import InputError
 
 log = logging.getLogger(__name__)
 
+MAX_PIXELS = 3840 * 2160  # 4K UHD (video.max_pixels)
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 
@@ -46,6 +47,8 @@ class VideoReader:
         fps: frame rate to report; ``None`` takes it from the file (folders default to 25).
         on_bad_frame: ``"skip"`` logs a warning naming the frame and goes on; ``"stop"`` raises.
         max_frames: stop after this many frames (``None`` = all).
+        max_pixels: frames larger than this are refused with one line (the motion source holds
+            dozens of frames for its background model; 8000x4500 frames took 19.6 GB).
     """
 
     def __init__(
@@ -55,8 +58,10 @@ class VideoReader:
         fps: float | None = None,
         on_bad_frame: str = "skip",
         max_frames: int | None = None,
+        max_pixels: int | None = MAX_PIXELS,
     ) -> None:
         self.path = Path(path)
+        self.max_pixels = max_pixels
         if on_bad_frame not in ("skip", "stop"):
             raise ValueError(f"on_bad_frame must be 'skip' or 'stop', got {on_bad_frame!r}")
         self.on_bad_frame = on_bad_frame
@@ -64,6 +69,9 @@ class VideoReader:
         self.skipped: list[str] = []
         if not self.path.exists():
             raise VideoError(f"{self.path}: no such file or folder")
+        if not (self.path.is_dir() or self.path.is_file()):
+            # a FIFO or device would block the reader forever
+            raise VideoError(f"{self.path}: not a regular file or folder")
         self.is_folder = self.path.is_dir()
         if self.is_folder:
             self._files = natsorted(
@@ -90,6 +98,15 @@ class VideoReader:
                 raise VideoError(f"{self.path}: video has no decodable frame")
             self._fps = fps or (file_fps if file_fps and file_fps > 0 else 25.0)
             self._size = (h, w)
+        self._check_size(self._size)
+
+    def _check_size(self, size: tuple[int, int] | None) -> None:
+        if size is not None and self.max_pixels is not None and \
+                size[0] * size[1] > self.max_pixels:
+            raise VideoError(f"{self.path}: frames are {size[1]}x{size[0]} "
+                             f"({size[0] * size[1] / 1e6:.1f} MP), more than video.max_pixels "
+                             f"({self.max_pixels / 1e6:.1f} MP); downscale the clip or raise "
+                             "the limit")
 
     @property
     def fps(self) -> float:
@@ -137,6 +154,7 @@ class VideoReader:
                 continue
             if self._size is None:
                 self._size = image.shape[:2]
+                self._check_size(self._size)
             yield VideoFrame(index=index, name=file.stem, image=image)
 
     def _iter_video(self) -> Iterator[VideoFrame]:

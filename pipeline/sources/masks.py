@@ -60,6 +60,11 @@ class MasksOptions(SourceOptions):
         default=None, gt=0, description="mot format: divide raw scores by this and clip to "
         "[0, 1] (MOT15 detector scores run to ~100); None keeps scores as they are, clipped."
     )
+    max_objects: int = Field(
+        default=1000, ge=1, description="A frame with more objects than this is refused: each "
+        "object is a full-frame mask for the tracker, so thousands of ids in one frame (noise "
+        "in an ID map) would take minutes and gigabytes per frame."
+    )
 
 
 def sniff_txt_format(path: Path) -> str:
@@ -132,6 +137,10 @@ class MasksSource:
         if id_map.shape != size:
             raise FormatError(f"{file}: mask size {id_map.shape[1]}x{id_map.shape[0]} differs "
                               f"from frame {frame.name} size {size[1]}x{size[0]}")
+        count = len(np.unique(id_map)) - int(bool((id_map == 0).any()))
+        if count > self.options.max_objects:
+            raise FormatError(f"{file}: {count} object ids in one frame, more than "
+                              f"source.masks.max_objects ({self.options.max_objects})")
         return FrameObjects.from_id_map(id_map, frame_index=frame.index, frame_name=frame.name)
 
     def _from_mots(self, frame: VideoFrame, size: tuple[int, int]) -> FrameObjects:

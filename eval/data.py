@@ -117,16 +117,21 @@ def id_map_tracks(id_map: np.ndarray) -> FrameTracks:
     return FrameTracks(ids.astype(np.int64), boxes, rles)
 
 
-def run_status(path: Path) -> str | None:
-    """Why a run folder is not a finished run (``INCOMPLETE`` marker, a status other than
-    complete), or None for a finished one."""
+def run_status(path: Path) -> tuple[str, str]:
+    """``(state, why)`` of a run folder: ``complete``; ``partial`` (interrupted by Ctrl-C or
+    SIGTERM: every file closed, valid up to where it stopped); ``unfinished`` (an
+    ``INCOMPLETE`` marker: killed, crashed or still running; or ``status: failed``)."""
     if (path / "INCOMPLETE").exists():
-        return "INCOMPLETE marker: the run was killed or is still running"
+        return "unfinished", "INCOMPLETE marker: the run was killed, failed or is still running"
     try:
         status = json.loads((path / "summary.json").read_text()).get("status")
     except (OSError, ValueError):
-        return "summary.json unreadable"
-    return None if status == "complete" else f"status {status!r}"
+        return "unfinished", "summary.json unreadable"
+    if status == "complete":
+        return "complete", ""
+    if status == "interrupted":
+        return "partial", "interrupted: frames up to the interruption"
+    return "unfinished", f"status {status!r}"
 
 
 def is_run_folder(path: Path) -> bool:

@@ -129,6 +129,8 @@ def _add_viz(sub: argparse._SubParsersAction) -> None:
                    help=_help(VizConfig, "trail_length"))
     p.add_argument("--scale", type=float, default=_default(VizConfig, "scale"),
                    help=_help(VizConfig, "scale"))
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="render a run folder that did not finish (INCOMPLETE or failed)")
     p.add_argument("--binary", nargs="?", const=-1, type=int, metavar="ID",
                    help="also write binary.mp4: ID (or the largest object) white on black")
 
@@ -205,14 +207,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     _validate(EvalConfig, "--iou", iou=args.iou)
     pred = Path(args.pred)
-    partial = run_status(pred) if is_run_folder(pred) else None
-    if partial and not args.allow_incomplete:
-        raise UserError(f"{pred}: run did not finish ({partial}); its outputs are partial "
+    state, why = run_status(pred) if is_run_folder(pred) else ("complete", "")
+    if state == "unfinished" and not args.allow_incomplete:
+        raise UserError(f"{pred}: run did not finish ({why}); its outputs are partial "
                         "(pass --allow-incomplete to score the frames written so far)")
     report = evaluate_paths(args.gt, args.pred, args.preproc, args.iou)
-    if partial:
-        report.settings["partial_run"] = partial
-        print(f"samtrack: warning: {pred}: scoring a run that did not finish ({partial})",
+    if state != "complete":
+        report.settings["partial_run"] = why
+        print(f"samtrack: warning: {pred}: partial run ({why}); scored as it is",
               file=sys.stderr)
     out = args.out
     if out is None and is_run_folder(pred):
@@ -239,7 +241,8 @@ def _cmd_viz(args: argparse.Namespace) -> int:
                          scale=args.scale, binary=args.binary is not None,
                          binary_id=None if args.binary in (None, -1) else args.binary,
                          gt=args.gt)
-    written = render(args.run_dir, options, video=args.video)
+    written = render(args.run_dir, options, video=args.video,
+                     allow_incomplete=args.allow_incomplete)
     for name, path in written.items():
         print(f"{name:13s} {path}")
     return EXIT_OK

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from samtrack.pipeline.core.configbase import (
     StrictModel,
@@ -127,6 +127,12 @@ class Config(StrictModel):
     device: str = Field(default="auto", description="Compute device for model-based stages: "
                         "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")
     quiet: bool = Field(default=False, description="No progress bar; warnings and errors only.")
+    # the YAML file this config came from (a run must not write over its own config)
+    _config_file: str | None = PrivateAttr(default=None)
+
+    @property
+    def config_file(self) -> str | None:
+        return self._config_file
 
     @field_validator("device")
     @classmethod
@@ -218,4 +224,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
                 node[part] = child
             node = child
         node[leaf] = value
-    return config_from_dict(data, where)
+    config = config_from_dict(data, where)
+    if path is not None:
+        config._config_file = str(path)
+    return config

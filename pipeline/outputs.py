@@ -16,34 +16,54 @@ Which files are written is ``output.writers`` (:mod:`samtrack.pipeline.writers`)
 
 Safety rules, because a tracking run can take hours and its outputs feed evaluations:
 
-* a run never writes into an existing run folder unless ``overwrite`` is set, and even then the
-  new run is built in a staging folder that replaces the old one only when it has finished, so a
-  failed re-run loses nothing;
+* a run writes only into a new or empty folder, or replaces a previous *run* with ``overwrite``
+  (never a folder of other files, ``.``, ``..``, ``/``, the home folder or one holding an input:
+  :mod:`samtrack.pipeline.runfolder`), and even then the new run is built in a staging folder
+  that replaces the old one only when it has finished, so a failed re-run loses nothing;
+* one run at a time per folder (an exclusive lock beside it);
 * while a run is in progress its folder holds an ``INCOMPLETE`` file; a failed run keeps it and
-  records ``"status": "failed"`` and the error in ``summary.json``;
-* text outputs are streamed to hidden temp files and renamed into place at the end.
+  records ``"status": "failed"`` and the error in ``summary.json``; an interrupted one (Ctrl-C,
+  SIGTERM) closes every file properly and records ``"status": "interrupted"``: a valid, partial
+  run;
+* text outputs are streamed to hidden temp files and renamed into place at the end;
+* frames are written by a thread of their own behind a bounded queue, so encoding PNGs and
+  videos overlaps tracking, and memory stays bounded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
-from samtrack.pipeline.core.errors import UserError
 from samtrack.pipeline.core.formats import write_text_atomic
 from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.runfolder import (
+    INCOMPLETE_MARKER,
+    OutputExistsError,
+    OutputWriteError,
+    RunLock,
+    check_location,
+    check_target,
+)
 from samtrack.pipeline.writers import WRITERS, OutputWriter, default_writers
 
-INCOMPLETE_MARKER = "INCOMPLETE"
+__all__ = ["INCOMPLETE_MARKER", "OutputExistsError", "OutputWriteError", "RunWriter",
+           "default_run_dir"]
+
+QUEUE_FRAMES = 8  # frames waiting for the writer thread at most (memory stays bounded)
 
 
-class OutputExistsError(UserError):
-    """The run folder exists (or is a file) and may not be replaced."""
+class RunInterrupted(KeyboardInterrupt):
+    """SIGTERM (or Ctrl-C) during a run: outputs are closed and marked ``interrupted``."""
 
 
 def default_run_dir(video_path: str | Path, root: str | Path = "runs") -> Path:
@@ -57,74 +77,187 @@ def default_run_dir(video_path: str | Path, root: str | Path = "runs") -> Path:
     return candidate
 
 
+class _WriterThread:
+    """Runs every output writer on a thread of its own, fed through a bounded queue.
+
+    Why: PNG and video encoding took more time than tracking on a masks-source run; on a
+    thread they overlap it (OpenCV and zlib release the GIL). The queue bounds memory; an error
+    in the thread is raised in the caller at its next ``put`` or at ``join``.
+    """
+
+    def __init__(self, writers: list[OutputWriter]) -> None:
+        self.writers = writers
+        self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
+        self.error: BaseException | None = None
+        self.busy = 0.0  # seconds the thread spent writing
+        self.thread = threading.Thread(target=self._work, name="samtrack-writer", daemon=True)
+        self.thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.error is not None:
+                continue  # drain: the caller learns of the error and stops
+            start = time.perf_counter()
+            try:
+                image, objects = item
+                for writer in self.writers:
+                    writer.write(image, objects)
+            except BaseException as exc:
+                self.error = exc
+            self.busy += time.perf_counter() - start
+
+    def put(self, image: np.ndarray, objects: FrameObjects) -> None:
+        self._raise()
+        self.queue.put((image, objects))
+
+    def join(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+
 class RunWriter:
     """Streams one run's outputs into its folder; use as a context manager.
 
     On normal exit it finalises every file and removes the ``INCOMPLETE`` marker; on an exception
-    it records the failure and leaves the marker (and, for overwrites, the previous run intact).
+    it records the failure and leaves the marker (and, for overwrites, the previous run intact);
+    on an interruption it closes every file and records ``interrupted`` (a valid partial run).
+    ``protected``: the run's inputs, which the run folder must not contain.
     """
 
     def __init__(self, out_dir: str | Path, *, overwrite: bool = False, fps: float = 25.0,
-                 writers: list[str] | None = None) -> None:
+                 writers: list[str] | None = None, protected: list[Path] | None = None) -> None:
         self.final_dir = Path(out_dir)
-        if self.final_dir.exists() and not overwrite and (
-                self.final_dir.is_file() or any(self.final_dir.iterdir())):
-            raise OutputExistsError(f"{self.final_dir}: run folder exists and is not empty "
-                                        "(pass --overwrite to replace it)")
-        if self.final_dir.exists() and self.final_dir.is_file():
-            raise OutputExistsError(f"{self.final_dir}: exists and is a file, not a folder")
-        self._staging = self.final_dir.exists() and any(self.final_dir.iterdir())
-        self.dir = (self.final_dir.with_name(f".{self.final_dir.name}.partial")
-                    if self._staging else self.final_dir)
-        self.fps = fps
         self.writer_names = default_writers() if writers is None else list(writers)
         for name in self.writer_names:
             WRITERS.get(name)  # unknown names fail before anything is written
+        check_location(self.final_dir, list(protected or []))
+        self.lock = RunLock(self.final_dir)
+        self.lock.acquire()  # before looking inside: another run may be creating it now
+        try:
+            mode = check_target(self.final_dir, overwrite=overwrite)
+        except BaseException:
+            self.lock.release(forget=True)  # refused: leave no lock file beside their folder
+            raise
+        self._staging = mode == "replace"
+        self.dir = (self.final_dir.with_name(f".{self.final_dir.name}.partial")
+                    if self._staging else self.final_dir)
+        self.fps = fps
         self.frames_written = 0
+        self.status = "running"
         self._writers: list[OutputWriter] = []
+        self._thread: _WriterThread | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> RunWriter:
-        if self._staging and self.dir.exists():
-            shutil.rmtree(self.dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / INCOMPLETE_MARKER).write_text(
-            "This run did not finish; its outputs are partial. See summary.json.\n")
-        self._writers = [WRITERS.get(name).factory(self.dir, self.fps)
-                         for name in self.writer_names]
+        try:
+            if self._staging and self.dir.exists():
+                shutil.rmtree(self.dir)  # a staging folder a killed run left behind
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / INCOMPLETE_MARKER).write_text(
+                "This run did not finish; its outputs are partial. See summary.json.\n")
+            self._writers = [WRITERS.get(name).factory(self.dir, self.fps)
+                             for name in self.writer_names]
+        except OSError as exc:
+            self.lock.release()
+            raise self._write_error(exc) from None
+        self._thread = _WriterThread(self._writers)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self._exit(exc)
+        finally:
+            self.lock.release()
+
+    def _exit(self, exc: BaseException | None) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            try:
+                thread.join()  # everything queued is written (or its error raised) first
+            except BaseException as error:
+                if exc is None:
+                    exc = error
+            self._busy_done = thread.busy
+        if isinstance(exc, KeyboardInterrupt):  # Ctrl-C or SIGTERM: close what was written
+            try:
+                for writer in self._writers:
+                    writer.close()
+                self.status = "interrupted"
+                self.write_summary({"status": "interrupted", "frames": self.frames_written,
+                                    "frames_written": self.frames_written})
+                (self.dir / INCOMPLETE_MARKER).unlink()
+            except OSError:
+                pass  # a full disk: the marker stays, and the folder says it is unfinished
+            return
         if exc is not None:
             for writer in self._writers:
                 writer.abort()
-            self.write_summary({"status": "failed", "error": str(exc),
-                                "frames_written": self.frames_written})
+            self.status = "failed"
+            with contextlib.suppress(OSError):  # the marker stays: the folder is unfinished
+                self.write_summary({"status": "failed", "error": str(exc),
+                                    "frames_written": self.frames_written})
+            if isinstance(exc, OSError):
+                raise self._write_error(exc) from None
             return
-        for writer in self._writers:
-            writer.close()
+        try:
+            for writer in self._writers:
+                writer.close()
+        except OSError as error:
+            raise self._write_error(error) from None
+
+    def _write_error(self, exc: OSError) -> OutputWriteError:
+        kept = " (the previous run is untouched)" if self._staging else ""
+        return OutputWriteError(f"{self.final_dir}: cannot write the run: "
+                                f"{exc.strerror or exc}{kept}")
 
     def finish(self, summary: dict[str, Any]) -> Path:
         """Write the final summary, drop the marker, move a staged run into place."""
-        self.write_summary({"status": "complete", **summary})
-        (self.dir / INCOMPLETE_MARKER).unlink()
-        if self._staging:
-            old = self.final_dir.with_name(f".{self.final_dir.name}.old-{int(time.time())}")
-            self.final_dir.rename(old)
-            self.dir.rename(self.final_dir)
-            shutil.rmtree(old)
-            self.dir = self.final_dir
+        try:
+            self.write_summary({"status": "complete", **summary})
+            (self.dir / INCOMPLETE_MARKER).unlink()
+            if self._staging:
+                old = self.final_dir.with_name(f".{self.final_dir.name}.old-{int(time.time())}")
+                self.final_dir.rename(old)
+                try:
+                    self.dir.rename(self.final_dir)
+                except OSError:
+                    old.rename(self.final_dir)  # put the previous run back
+                    raise
+                shutil.rmtree(old)
+                self.dir = self.final_dir
+        except OSError as exc:
+            raise self._write_error(exc) from None
+        self.status = "complete"
         return self.final_dir
 
     # ------------------------------------------------------------------ writing
     def write_config(self, config: dict[str, Any]) -> None:
-        write_text_atomic(self.dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        try:
+            write_text_atomic(self.dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        except OSError as exc:
+            raise self._write_error(exc) from None
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_text_atomic(self.dir / "summary.json", json.dumps(summary, indent=2) + "\n")
 
     def write_frame(self, image, objects: FrameObjects) -> None:
-        """Append one tracked frame to every output."""
-        for writer in self._writers:
-            writer.write(image, objects)
+        """Queue one tracked frame for every output (written on the writer thread)."""
+        assert self._thread is not None, "use RunWriter as a context manager"
+        self._thread.put(image, objects)
         self.frames_written += 1
+
+    @property
+    def thread_seconds(self) -> float:
+        """Seconds the writer thread has spent encoding and writing so far."""
+        return self._thread.busy if self._thread is not None else self._busy_done
+
+    _busy_done = 0.0

@@ -20,6 +20,7 @@ Rendering streams frame by frame: nothing holds the whole clip.
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from samtrack.eval.data import load_tracks
+from samtrack.eval.data import load_tracks, run_status
 from samtrack.eval.metrics import accumulate, switch_report
 from samtrack.eval.pairing import pair_sequences
 from samtrack.pipeline.config import VizConfig
@@ -47,6 +48,8 @@ LABEL_FRAMES = 25
 THUMB = 64
 
 
+log = logging.getLogger(__name__)
+
 class RunFolderError(UserError):
     pass
 
@@ -64,7 +67,8 @@ class RunData:
         return self.summary.get("repairs", [])
 
 
-def load_run(folder: str | Path, video: str | Path | None = None) -> RunData:
+def load_run(folder: str | Path, video: str | Path | None = None, *,
+             allow_incomplete: bool = False) -> RunData:
     folder = Path(folder)
     if not folder.is_dir():
         raise RunFolderError(f"{folder}: no such run folder")
@@ -72,13 +76,16 @@ def load_run(folder: str | Path, video: str | Path | None = None) -> RunData:
     if not summary_path.is_file():
         raise RunFolderError(f"{folder}: not a samtrack run folder (no summary.json)")
     summary = json.loads(summary_path.read_text())
-    if summary.get("status") != "complete":
-        raise RunFolderError(f"{folder}: run is not complete (status "
-                             f"{summary.get('status')!r})")
+    state, why = run_status(folder)
+    if state == "unfinished" and not allow_incomplete:
+        raise RunFolderError(f"{folder}: run did not finish ({why}); pass --allow-incomplete "
+                             "to render the frames written so far")
+    if state != "complete":
+        log.warning("%s: partial run (%s); rendering the frames written so far", folder, why)
     if not (folder / "masks").is_dir():
         raise RunFolderError(f"{folder / 'masks'}: missing (run with id_maps in output.writers)")
     masks = id_map_files(folder / "masks")
-    if len(masks) != summary.get("frames"):
+    if state == "complete" and len(masks) != summary.get("frames"):
         raise RunFolderError(f"{folder / 'masks'}: {len(masks)} ID maps but summary.json "
                              f"says {summary.get('frames')} frames")
     path = Path(video or summary.get("video", ""))
@@ -147,10 +154,12 @@ class VizOptions:
 
 
 def render(run_dir: str | Path, options: VizOptions | None = None,
-           video: str | Path | None = None) -> dict[str, Path]:
-    """Render every picture of a run; returns ``{name: path}``."""
+           video: str | Path | None = None, *, allow_incomplete: bool = False,
+           ) -> dict[str, Path]:
+    """Render every picture of a run; returns ``{name: path}``. An interrupted run renders
+    with a warning (its frames so far); an unfinished one only with ``allow_incomplete``."""
     options = options or VizOptions()
-    run = load_run(run_dir, video)
+    run = load_run(run_dir, video, allow_incomplete=allow_incomplete)
     out = options.out or (run.folder / "viz")
     out.mkdir(parents=True, exist_ok=True)
     if options.side_by_side and not run.source_rows:

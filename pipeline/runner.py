@@ -8,7 +8,10 @@ end, then read the video a second time to write the outputs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,7 +27,7 @@ from samtrack.pipeline.core import __version__
 from samtrack.pipeline.core.device import resolve_device
 from samtrack.pipeline.core.errors import ConfigError, UserError
 from samtrack.pipeline.core.video import VideoError, VideoFrame, VideoReader
-from samtrack.pipeline.outputs import RunWriter, default_run_dir
+from samtrack.pipeline.outputs import RunInterrupted, RunWriter, default_run_dir
 from samtrack.pipeline.render import VizOptions, render
 from samtrack.pipeline.sources import SourceContext, build_source
 from samtrack.reid.base import Tracker
@@ -85,11 +88,37 @@ def run(config: Config) -> RunResult:
     # online runs write each frame as it comes; offline runs need the whole clip (as RLE)
     tracker = config.tracker.build(device=device, record=offline)
     out_dir = Path(config.output.dir) if config.output.dir else default_run_dir(video.path)
-    writer = RunWriter(out_dir, overwrite=config.output.overwrite, fps=video.fps,
-                       writers=config.output.writers)
     gt = None
     if config.eval.gt:
         gt = load_tracks(config.eval.gt)  # read up front: a bad file fails before hours of work
+    with _terminate_as_interrupt():
+        return _run(config, video, timed, source, tracker, offline, out_dir, gt, device)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends a run like Ctrl-C: every output closed, ``status: interrupted``."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise RunInterrupted(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker: Tracker,
+         offline: bool, out_dir: Path, gt, device: str) -> RunResult:
+    protected = [Path(config.video.path)] + [Path(p) for p in (
+        config.config_file, getattr(config.source.options(), "path", None), config.eval.gt)
+        if p]
+    writer = RunWriter(out_dir, overwrite=config.output.overwrite, fps=video.fps,
+                       writers=config.output.writers, protected=protected)
     timing = {"decode": 0.0, "source": 0.0, "track": 0.0, "write": 0.0}
     frames = objects_total = 0
     ids: set[int] = set()
@@ -125,6 +154,10 @@ def run(config: Config) -> RunResult:
             raise VideoError(f"{video.path}: no frame could be decoded")
         if offline:
             ids = _write_offline(tracker, video, writer, timing)
+        draining = time.perf_counter()
+    # leaving the block waits for the writer thread to finish the queue and close every file:
+    # that wait is the part of writing that did not overlap tracking
+    timing["write"] += time.perf_counter() - draining
     total = time.perf_counter() - started
     result = RunResult(out_dir=out_dir, frames=frames, objects=objects_total,
                        track_ids=sorted(ids), timing=timing, skipped_frames=list(video.skipped),
@@ -145,6 +178,8 @@ def run(config: Config) -> RunResult:
         "num_tracks": len(ids),
         "timing_s": {k: round(v, 4) for k, v in timing.items()} | {"total": round(total, 4)},
         "ms_per_frame": {k: round(1000 * v / frames, 3) for k, v in timing.items()},
+        # seconds the writer thread spent encoding and writing, mostly overlapping the above
+        "writer_thread_s": round(writer.thread_seconds, 4),
         "repairs": result.repairs,
     }
     if hasattr(tracker, "timing"):

@@ -74,7 +74,8 @@ def write_id_map(path: str | Path, id_map: np.ndarray) -> None:
         raise ValueError(f"{path}: id map must be (H, W) uint8/uint16, got "
                          f"{id_map.shape} {id_map.dtype}")
     with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), id_map):
+        # level 1: the fastest zlib level; ID maps are flat, so it loses little size
+        if not cv2.imwrite(str(tmp), id_map, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
             raise OSError(f"{path}: could not write PNG")
 
 

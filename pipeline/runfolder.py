@@ -1,0 +1,132 @@
+"""Safety of a run folder: what may be replaced, and who is writing it.
+
+Why a module of its own: a tracking run can take hours and its outputs feed evaluations, and a
+careless ``--out`` (``.``, ``..``, ``~``, a folder of the user's own files) must never cost the
+user anything. :func:`check_target` decides, before anything is written, whether a folder may
+become (or replace) a run; :class:`RunLock` makes two runs into one folder impossible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+from pathlib import Path
+
+from samtrack.pipeline.core.errors import UserError
+
+INCOMPLETE_MARKER = "INCOMPLETE"
+
+
+class OutputExistsError(UserError):
+    """The run folder exists (or is a file, or not a run) and may not be replaced."""
+
+
+class OutputWriteError(UserError):
+    """The run folder cannot be written (permissions, a full disk, a read-only file system)."""
+
+
+def is_run(folder: Path) -> bool:
+    """A folder samtrack wrote: a summary.json of a run, or the marker of an unfinished one."""
+    if (folder / INCOMPLETE_MARKER).is_file():
+        return True
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and "status" in summary
+
+
+def _describe(folder: Path) -> str:
+    entries = sorted(p.name for p in folder.iterdir())
+    shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+    return f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}: {shown}"
+
+
+def check_location(out_dir: Path, protected: list[Path]) -> None:
+    """Refuse, before touching anything, a run folder that is the file system root, the home
+    folder, the current folder or one of its parents, or a folder holding one of the run's
+    inputs (``protected``)."""
+    resolved = out_dir.resolve()
+    cwd = Path.cwd().resolve()
+    special = {Path(resolved.anchor): "the file system root", Path.home().resolve(): "your "
+               "home folder", cwd: "the current folder"}
+    if resolved in special:
+        raise OutputExistsError(f"{out_dir}: is {special[resolved]}; refusing to use it as a "
+                                "run folder")
+    if resolved in cwd.parents:
+        raise OutputExistsError(f"{out_dir}: holds the current folder; refusing to use it as a "
+                                "run folder")
+    for path in protected:
+        p = path.resolve()
+        if p == resolved or resolved in p.parents:
+            raise OutputExistsError(f"{out_dir}: holds the input {path}; choose another --out")
+
+
+def check_target(out_dir: Path, *, overwrite: bool) -> str:
+    """``"new"`` (absent or empty: write in place) or ``"replace"`` (a previous run, replaced
+    only once the new one has finished), else a one-line :class:`OutputExistsError`. Call it
+    holding the folder's :class:`RunLock`, after :func:`check_location`."""
+    if not out_dir.exists():
+        return "new"
+    if not out_dir.is_dir():
+        raise OutputExistsError(f"{out_dir}: exists and is not a folder")
+    if not any(out_dir.iterdir()):
+        return "new"
+    if not is_run(out_dir):
+        raise OutputExistsError(f"{out_dir}: is not a samtrack run folder ({_describe(out_dir)})"
+                                "; refusing to write into or replace it")
+    if not overwrite:
+        raise OutputExistsError(f"{out_dir}: run folder exists (pass --overwrite to replace it)")
+    return "replace"
+
+
+class RunLock:
+    """An exclusive lock on a run folder: ``.<name>.lock`` beside it, holding the writer's pid.
+
+    ``flock`` locks die with their process, so the file a killed run leaves behind is not held
+    by anyone and the next run simply takes it over; a live holder is named in the error.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        resolved = out_dir.resolve()
+        self.path = resolved.parent / f".{resolved.name}.lock"
+        self.out_dir = out_dir
+        self._fd: int | None = None
+        self._created = False
+
+    def acquire(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._created = not self.path.exists()
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise OutputWriteError(f"{self.out_dir}: cannot write here "
+                                   f"({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise OutputExistsError(f"{self.out_dir}: another samtrack run (pid {holder}) "
+                                        "is writing this folder") from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self, *, forget: bool = False) -> None:
+        """Unlock. The file normally stays (unlinking it while another process waits on the
+        same inode would let a third lock a new file beside it); ``forget`` removes it when
+        this process created it and wrote nothing (a refused run)."""
+        if self._fd is None:
+            return
+        if forget and self._created:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None

@@ -135,8 +135,10 @@ def run_status(path: Path) -> tuple[str, str]:
 
 
 def is_run_folder(path: Path) -> bool:
-    """A samtrack run folder: ``summary.json`` beside ``masks/``."""
-    return (path / "masks").is_dir() and (path / "summary.json").is_file()
+    """A samtrack run folder: ``masks/`` with ``summary.json`` or the ``INCOMPLETE`` marker of
+    a run that never finished."""
+    return (path / "masks").is_dir() and ((path / "summary.json").is_file() or
+                                          (path / "INCOMPLETE").is_file())
 
 
 def _check_unique(seq: SequenceTracks) -> None:

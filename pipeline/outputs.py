@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import shutil
 import threading
@@ -164,6 +165,7 @@ class RunWriter:
             self.dir.mkdir(parents=True, exist_ok=True)
             (self.dir / INCOMPLETE_MARKER).write_text(
                 "This run did not finish; its outputs are partial. See summary.json.\n")
+            self.write_summary({"status": "running", "pid": os.getpid()})
             self._writers = [WRITERS.get(name).factory(self.dir, self.fps)
                              for name in self.writer_names]
         except OSError as exc:

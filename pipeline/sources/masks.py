@@ -150,10 +150,19 @@ class MasksSource:
                 raise FormatError(f"{self.path}: frame {row.frame} mask size "
                                   f"{row.width}x{row.height} differs from the video's "
                                   f"{size[1]}x{size[0]}")
+        self._unique_ids([r.id for r in rows], frame)
         return FrameObjects.from_rles(
             [r.rle for r in rows], size, frame_index=frame.index, frame_name=frame.name,
             source_ids=[r.id for r in rows],
         )
+
+    def _unique_ids(self, ids, frame: VideoFrame) -> None:
+        """Two objects of one frame with one id: the file contradicts itself (-1 = no id)."""
+        values, counts = np.unique(np.asarray(ids, np.int64), return_counts=True)
+        twice = values[(counts > 1) & (values >= 0)]
+        if len(twice):
+            raise FormatError(f"{self.path}: frame {frame.index + 1}: id {int(twice[0])} "
+                              "appears more than once")
 
     def _from_mot(self, frame: VideoFrame, size: tuple[int, int]) -> FrameObjects:
         rows = self._mot.at_frame(frame.index + 1)
@@ -161,6 +170,7 @@ class MasksSource:
         if self.options.min_score is not None:
             keep = rows.score >= self.options.min_score
         boxes, ids, scores = rows.box_xywh[keep], rows.id[keep], rows.score[keep]
+        self._unique_ids(ids, frame)
         if self.options.score_scale is not None:
             scores = scores / self.options.score_scale
         scores = np.clip(scores, 0.0, 1.0)

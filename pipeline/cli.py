@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from samtrack.eval.bench.harness import main as bench_main
 from samtrack.eval.data import is_run_folder, run_status
 from samtrack.eval.report import evaluate_paths
+from samtrack.pipeline.batch import run_batch
 from samtrack.pipeline.config import EvalConfig, VizConfig, load_config
 from samtrack.pipeline.core import __version__
 from samtrack.pipeline.core.configbase import format_error
@@ -31,7 +32,7 @@ from samtrack.pipeline.runner import run
 
 log = logging.getLogger("samtrack")
 
-EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT, EXIT_SOME_FAILED = 0, 1, 2, 4
 
 
 def _default(model: type[BaseModel], key: str) -> Any:
@@ -135,6 +136,31 @@ def _add_viz(sub: argparse._SubParsersAction) -> None:
                    help="also write binary.mp4: ID (or the largest object) white on black")
 
 
+def _add_batch(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "batch", help="run many clips (process pool or Ray), resumable, one combined report",
+        description="Run every clip of INPUTS into OUT/<clip name>, as `samtrack run` would. "
+        "INPUTS: video files, frame folders, sequence folders (<seq>/img1, <seq>/gt), folders "
+        "of clips, globs, or a .txt (one path a line) / .csv manifest (path, name, gt, "
+        "num_identities, mode, max_frames, fps, masks or any dotted config key). Re-running "
+        "skips clips whose run is complete and redoes the rest. Exit code 0, or 4 when some "
+        "clips failed (each listed with its error).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("--config", metavar="YAML", help="base run config for every clip")
+    p.add_argument("--out", default="runs", metavar="DIR", help="one run folder per clip here, "
+                   "plus batch.json and batch.csv")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: a process pool on this machine; ray: Ray tasks (the "
+                   "samtrack[ray] extra)")
+    p.add_argument("--workers", type=int, default=1, help="clips in flight at once")
+    p.add_argument("--address", metavar="ADDR", help="ray: auto or ray://host:port to join a "
+                   "cluster (default: start a local one)")
+    p.add_argument("--gt-root", metavar="DIR", help="ground truth: DIR/<clip name>/gt/ per "
+                   "clip; each clip is scored and the report combines them")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench", help="benchmark samtrack, the raw source ids and peer trackers (one table)",
@@ -155,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_viz(sub)
     _add_demo(sub)
+    _add_batch(sub)
     _add_bench(sub)
     return parser
 
@@ -248,6 +275,15 @@ def _cmd_viz(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    report = run_batch(args.inputs, config=args.config, out=args.out, engine=args.engine,
+                       workers=args.workers, address=args.address, gt_root=args.gt_root,
+                       progress=not args.quiet)
+    print(report.table())
+    print(f"report: {args.out}/batch.json, {args.out}/batch.csv")
+    return EXIT_SOME_FAILED if report.failed else EXIT_OK
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     rest = [a for a in args.args if a != "--"]
     return bench_main(rest)
@@ -262,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("samtrack",):
         logging.getLogger(name).setLevel(logging.DEBUG if args.debug else logging.INFO)
     commands = {"run": _cmd_run, "eval": _cmd_eval, "demo": _cmd_demo, "bench": _cmd_bench,
-                "viz": _cmd_viz}
+                "viz": _cmd_viz, "batch": _cmd_batch}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:

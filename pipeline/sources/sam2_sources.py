@@ -81,6 +81,22 @@ class AutoOptions(BaseModel):
     largest_k: int | None = Field(default=None, ge=1, description="Keep the K largest masks.")
 
 
+_MODELS: dict[tuple, object] = {}
+
+
+def shared_model(name: str, checkpoint: str | Path | None, device: str, *, video: bool):
+    """The SAM2 model for these options, built once per process.
+
+    Why: a batch worker runs clip after clip; loading SAM2 takes seconds to a minute and
+    hundreds of MB, and the predictor keeps no state between clips (each window's inference
+    state is reset), so every clip of a worker shares one model.
+    """
+    key = (model_name(name), str(checkpoint), device, video)
+    if key not in _MODELS:
+        _MODELS[key] = build_model(name, checkpoint, device, video=video)
+    return _MODELS[key]
+
+
 def _model_name(value: str) -> str:
     try:
         return model_name(value)
@@ -195,7 +211,7 @@ class Sam2VideoSource:
         model, or a stand-in in tests); by default the one ``options`` name is loaded."""
         self.options = options
         self.device = resolve_device(context.device)
-        self.predictor = predictor if predictor is not None else build_model(
+        self.predictor = predictor if predictor is not None else shared_model(
             options.model, options.checkpoint, self.device, video=True)
         self._generator = None
         self.windows = 0  # windows processed (for tests and diagnostics)
@@ -349,7 +365,7 @@ class Sam2AutoSource:
     def __init__(self, options: Sam2AutoOptions, context: SourceContext) -> None:
         self.options = options
         self.device = resolve_device(context.device)
-        model = build_model(options.model, options.checkpoint, self.device, video=False)
+        model = shared_model(options.model, options.checkpoint, self.device, video=False)
         self.generator = _generator(model, options.auto)
 
     def frames(self, video: VideoReader) -> Iterator[tuple[VideoFrame, FrameObjects]]:

@@ -1,0 +1,422 @@
+"""``samtrack batch``: many clips, each a ``samtrack run``, on a process pool or a Ray cluster.
+
+Why no scheduler of our own: the work is embarrassingly parallel (one clip, one run folder), so
+what matters is placing clips on workers, bounding what is in flight, and surviving failures;
+``concurrent.futures`` does that on one machine and Ray across machines (with GPU placement).
+
+* Each clip writes its own run folder exactly as ``run`` does (atomic files, INCOMPLETE marker,
+  lock). Re-running the same command skips clips whose folder holds a complete run and redoes
+  the others (killed, failed, interrupted or missing): resume after a crash or a lost node.
+* A failing clip never stops the others; it is listed with its one-line error.
+* At most ``workers`` clips are in flight; each worker process keeps its SAM2 model between
+  clips (``sam2_sources.shared_model``), so a model loads once per worker, not once per clip.
+* One report at the end: per clip and combined metrics (the ``eval`` code, on every clip that
+  has ground truth), clips/s, failures; ``batch.json``, ``batch.csv`` and a printed table.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import csv
+import glob
+import io
+import json
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import yaml
+from tqdm import tqdm
+
+from samtrack.eval.data import ground_truth_path, load_tracks, run_status
+from samtrack.eval.report import evaluate_pairs
+from samtrack.pipeline.config import load_config
+from samtrack.pipeline.core.errors import InputError, UserError
+from samtrack.pipeline.core.formats import write_text_atomic
+from samtrack.pipeline.core.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from samtrack.pipeline.runner import run
+
+MANIFEST_SUFFIXES = {".csv", ".txt"}
+# short manifest columns for the per-clip settings people vary most; any dotted config key
+# (tracker.max_age, video.max_frames...) is accepted as a column too
+SHORT_KEYS = {"num_identities": "tracker.num_identities", "mode": "tracker.mode",
+              "max_frames": "video.max_frames", "fps": "video.fps", "masks": "source.masks.path"}
+METRIC_COLUMNS = ("idf1", "hota", "mota", "idsw", "fp", "fn")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One input: its name (= run folder name), video, ground truth and config overrides."""
+
+    name: str
+    video: str
+    gt: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ClipOutcome:
+    name: str
+    status: str  # done | skipped (complete before) | failed
+    run_dir: str
+    seconds: float = 0.0
+    frames: int = 0
+    error: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- inputs
+def _is_frame_folder(path: Path) -> bool:
+    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir())
+
+
+def _clip_from_path(path: Path, gt_root: Path | None, where: str) -> Clip:
+    if path.is_dir() and (path / "img1").is_dir():  # a MOTChallenge-style sequence folder
+        name, video = path.name, path / "img1"
+        own_gt = path if (path / "gt").is_dir() else None
+    elif path.is_dir() or path.suffix.lower() in VIDEO_SUFFIXES or path.is_file():
+        name, video, own_gt = path.stem if path.is_file() else path.name, path, None
+    else:
+        raise InputError(f"{where}: {path}: no such video, frame folder or sequence")
+    gt = None
+    if gt_root is not None and (gt_root / name).is_dir():
+        gt = str(ground_truth_path(gt_root / name))
+    elif own_gt is not None:
+        gt = str(ground_truth_path(own_gt))
+    return Clip(name, str(video), gt)
+
+
+def _read_manifest(path: Path, gt_root: Path | None) -> list[Clip]:
+    """A ``.txt`` manifest: one path per line (``#`` comments). A ``.csv`` manifest: a header
+    with ``path`` and optionally ``name``, ``gt`` and per-clip settings (``num_identities``,
+    ``mode``, ``max_frames``, ``fps``, ``masks`` or any dotted config key). Relative paths are
+    taken from the manifest's folder."""
+    base = path.parent
+    clips: list[Clip] = []
+    text = path.read_text()
+    if path.suffix.lower() == ".txt":
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            line = line.strip()
+            if line and not line.startswith("#"):
+                clips.append(_clip_from_path(base / line, gt_root, f"{path}:{lineno}"))
+        return clips
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or "path" not in reader.fieldnames:
+        raise InputError(f"{path}: a CSV manifest needs a header with a 'path' column")
+    for lineno, row in enumerate(reader, start=2):
+        where = f"{path}:{lineno}"
+        if not (row.get("path") or "").strip():
+            raise InputError(f"{where}: empty path")
+        clip = _clip_from_path(base / row["path"].strip(), gt_root, where)
+        overrides: dict[str, Any] = {}
+        gt = clip.gt
+        for key, value in row.items():
+            value = (value or "").strip()
+            if key in ("path", "name") or value == "":
+                continue
+            if key == "gt":
+                gt = str(base / value)
+                continue
+            dotted = SHORT_KEYS.get(key, key)
+            if "." not in dotted:
+                raise InputError(f"{where}: unknown column {key!r} (use a dotted config key "
+                                 f"or one of {', '.join(sorted(SHORT_KEYS))})")
+            overrides[dotted] = _typed(value, dotted, base)
+        if "source.masks.path" in overrides:
+            overrides["source.name"] = "masks"
+        name = (row.get("name") or "").strip() or clip.name
+        clips.append(Clip(name, clip.video, gt, overrides))
+    return clips
+
+
+def _typed(value: str, key: str, base: Path) -> Any:
+    """A CSV cell as the YAML scalar it spells (``2`` -> 2, ``offline``, ``null``); paths
+    relative to the manifest."""
+    parsed = yaml.safe_load(value)
+    if key.endswith(".path") and isinstance(parsed, str):
+        return str(base / parsed)
+    return parsed
+
+
+def discover_clips(inputs: list[str], gt_root: str | None = None) -> list[Clip]:
+    """Clips from video files, frame folders, sequence folders, globs and manifests."""
+    root = Path(gt_root) if gt_root else None
+    if root is not None and not root.is_dir():
+        raise InputError(f"{root}: --gt-root is not a folder")
+    clips: list[Clip] = []
+    for item in inputs:
+        path = Path(item)
+        if any(ch in item for ch in "*?[") and not path.exists():
+            matches = sorted(glob.glob(item))
+            if not matches:
+                raise InputError(f"{item}: the pattern matches nothing")
+            clips.extend(_clip_from_path(Path(m), root, item) for m in matches)
+        elif path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
+            clips.extend(_read_manifest(path, root))
+        elif path.is_dir() and not (path / "img1").is_dir() and not _is_frame_folder(path):
+            # a folder of clips: every video, frame folder or sequence inside it
+            inner = sorted(p for p in path.iterdir() if p.is_dir() or
+                           p.suffix.lower() in VIDEO_SUFFIXES)
+            clips.extend(_clip_from_path(p, root, item) for p in inner)
+        else:
+            clips.append(_clip_from_path(path, root, item))
+    seen: dict[str, Clip] = {}
+    for clip in clips:
+        if clip.name in seen:
+            raise InputError(f"two inputs would share the run folder '{clip.name}': "
+                             f"{seen[clip.name].video} and {clip.video} (name them in a CSV "
+                             "manifest)")
+        seen[clip.name] = clip
+    if not clips:
+        raise InputError("no clips to process")
+    return clips
+
+
+# --------------------------------------------------------------------------- one clip
+def run_clip(config_path: str | None, clip: Clip, out_root: str) -> ClipOutcome:
+    """Run one clip into ``out_root/<name>``; never raises (a failure is an outcome)."""
+    run_dir = Path(out_root) / clip.name
+    start = time.perf_counter()
+    overrides = {"video.path": clip.video, "output.dir": str(run_dir),
+                 "output.overwrite": True, "quiet": True, **clip.overrides}
+    if clip.gt:
+        overrides["eval.gt"] = clip.gt
+    try:
+        result = run(load_config(config_path, overrides))
+    except UserError as exc:
+        return ClipOutcome(clip.name, "failed", str(run_dir), time.perf_counter() - start,
+                           error=str(exc))
+    except Exception as exc:  # a bug: keep its trace in the outcome, go on with the others
+        detail = traceback.format_exc(limit=3).strip().splitlines()[-1]
+        return ClipOutcome(clip.name, "failed", str(run_dir), time.perf_counter() - start,
+                           error=f"internal error: {type(exc).__name__}: {exc} ({detail})")
+    return ClipOutcome(clip.name, "done", str(run_dir), time.perf_counter() - start,
+                       frames=result.frames, metrics=dict(result.metrics or {}))
+
+
+def _skip_if_complete(clip: Clip, out_root: Path) -> ClipOutcome | None:
+    run_dir = out_root / clip.name
+    if not (run_dir / "summary.json").is_file():
+        return None
+    state, _ = run_status(run_dir)
+    if state != "complete":
+        return None  # killed, failed or interrupted: redo it
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return ClipOutcome(clip.name, "skipped", str(run_dir), frames=summary.get("frames", 0),
+                       metrics=summary.get("metrics") or {})
+
+
+def _init_worker(threads: int) -> None:
+    """Each worker uses its share of the cores: N workers x all cores would oversubscribe."""
+    cv2.setNumThreads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+
+
+# --------------------------------------------------------------------------- engines
+Outcomes = Iterator[ClipOutcome]
+
+
+def run_local(config_path: str | None, clips: list[Clip], out_root: str,
+              workers: int) -> Outcomes:
+    """A process pool; at most ``workers`` clips in flight. A worker that dies (out of
+    memory, a crash in native code) fails its clip; the pool is rebuilt for the rest."""
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pending = list(clips)
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding threads
+    while pending:
+        with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                    initargs=(threads,)) as pool:
+            in_flight: dict[cf.Future, Clip] = {}
+            broken = False
+            while (pending or in_flight) and not broken:
+                while pending and len(in_flight) < workers:
+                    clip = pending.pop(0)
+                    in_flight[pool.submit(run_clip, config_path, clip, out_root)] = clip
+                done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    clip = in_flight.pop(future)
+                    try:
+                        yield future.result()
+                    except cf.process.BrokenProcessPool:
+                        broken = True
+                        yield ClipOutcome(clip.name, "failed", str(Path(out_root) / clip.name),
+                                          error="its worker process died (out of memory?)")
+            if broken:
+                for future, clip in in_flight.items():
+                    future.cancel()
+                    yield ClipOutcome(clip.name, "failed", str(Path(out_root) / clip.name),
+                                      error="its worker process died (out of memory?)")
+
+
+def run_ray(config_path: str | None, clips: list[Clip], out_root: str, workers: int,
+            address: str | None, gpus_per_clip: float) -> Outcomes:
+    """Ray actors, one per worker, each keeping its models between clips; clips declare their
+    resources (one CPU; ``gpus_per_clip`` when the config runs on CUDA), so a cluster with GPU
+    nodes places SAM2 clips on GPUs. ``address``: ``auto`` or ``ray://host:port`` joins a
+    cluster; None starts a local one with ``workers`` CPUs."""
+    import ray
+    from ray.util import ActorPool
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    try:
+        worker_cls = ray.remote(ClipWorker).options(num_cpus=1, num_gpus=gpus_per_clip)
+        pool = ActorPool([worker_cls.remote(max(1, (os.cpu_count() or 1) // workers))
+                          for _ in range(workers)])
+        for clip in clips:
+            pool.submit(lambda actor, c: actor.run.remote(config_path, c, out_root), clip)
+        for clip in clips:
+            try:
+                yield pool.get_next_unordered()
+            except Exception as exc:  # a lost node or a dead actor: the clip is redone later
+                yield ClipOutcome(clip.name, "failed", str(Path(out_root) / clip.name),
+                                  error=f"ray: {type(exc).__name__}: {str(exc)[:200]}")
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+class ClipWorker:
+    """A Ray actor: a process that runs clips one after another (models stay loaded)."""
+
+    def __init__(self, threads: int) -> None:
+        _init_worker(threads)
+
+    def run(self, config_path: str | None, clip: Clip, out_root: str) -> ClipOutcome:
+        return run_clip(config_path, clip, out_root)
+
+
+# --------------------------------------------------------------------------- the batch
+@dataclass
+class BatchReport:
+    clips: list[ClipOutcome]
+    seconds: float
+    engine: str
+    workers: int
+    combined: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[ClipOutcome]:
+        return [c for c in self.clips if c.status == "failed"]
+
+    def totals(self) -> dict[str, Any]:
+        done = [c for c in self.clips if c.status == "done"]
+        frames = sum(c.frames for c in done)
+        return {"clips": len(self.clips), "done": len(done),
+                "skipped": sum(c.status == "skipped" for c in self.clips),
+                "failed": len(self.failed), "seconds": round(self.seconds, 3),
+                "clips_per_s": round(len(done) / self.seconds, 4) if self.seconds else None,
+                "frames_per_s": round(frames / self.seconds, 2) if self.seconds else None,
+                "engine": self.engine, "workers": self.workers}
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [{"clip": c.name, "status": c.status, "frames": c.frames,
+                 "seconds": round(c.seconds, 3),
+                 **{k: c.metrics.get(k) for k in METRIC_COLUMNS}, "error": c.error,
+                 "run_dir": c.run_dir} for c in self.clips]
+
+    def write(self, out_root: Path) -> None:
+        data = {"totals": self.totals(), "combined_metrics": self.combined,
+                "clips": [asdict(c) for c in self.clips]}
+        write_text_atomic(out_root / "batch.json", json.dumps(data, indent=2) + "\n")
+        buf = io.StringIO()
+        rows = self.rows()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["clip"])
+        writer.writeheader()
+        writer.writerows(rows)
+        if self.combined:
+            writer.writerow({"clip": "ALL", "status": "combined",
+                             **{k: self.combined.get(k) for k in METRIC_COLUMNS}})
+        write_text_atomic(out_root / "batch.csv", buf.getvalue())
+
+    def table(self) -> str:
+        head = f"{'clip':24s} {'status':8s} {'frames':>6s} {'s':>7s} " + \
+            " ".join(f"{k:>6s}" for k in METRIC_COLUMNS)
+        lines = [head]
+        for c in self.clips:
+            values = " ".join(_cell(c.metrics.get(k)) for k in METRIC_COLUMNS)
+            lines.append(f"{c.name[:24]:24s} {c.status:8s} {c.frames:6d} {c.seconds:7.1f} "
+                         f"{values}")
+        if self.combined:
+            values = " ".join(_cell(self.combined.get(k)) for k in METRIC_COLUMNS)
+            lines.append(f"{'ALL (combined)':24s} {'':8s} {'':6s} {'':7s} {values}")
+        t = self.totals()
+        lines.append(f"{t['done']} done, {t['skipped']} skipped (complete), {t['failed']} failed"
+                     f" in {t['seconds']:.1f} s ({t['clips_per_s']} clips/s, {t['engine']}, "
+                     f"{t['workers']} workers)")
+        lines.extend(f"  failed: {c.name}: {c.error}" for c in self.failed)
+        return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return f"{'-':>6s}"
+    return f"{value:6.3f}" if isinstance(value, float) else f"{value:>6}"
+
+
+def combined_metrics(clips: list[Clip], outcomes: list[ClipOutcome]) -> dict[str, Any]:
+    """The ``eval`` code over every clip with ground truth and a finished run: the numbers
+    ``samtrack eval`` gives for a folder of these sequences."""
+    finished = {o.name: o for o in outcomes if o.status in ("done", "skipped")}
+    pairs = {c.name: (load_tracks(c.gt, c.name), load_tracks(finished[c.name].run_dir, c.name))
+             for c in clips if c.gt and c.name in finished}
+    return evaluate_pairs(pairs).combined if pairs else {}
+
+
+def run_batch(inputs: list[str], *, config: str | None, out: str, engine: str = "local",
+              workers: int = 1, address: str | None = None, gt_root: str | None = None,
+              progress: bool = True,
+              on_outcome: Callable[[ClipOutcome], None] | None = None) -> BatchReport:
+    """Run every clip of ``inputs`` (see :func:`discover_clips`) into ``out/<clip name>``."""
+    if workers < 1:
+        raise UserError(f"--workers: expected >= 1, got {workers}")
+    base = load_config(config, {"video.path": None})  # a bad base config fails before any clip
+    clips = discover_clips(inputs, gt_root)
+    out_root = Path(out)
+    out_root.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    outcomes: list[ClipOutcome] = []
+    todo = []
+    for clip in clips:
+        skipped = _skip_if_complete(clip, out_root)
+        if skipped is None:
+            todo.append(clip)
+        else:
+            outcomes.append(skipped)
+    if engine == "local":
+        stream = run_local(config, todo, str(out_root), workers)
+    elif engine == "ray":
+        gpus = 1.0 if base.device.startswith("cuda") else 0.0
+        stream = run_ray(config, todo, str(out_root), workers, address, gpus)
+    else:
+        raise UserError(f"--engine: expected local or ray, got {engine!r}")
+    with tqdm(total=len(clips), initial=len(outcomes), unit="clip", disable=not progress,
+              desc="samtrack batch") as bar:
+        for outcome in stream:
+            outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+            bar.update(1)
+    seconds = time.perf_counter() - start
+    order = {c.name: k for k, c in enumerate(clips)}
+    outcomes.sort(key=lambda o: order[o.name])
+    report = BatchReport(outcomes, seconds, engine, workers,
+                         combined_metrics(clips, outcomes))
+    report.write(out_root)
+    return report

@@ -1,0 +1,123 @@
+"""``samtrack batch``: local process pool and Ray, failures listed, resume, manifests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+import samtrack.pipeline.sources.sam2_sources as sam2_sources
+from samtrack.eval.bench.scenes import Scene, SceneSpec
+from samtrack.eval.report import evaluate_paths
+from samtrack.pipeline.batch import run_batch
+from samtrack.pipeline.cli import main
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> Path:
+    """Six inputs: five 12-frame sequences (img1/ + gt/) and one corrupt 'video'."""
+    root = tmp_path_factory.mktemp("batch") / "clips"
+    for k in range(5):
+        Scene(SceneSpec(num_animals=2, num_frames=12, width=160, height=96, body_length=30,
+                        seed=k)).write(root / f"c{k}")
+    (root / "broken.mp4").write_text("not a video")
+    return root
+
+
+def _inputs(clips: Path) -> list[str]:
+    return [str(clips / f"c{k}") for k in range(5)] + [str(clips / "broken.mp4")]
+
+
+def _check_report(report, clips: Path, out: Path) -> None:
+    status = {c.name: c.status for c in report.clips}
+    assert status == {**{f"c{k}": "done" for k in range(5)}, "broken": "failed"}
+    failure = report.failed[0]
+    assert "broken.mp4" in failure.error and "\n" not in failure.error
+    for k in range(5):
+        summary = json.loads((out / f"c{k}" / "summary.json").read_text())
+        assert summary["status"] == "complete" and not (out / f"c{k}" / "INCOMPLETE").exists()
+    # the combined numbers are `samtrack eval` over the same sequences
+    expected = evaluate_paths(clips, out).combined
+    for key in ("idf1", "hota", "mota", "idsw", "fp", "fn"):
+        assert report.combined[key] == pytest.approx(expected[key], abs=1e-12), key
+    data = json.loads((out / "batch.json").read_text())
+    assert data["totals"]["done"] == 5 and data["totals"]["failed"] == 1
+    assert (out / "batch.csv").read_text().count("\n") == 1 + 6 + 1  # header, clips, ALL
+
+
+def test_local_pool_lists_the_failure_and_combines_metrics(clips, tmp_path):
+    out = tmp_path / "out"
+    report = run_batch(_inputs(clips), config=None, out=str(out), workers=2,
+                       gt_root=str(clips), progress=False)
+    _check_report(report, clips, out)
+
+
+def test_resume_redoes_only_unfinished_clips(clips, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["batch", *_inputs(clips), "--out", str(out), "--gt-root", str(clips), "--quiet"]
+    assert main(args) == 4  # one clip failed
+    (out / "c1" / "INCOMPLETE").write_text("")  # as a killed worker leaves it
+    shutil.rmtree(out / "c3")  # a clip a lost node never wrote
+    before = (out / "c0" / "summary.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(args) == 4
+    table = capsys.readouterr().out
+    data = json.loads((out / "batch.json").read_text())
+    status = {c["name"]: c["status"] for c in data["clips"]}
+    assert status == {"c0": "skipped", "c1": "done", "c2": "skipped", "c3": "done",
+                      "c4": "skipped", "broken": "failed"}
+    assert (out / "c0" / "summary.json").stat().st_mtime_ns == before
+    assert "2 done, 3 skipped (complete), 1 failed" in table
+    assert data["combined_metrics"]["idf1"] == pytest.approx(
+        evaluate_paths(clips, out).combined["idf1"])
+
+
+def test_manifest_with_per_clip_overrides(clips, tmp_path):
+    manifest = tmp_path / "clips.csv"
+    manifest.write_text("path,name,num_identities,max_frames,mode\n"
+                        f"{clips / 'c0'},first,2,5,offline\n"
+                        f"{clips / 'c1'},second,,8,\n")
+    out = tmp_path / "out"
+    report = run_batch([str(manifest)], config=None, out=str(out), progress=False)
+    assert [(c.name, c.status, c.frames) for c in report.clips] == [("first", "done", 5),
+                                                                     ("second", "done", 8)]
+    first = yaml.safe_load((out / "first" / "config.yaml").read_text())
+    second = yaml.safe_load((out / "second" / "config.yaml").read_text())
+    assert (first["tracker"]["num_identities"], first["tracker"]["mode"]) == (2, "offline")
+    assert (second["tracker"]["num_identities"], second["tracker"]["mode"]) == (None, "online")
+
+
+def test_bad_manifest_and_inputs_are_one_line(tmp_path, capsys):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,colour\nx,red\n")
+    assert main(["batch", str(manifest), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("samtrack: error: ") and "m.csv:2" in err
+    assert main(["batch", str(tmp_path / "nothing*.mp4"), "--out", str(tmp_path / "o")]) == 2
+    assert "matches nothing" in capsys.readouterr().err
+
+
+def test_a_worker_builds_its_sam2_model_once(monkeypatch):
+    built = []
+    monkeypatch.setattr(sam2_sources, "_MODELS", {})
+    monkeypatch.setattr(sam2_sources, "build_model",
+                        lambda *a, **k: built.append(a) or object())
+    for _ in range(3):  # three clips in one worker process
+        sam2_sources.shared_model("sam2.1_hiera_t", "x.pt", "cpu", video=True)
+    assert len(built) == 1
+
+
+@pytest.mark.slow
+def test_ray_local_cluster(clips, tmp_path):
+    ray = pytest.importorskip("ray", reason="the samtrack[ray] extra is not installed")
+    out = tmp_path / "out"
+    try:
+        report = run_batch(_inputs(clips), config=None, out=str(out), engine="ray", workers=2,
+                           gt_root=str(clips), progress=False)
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+    _check_report(report, clips, out)

@@ -173,8 +173,9 @@ def png_frame_numbers(files: list[Path]) -> list[int]:
 
 
 def _from_png_folder(folder: Path, name: str) -> SequenceTracks:
-    files = natsorted((p for p in folder.iterdir() if p.suffix.lower() == ".png"),
-                      key=lambda p: p.name)
+    # hidden names are temp files of an atomic write a killed run left behind
+    files = natsorted((p for p in folder.iterdir() if p.suffix.lower() == ".png" and
+                       not p.name.startswith(".")), key=lambda p: p.name)
     if not files:
         raise FormatError(f"{folder}: folder holds no PNG ID maps")
     seq = SequenceTracks(name, has_masks=True, source=str(folder), kind="png", names={})

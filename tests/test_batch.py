@@ -55,6 +55,7 @@ def test_local_pool_lists_the_failure_and_combines_metrics(clips, tmp_path):
     _check_report(report, clips, out)
 
 
+@pytest.mark.slow
 def test_resume_redoes_only_unfinished_clips(clips, tmp_path, capsys):
     out = tmp_path / "out"
     args = ["batch", *_inputs(clips), "--out", str(out), "--gt-root", str(clips), "--quiet"]

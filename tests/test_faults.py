@@ -277,6 +277,7 @@ def long_clip(tmp_path) -> tuple[Path, Path]:
     return frames, maps
 
 
+@pytest.mark.slow
 def test_sigterm_leaves_a_valid_partial_run(long_clip, tmp_path, capsys):
     frames, maps = long_clip
     out = tmp_path / "run"
@@ -293,6 +294,7 @@ def test_sigterm_leaves_a_valid_partial_run(long_clip, tmp_path, capsys):
     assert code == 0 and "partial run" in err  # scored as it is: the rest counts as missed
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_incomplete_which_eval_and_viz_refuse(long_clip, tmp_path, capsys):
     frames, maps = long_clip
     out = tmp_path / "run"

@@ -101,7 +101,9 @@ def read_id_map(path: str | Path) -> np.ndarray:
 def id_map_files(folder: str | Path) -> dict[str, Path]:
     """``{frame name: png path}`` for the PNG ID maps in a folder."""
     folder = Path(folder)
-    return {p.stem: p for p in folder.iterdir() if p.suffix.lower() == ".png"}
+    # hidden names are temp files of an atomic write that never finished
+    return {p.stem: p for p in folder.iterdir() if p.suffix.lower() == ".png" and
+            not p.name.startswith(".")}
 
 
 # --------------------------------------------------------------------------- MOTChallenge txt

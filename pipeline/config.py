@@ -25,6 +25,7 @@ from samtrack.pipeline.core.configbase import (
 )
 from samtrack.pipeline.core.video import MAX_PIXELS
 from samtrack.pipeline.sources import SourceOptions, registered_sources
+from samtrack.pipeline.viz import ANNOTATORS, DEFAULT_ANNOTATORS
 from samtrack.pipeline.writers import WRITERS, default_writers
 from samtrack.reid.config import TrackerConfig
 
@@ -110,7 +111,19 @@ class VizConfig(StrictModel):
                          "trails.png, timeline.png, gallery.png (as `samtrack viz`).")
     side_by_side: bool = Field(default=False, description="trails.mp4 shows the source's raw "
                                "ids left of samtrack's.")
+    annotators: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ANNOTATORS), description="What the overlay and "
+        "trails videos draw on each object, in order: " + ", ".join(ANNOTATORS.names()) + ".")
     trail_length: int = Field(default=40, ge=1, description="Frames of centroid trail drawn.")
+
+    @field_validator("annotators")
+    @classmethod
+    def _known_annotators(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in ANNOTATORS:
+                raise ValueError(f"unknown annotator {name!r}; choose from "
+                                 f"{', '.join(ANNOTATORS.names())}")
+        return value
     scale: float = Field(default=1.0, gt=0, le=4, description="Resize factor of rendered "
                          "pictures (for large clips).")
 

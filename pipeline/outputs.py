@@ -55,7 +55,8 @@ from samtrack.pipeline.runfolder import (
     check_location,
     check_target,
 )
-from samtrack.pipeline.writers import WRITERS, OutputWriter, default_writers
+from samtrack.pipeline.viz import DEFAULT_ANNOTATORS
+from samtrack.pipeline.writers import WRITERS, OutputWriter, WriterSettings, default_writers
 
 __all__ = ["INCOMPLETE_MARKER", "OutputExistsError", "OutputWriteError", "RunWriter",
            "default_run_dir"]
@@ -135,7 +136,8 @@ class RunWriter:
     """
 
     def __init__(self, out_dir: str | Path, *, overwrite: bool = False, fps: float = 25.0,
-                 writers: list[str] | None = None, protected: list[Path] | None = None) -> None:
+                 writers: list[str] | None = None, protected: list[Path] | None = None,
+                 annotators: tuple[str, ...] = DEFAULT_ANNOTATORS) -> None:
         self.final_dir = Path(out_dir)
         self.writer_names = default_writers() if writers is None else list(writers)
         for name in self.writer_names:
@@ -151,7 +153,7 @@ class RunWriter:
         self._staging = mode == "replace"
         self.dir = (self.final_dir.with_name(f".{self.final_dir.name}.partial")
                     if self._staging else self.final_dir)
-        self.fps = fps
+        self.settings = WriterSettings(fps=fps, annotators=tuple(annotators))
         self.frames_written = 0
         self.status = "running"
         self._writers: list[OutputWriter] = []
@@ -166,7 +168,7 @@ class RunWriter:
             (self.dir / INCOMPLETE_MARKER).write_text(
                 "This run did not finish; its outputs are partial. See summary.json.\n")
             self.write_summary({"status": "running", "pid": os.getpid()})
-            self._writers = [WRITERS.get(name).factory(self.dir, self.fps)
+            self._writers = [WRITERS.get(name).factory(self.dir, self.settings)
                              for name in self.writer_names]
         except OSError as exc:
             self.lock.release()

@@ -37,6 +37,7 @@ from samtrack.pipeline.core.formats import FormatError, id_map_files, read_id_ma
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.video import VideoReader
 from samtrack.pipeline.viz import (
+    DEFAULT_ANNOTATORS,
     OVERLAY_ALPHA,
     VideoSink,
     draw_overlay,
@@ -148,6 +149,7 @@ class VizOptions:
     trail_length: int = VizConfig.model_fields["trail_length"].default
     side_by_side: bool = VizConfig.model_fields["side_by_side"].default
     scale: float = VizConfig.model_fields["scale"].default
+    annotators: tuple[str, ...] = DEFAULT_ANNOTATORS
     binary: bool = False
     binary_id: int | None = None
     gt: str | None = None
@@ -200,7 +202,7 @@ def render(run_dir: str | Path, options: VizOptions | None = None,
             for tid in list(history):
                 if tid not in set(objects.track_ids.tolist()):
                     history[tid].clear()
-            picture = draw_overlay(frame.image, objects)
+            picture = draw_overlay(frame.image, objects, annotators=options.annotators)
             _draw_trails(picture, history)
             for tid, text in labels.get(frame.index, []):
                 where = np.flatnonzero(objects.track_ids == tid)
@@ -209,7 +211,7 @@ def render(run_dir: str | Path, options: VizOptions | None = None,
                     _text(picture, text, (int(cx) - 30, int(cy) - 22), 0.5, (0, 255, 255))
             if options.side_by_side:
                 raw = draw_overlay(frame.image, _source_objects(run, frame.index, (h, w)),
-                                   ids="source")
+                                   ids="source", annotators=options.annotators)
                 _text(raw, "source ids", (10, 22), 0.6)
                 _text(picture, "samtrack ids", (10, 22), 0.6)
                 picture = np.hstack([raw, picture])

@@ -118,7 +118,8 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
         config.config_file, getattr(config.source.options(), "path", None), config.eval.gt)
         if p]
     writer = RunWriter(out_dir, overwrite=config.output.overwrite, fps=video.fps,
-                       writers=config.output.writers, protected=protected)
+                       writers=config.output.writers, protected=protected,
+                       annotators=tuple(config.viz.annotators))
     timing = {"decode": 0.0, "source": 0.0, "track": 0.0, "write": 0.0}
     frames = objects_total = 0
     ids: set[int] = set()
@@ -201,6 +202,7 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
     result.out_dir = writer.finish(summary)
     if config.viz.render:
         render(result.out_dir, VizOptions(trail_length=config.viz.trail_length,
+                                          annotators=tuple(config.viz.annotators),
                                           side_by_side=config.viz.side_by_side,
                                           scale=config.viz.scale, gt=config.eval.gt))
     return result

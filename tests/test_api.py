@@ -13,6 +13,7 @@ from samtrack.eval.bench.failures import FailureSpec, simulate
 from samtrack.eval.bench.scenes import Scene
 from samtrack.pipeline.cli import main as cli_main
 from samtrack.pipeline.core.errors import ConfigError
+from samtrack.pipeline.viz import draw_overlay
 
 FAILURES = FailureSpec(swap_on_reentry=1.0, drop=0.02, spurious=0.02, seed=5)
 
@@ -84,3 +85,16 @@ def test_from_config_errors_name_file_and_key(tmp_path):
         st.Tracker.from_config(bad)
     with pytest.raises(ConfigError, match="no such config file"):
         st.Tracker.from_config(tmp_path / "missing.yaml")
+
+
+def test_annotators_are_registered_and_chosen_by_config():
+    masks = np.zeros((1, 40, 60), bool)
+    masks[0, 10:30, 20:50] = True
+    objs = st.FrameObjects.from_masks(masks, frame_index=0, track_ids=[3])
+    image = np.zeros((40, 60, 3), np.uint8)
+    boxes = draw_overlay(image, objs, annotators=["boxes"])
+    assert boxes[10, 20].any() and not boxes[20, 35].any()  # outline only
+    tinted = draw_overlay(image, objs)  # default: masks, labels
+    assert tinted[20, 30].any() and not tinted[0, 0].any()
+    with pytest.raises(ConfigError, match=r"viz\.annotators.*unknown annotator 'halo'"):
+        st.load_config(None, {"viz.annotators": ["masks", "halo"]})

@@ -5,9 +5,11 @@ from samtrack.pipeline.writers import id_maps, tracks, videos  # noqa: F401 (reg
 from samtrack.pipeline.writers.base import (
     WRITERS,
     OutputWriter,
+    WriterSettings,
     WriterSpec,
     default_writers,
     register_writer,
 )
 
-__all__ = ["WRITERS", "OutputWriter", "WriterSpec", "default_writers", "register_writer"]
+__all__ = ["WRITERS", "OutputWriter", "WriterSettings", "WriterSpec", "default_writers",
+           "register_writer"]

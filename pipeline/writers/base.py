@@ -33,11 +33,19 @@ class OutputWriter(Protocol):
 
 
 @dataclass(frozen=True)
+class WriterSettings:
+    """What every writer may need besides the folder."""
+
+    fps: float = 25.0
+    annotators: tuple[str, ...] = ("masks", "labels")  # viz.annotators, for drawn videos
+
+
+@dataclass(frozen=True)
 class WriterSpec:
-    """``factory(folder, fps)``; ``files`` says what it writes (for help and the README);
+    """``factory(folder, settings)``; ``files`` says what it writes (for help and the README);
     ``default``: on unless ``output.writers`` says otherwise."""
 
-    factory: Callable[[Path, float], OutputWriter]
+    factory: Callable[[Path, WriterSettings], OutputWriter]
     files: str
     default: bool = True
 
@@ -45,7 +53,7 @@ class WriterSpec:
 WRITERS: Registry[WriterSpec] = Registry("output writer", "output.writers")
 
 
-def register_writer(name: str, factory: Callable[[Path, float], OutputWriter], files: str,
+def register_writer(name: str, factory: Callable[[Path, WriterSettings], OutputWriter], files: str,
                     *, default: bool = True) -> None:
     WRITERS.register(name, WriterSpec(factory, files, default))
 

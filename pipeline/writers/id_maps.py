@@ -26,5 +26,5 @@ class IdMapWriter:
         pass
 
 
-register_writer("id_maps", lambda folder, fps: IdMapWriter(folder),
+register_writer("id_maps", lambda folder, settings: IdMapWriter(folder),
                 "masks/*.png: 16-bit PNG ID maps of track ids (what eval and viz read)")

@@ -68,7 +68,7 @@ class MotsWriter:
         self.source.abort()
 
 
-register_writer("mot", lambda folder, fps: MotWriter(folder / "tracks.txt"),
+register_writer("mot", lambda folder, settings: MotWriter(folder / "tracks.txt"),
                 "tracks.txt: MOTChallenge boxes, frame,id,x,y,w,h,score,-1,-1,-1")
-register_writer("mots", lambda folder, fps: MotsWriter(folder),
+register_writer("mots", lambda folder, settings: MotsWriter(folder),
                 "tracks_mots.txt and source_mots.txt: MOTS RLE of samtrack's and the source's ids")

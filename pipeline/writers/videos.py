@@ -30,9 +30,10 @@ class FrameVideoWriter:
         self.sink.abort()
 
 
-register_writer("overlay", lambda folder, fps: FrameVideoWriter(folder / "overlay.mp4", fps,
-                                                                draw_overlay),
+register_writer("overlay", lambda folder, settings: FrameVideoWriter(
+    folder / "overlay.mp4", settings.fps,
+    lambda image, objects: draw_overlay(image, objects, annotators=settings.annotators)),
                 "overlay.mp4: the clip with masks tinted by track id and id labels")
-register_writer("binary", lambda folder, fps: FrameVideoWriter(
-    folder / "binary.mp4", fps, lambda image, objects: largest_object_mask(objects)),
+register_writer("binary", lambda folder, settings: FrameVideoWriter(
+    folder / "binary.mp4", settings.fps, lambda image, objects: largest_object_mask(objects)),
     "binary.mp4: the largest object white on black", default=False)

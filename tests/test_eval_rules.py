@@ -212,6 +212,11 @@ CONFIGS = {
     "unknown key": (b"tracker:\n  max_agee: 5\n", "tracker.max_agee: unknown key"),
     "NaN": (b"tracker:\n  max_cost: .nan\n", "tracker.max_cost"),
     "negative": (b"tracker:\n  max_age: -1\n", "tracker.max_age"),
+    "zero": (b"tracker:\n  min_hits: 0\n", "tracker.min_hits"),
+    "huge": (b"tracker:\n  max_age: 1.0e+308\n", "tracker.max_age: expected int"),
+    "infinite": (b"tracker:\n  max_cost: .inf\n", "tracker.max_cost"),
+    "syntax": (b"tracker:\n  mode: [online\n", "line"),
+    "not a mapping": (b"- tracker\n", "top level must be a mapping"),
 }
 
 
@@ -227,6 +232,25 @@ def test_bad_configs_fail_fast_with_one_short_line(tmp_path, small_scene, capsys
     assert_user_error(code, err, "bad config.yaml", needle)
     assert len(err) < 500
     assert not (tmp_path / "out").exists()
+
+
+def test_config_that_is_a_folder(tmp_path, small_scene, capsys):
+    folder = tmp_path / "conf.yaml"
+    folder.mkdir()
+    code, err = cli(capsys, "run", "--config", str(folder), "--video",
+                    str(small_scene / "img1"), "--out", str(tmp_path / "out"))
+    assert_user_error(code, err, "conf.yaml", "is a folder")
+
+
+def test_empty_config_and_unicode_paths_run_on_defaults(tmp_path, small_scene, capsys):
+    folder = tmp_path / "séquence ünï"
+    shutil.copytree(small_scene / "img1", folder / "img 1")
+    config = folder / "réglages vides.yaml"
+    config.write_text("")  # an empty config is every default
+    code, err = cli(capsys, "run", "--config", str(config), "--video", str(folder / "img 1"),
+                    "--out", str(folder / "sortie"), "--quiet", "--max-frames", "3")
+    assert code == 0, err
+    assert json.loads((folder / "sortie" / "summary.json").read_text())["frames"] == 3
 
 
 # ----------------------------------------------------------------------------- resources

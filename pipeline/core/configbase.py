@@ -21,7 +21,8 @@ class StrictModel(BaseModel):
     type (``max_age: true``, ``'600'`` or ``overwrite: 'yes'`` are errors, not 1, 600 and
     True; an int is accepted where a float is expected), assignments are validated."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True,
+                              allow_inf_nan=False)
 
 
 _TYPE_NAMES = {

@@ -26,7 +26,7 @@ from samtrack.pipeline.core.video import VideoFrame, VideoReader
 class SourceOptions(BaseModel):
     """Base class of every source's options: unknown keys are errors, not silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)  # as configbase.StrictModel
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)  # as StrictModel
 
 
 class MaskSource(Protocol):

@@ -42,7 +42,7 @@ class Prompt(BaseModel):
     """One object's prompt: points (x, y) with labels (1 = object, 0 = background), a box
     (x1, y1, x2, y2), or both, on a given frame."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     id: int = Field(ge=1, description="Object id (becomes the mask's source id).")
     frame: int = Field(default=0, ge=0, description="Zero-based frame of the prompt.")
@@ -67,7 +67,7 @@ class Prompt(BaseModel):
 class AutoOptions(BaseModel):
     """Filters of SAM2's automatic mask generator (seeding, rediscovery, ``sam2-auto``)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     points_per_side: int = Field(default=16, ge=1, description="Point grid density.")
     points_per_batch: int = Field(default=64, ge=1)

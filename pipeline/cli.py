@@ -11,10 +11,12 @@ import argparse
 import json
 import logging
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from pydantic import BaseModel, ValidationError
 
 from samtrack.eval.bench.harness import main as bench_main
@@ -27,6 +29,10 @@ from samtrack.pipeline.core.configbase import format_error
 from samtrack.pipeline.core.errors import UserError
 from samtrack.pipeline.demo import format_metrics
 from samtrack.pipeline.demo import main as demo_main
+from samtrack.pipeline.live.server import check_port, create_app
+from samtrack.pipeline.live.session import LiveSession
+from samtrack.pipeline.live.stream import LiveStream, silence_opencv
+from samtrack.pipeline.outputs import default_run_dir
 from samtrack.pipeline.render import VizOptions, render
 from samtrack.pipeline.runner import run
 
@@ -161,6 +167,31 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_live(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "live", help="track a camera, stream or file in real time, steered from a web page",
+        description="Track a live source with the configured mask source and the online "
+        "tracker, serve a page (http://HOST:PORT/) to select, remove, name and correct "
+        "identities, and write the run folder as the stream goes. Ctrl-C stops it; the run "
+        "folder stays valid.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--video", required=True, metavar="SOURCE", help="camera index (0), "
+                   "rtsp:// or http:// stream, or a video file / frame folder")
+    p.add_argument("--config", metavar="YAML", help="run config (source, tracker, output)")
+    p.add_argument("--source", metavar="NAME", help="mask source (overrides source.name)")
+    p.add_argument("--masks", metavar="PATH", help="precomputed masks (selects 'masks')")
+    p.add_argument("--realtime", action="store_true", help="play a file at its own frame "
+                   "rate, dropping frames the pipeline cannot keep up with (as a camera)")
+    p.add_argument("--host", default="127.0.0.1", help="address the page listens on")
+    p.add_argument("--port", type=int, default=8000, help="port of the page")
+    p.add_argument("--out", metavar="DIR", help="run folder (default runs/<source name>)")
+    p.add_argument("--overwrite", action="store_true", default=None,
+                   help="replace a previous run folder")
+    p.add_argument("--paused", action="store_true", help="start paused (resume on the page)")
+    p.add_argument("--exit-at-end", action="store_true",
+                   help="stop serving when the stream ends (default: keep the page up)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+
+
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench", help="benchmark samtrack, the raw source ids and peer trackers (one table)",
@@ -182,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_viz(sub)
     _add_demo(sub)
     _add_batch(sub)
+    _add_live(sub)
     _add_bench(sub)
     return parser
 
@@ -284,6 +316,48 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if report.failed else EXIT_OK
 
 
+def _cmd_live(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {"quiet": True}
+    if args.source is not None:
+        overrides["source.name"] = args.source
+    if args.masks is not None:
+        overrides.update({"source.name": "masks", "source.masks.path": args.masks})
+    if args.out is not None:
+        overrides["output.dir"] = args.out
+    if args.overwrite:
+        overrides["output.overwrite"] = True
+    if args.device is not None:
+        overrides["device"] = args.device
+    config = load_config(args.config, overrides)
+    check_port(args.host, args.port)
+    silence_opencv()
+    stream = LiveStream(args.video, realtime=args.realtime, fps=config.video.fps,
+                        max_pixels=config.video.max_pixels)
+    out = Path(config.output.dir) if config.output.dir else default_run_dir(stream.name)
+    session = LiveSession(config, stream, out, paused=args.paused)
+    server = uvicorn.Server(uvicorn.Config(create_app(session), host=args.host,
+                                           port=args.port, log_level="warning"))
+    if args.exit_at_end:
+        def stop_at_end() -> None:
+            session.done.wait()
+            server.should_exit = True
+
+        threading.Thread(target=stop_at_end, daemon=True).start()
+    session.start()
+    print(f"samtrack live: http://{args.host}:{args.port}/ (run folder {out}; Ctrl-C stops)",
+          flush=True)
+    server.run()  # returns on Ctrl-C or SIGTERM (uvicorn handles both)
+    session.stop()
+    session.join(60)
+    s = session.stats()
+    print(f"samtrack live: {s['frames']} frames ({s['segmented']} segmented, {s['dropped']} "
+          f"dropped), median latency {s['latency_ms']} ms -> {out}")
+    if session.error:
+        print(f"samtrack: error: {session.error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     rest = [a for a in args.args if a != "--"]
     return bench_main(rest)
@@ -298,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("samtrack",):
         logging.getLogger(name).setLevel(logging.DEBUG if args.debug else logging.INFO)
     commands = {"run": _cmd_run, "eval": _cmd_eval, "demo": _cmd_demo, "bench": _cmd_bench,
-                "viz": _cmd_viz, "batch": _cmd_batch}
+                "viz": _cmd_viz, "batch": _cmd_batch, "live": _cmd_live}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:

@@ -106,7 +106,10 @@ class _WriterThread:
             try:
                 image, objects = item
                 for writer in self.writers:
-                    writer.write(image, objects)
+                    if objects is None:  # a flush request
+                        getattr(writer, "flush", lambda: None)()
+                    else:
+                        writer.write(image, objects)
             except BaseException as exc:
                 self.error = exc
             self.busy += time.perf_counter() - start
@@ -156,6 +159,7 @@ class RunWriter:
         self.settings = WriterSettings(fps=fps, annotators=tuple(annotators))
         self.frames_written = 0
         self.status = "running"
+        self.summary_base: dict[str, Any] = {}  # what an interrupted run's summary starts from
         self._writers: list[OutputWriter] = []
         self._thread: _WriterThread | None = None
 
@@ -196,7 +200,9 @@ class RunWriter:
                 for writer in self._writers:
                     writer.close()
                 self.status = "interrupted"
-                self.write_summary({"status": "interrupted", "frames": self.frames_written,
+                self.write_summary({**self.summary_base, "status": "interrupted",
+                                    "reason": str(exc) or type(exc).__name__,
+                                    "frames": self.frames_written,
                                     "frames_written": self.frames_written})
                 (self.dir / INCOMPLETE_MARKER).unlink()
             except OSError:
@@ -252,6 +258,12 @@ class RunWriter:
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_text_atomic(self.dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+    def flush(self) -> None:
+        """Ask every writer to push what it buffered to disk (live runs: at least every
+        second, so a run folder read while the stream goes is current)."""
+        assert self._thread is not None, "use RunWriter as a context manager"
+        self._thread.put(None, None)
 
     def write_frame(self, image, objects: FrameObjects) -> None:
         """Queue one tracked frame for every output (written on the writer thread)."""

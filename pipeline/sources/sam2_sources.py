@@ -128,7 +128,9 @@ class Sam2VideoOptions(_Sam2ModelOptions):
     coverage: float = Field(default=0.5, gt=0, le=1, description="A generated mask this much "
                             "under existing masklets is not a new object.")
     auto: AutoOptions = Field(default_factory=AutoOptions)
-    window: int = Field(default=60, ge=2, description="Frames per SAM2 window (memory bound).")
+    window: int = Field(default=60, ge=1, description="Frames per SAM2 window (memory bound). "
+                        "1: each frame is its own window, seeded from the previous one (live "
+                        "mode: no frame waits for the frames after it).")
     offload_video_to_cpu: bool = Field(default=False, description="SAM2 option: keep frames "
                                        "on the CPU (saves GPU memory).")
     offload_state_to_cpu: bool = Field(default=False, description="SAM2 option: keep the "

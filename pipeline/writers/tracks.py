@@ -21,6 +21,9 @@ class _StreamedText:
         self.partial = path.with_name(f".{path.name}.partial")
         self.fh: TextIO = self.partial.open("w")
 
+    def flush(self) -> None:
+        self.fh.flush()
+
     def close(self) -> None:
         self.fh.close()
         self.partial.replace(self.path)
@@ -58,6 +61,10 @@ class MotsWriter:
         for i in range(len(objects)):
             self.source.fh.write(format_mots_row(
                 MotsRow(frame_no, int(objects.source_ids[i]), 1, h, w, rles[i])))
+
+    def flush(self) -> None:
+        self.tracks.flush()
+        self.source.flush()
 
     def close(self) -> None:
         self.tracks.close()

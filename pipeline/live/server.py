@@ -1,0 +1,167 @@
+"""The web page and HTTP/WebSocket API of ``samtrack live`` (FastAPI, served by uvicorn).
+
+Everything the page needs ships in the package (``static/``): no CDN. The API is small and
+usable from a script:
+
+=========================  ============================================================
+``GET /``                  the page
+``GET /status``            frames/s, latency, dropped frames, stride k, paused, ended
+``GET /tracks``            the latest frame's objects (id, name, box), names, corrections
+``GET /tracks.txt``        every shown track so far, MOTChallenge text (download)
+``GET /frame.jpg``         the latest annotated frame
+``WS  /ws``                one JSON message per processed frame: frame, objects, stats, jpeg
+``POST /prompt``           ``{frame, x, y, name?}``: add/select the object under the point
+``POST /remove``           ``{frame, x, y}``: stop showing the object under the point
+``POST /name``             ``{id, name}``: name an identity
+``POST /correct``          ``{frame, kind: "swap", points: [[x, y], [x, y]]}`` or
+                           ``{frame, kind: "is", x, y, name}``
+``POST /pause``, ``/resume``
+=========================  ============================================================
+
+A request the session cannot carry out is a 4xx with ``{"detail": message}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from importlib import resources
+from typing import Literal
+
+from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from samtrack.pipeline.core.errors import UserError
+from samtrack.pipeline.live.session import LiveSession, RequestError
+
+STATIC = resources.files("samtrack.pipeline.live") / "static"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Point(_Body):
+    frame: int = Field(ge=0)
+    x: float
+    y: float
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class Naming(_Body):
+    id: int = Field(ge=1)
+    name: str = Field(min_length=1, max_length=64)
+
+
+class Correction(_Body):
+    frame: int = Field(ge=0)
+    kind: Literal["swap", "is"]
+    points: list[tuple[float, float]] | None = Field(default=None, min_length=2, max_length=2)
+    x: float | None = None
+    y: float | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail with one line before starting anything if the page cannot listen there."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise UserError(f"--host {host} --port {port}: cannot listen there "
+                            f"({exc.strerror or exc})") from None
+
+
+def create_app(session: LiveSession) -> FastAPI:
+    app = FastAPI(title="samtrack live", docs_url="/api", redoc_url=None)
+
+    def carry_out(call):
+        try:
+            return call()
+        except RequestError as exc:
+            status = 404 if "no object" in str(exc) or "not" in str(exc) else 409
+            raise HTTPException(status, str(exc)) from None
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return (STATIC / "index.html").read_text()
+
+    @app.get("/app.js")
+    def script() -> Response:
+        return Response((STATIC / "app.js").read_text(), media_type="text/javascript")
+
+    @app.get("/status")
+    def status() -> dict:
+        return session.stats()
+
+    @app.get("/tracks")
+    def tracks() -> dict:
+        return session.tracks()
+
+    @app.get("/tracks.txt", response_class=PlainTextResponse)
+    def tracks_txt() -> Response:
+        return PlainTextResponse(session.mot_text(), headers={
+            "Content-Disposition": 'attachment; filename="tracks.txt"'})
+
+    @app.get("/frame.jpg")
+    def frame() -> Response:
+        latest = session.latest
+        if latest is None:
+            raise HTTPException(404, "no frame processed yet")
+        return Response(latest.jpeg, media_type="image/jpeg")
+
+    @app.post("/prompt")
+    def prompt(body: Point) -> dict:
+        return carry_out(lambda: session.prompt(body.frame, body.x, body.y, body.name))
+
+    @app.post("/remove")
+    def remove(body: Point) -> dict:
+        return carry_out(lambda: session.remove(body.frame, body.x, body.y))
+
+    @app.post("/name")
+    def name(body: Naming) -> dict:
+        return carry_out(lambda: session.name(body.id, body.name))
+
+    @app.post("/correct")
+    def correct(body: Correction) -> dict:
+        if body.kind == "swap":
+            if body.points is None:
+                raise HTTPException(422, "swap needs points: [[x, y], [x, y]]")
+            a, b = body.points
+            return carry_out(lambda: session.swap(body.frame, a, b))
+        if body.x is None or body.y is None or body.name is None:
+            raise HTTPException(422, "'is' needs x, y and name")
+        x, y, name = body.x, body.y, body.name
+        return carry_out(lambda: session.assign(body.frame, x, y, name))
+
+    @app.post("/pause")
+    def pause() -> dict:
+        session.pause()
+        return session.stats()
+
+    @app.post("/resume")
+    def resume() -> dict:
+        session.resume()
+        return session.stats()
+
+    @app.websocket("/ws")
+    async def stream(socket: WebSocket) -> None:
+        await socket.accept()
+        seen = -1
+        try:
+            while True:
+                if session.version != seen:
+                    seen = session.version
+                    message = session.frame_message()
+                    if message is not None:
+                        await socket.send_json(message)
+                elif session.done.is_set():
+                    await socket.send_json({"stats": session.stats()})
+                    await asyncio.sleep(0.5)
+                await asyncio.sleep(0.01)
+        except (WebSocketDisconnect, RuntimeError):
+            return
+
+    return app

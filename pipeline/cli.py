@@ -8,6 +8,7 @@ culprit, exit code 2. Anything else is a bug: its traceback is printed and the e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -346,7 +347,10 @@ def _cmd_live(args: argparse.Namespace) -> int:
     session.start()
     print(f"samtrack live: http://{args.host}:{args.port}/ (run folder {out}; Ctrl-C stops)",
           flush=True)
-    server.run()  # returns on Ctrl-C or SIGTERM (uvicorn handles both)
+    # uvicorn returns on Ctrl-C or SIGTERM after a graceful shutdown, then re-raises the
+    # signal: here stopping is the normal end of a live run
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
     session.stop()
     session.join(60)
     s = session.stats()

@@ -12,7 +12,7 @@ usable from a script:
 ``WS  /ws``                one JSON message per processed frame: frame, objects, stats, jpeg
 ``POST /prompt``           ``{frame, x, y, name?}``: add/select the object under the point
 ``POST /remove``           ``{frame, x, y}``: stop showing the object under the point
-``POST /name``             ``{id, name}``: name an identity
+``POST /name``             ``{id, name}`` or ``{frame, x, y, name}``: name an identity
 ``POST /correct``          ``{frame, kind: "swap", points: [[x, y], [x, y]]}`` or
                            ``{frame, kind: "is", x, y, name}``
 ``POST /pause``, ``/resume``
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from importlib import resources
 from typing import Literal
 
@@ -50,8 +51,13 @@ class Point(_Body):
 
 
 class Naming(_Body):
-    id: int = Field(ge=1)
+    """Name an identity by its id, or the object under a point of a frame (as clicked)."""
+
     name: str = Field(min_length=1, max_length=64)
+    id: int | None = Field(default=None, ge=1)
+    frame: int | None = Field(default=None, ge=0)
+    x: float | None = None
+    y: float | None = None
 
 
 class Correction(_Body):
@@ -81,8 +87,7 @@ def create_app(session: LiveSession) -> FastAPI:
         try:
             return call()
         except RequestError as exc:
-            status = 404 if "no object" in str(exc) or "not" in str(exc) else 409
-            raise HTTPException(status, str(exc)) from None
+            raise HTTPException(exc.status, str(exc)) from None
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
@@ -122,7 +127,13 @@ def create_app(session: LiveSession) -> FastAPI:
 
     @app.post("/name")
     def name(body: Naming) -> dict:
-        return carry_out(lambda: session.name(body.id, body.name))
+        if body.id is not None:
+            ident = body.id
+            return carry_out(lambda: session.name(ident, body.name))
+        if body.frame is None or body.x is None or body.y is None:
+            raise HTTPException(422, "give id, or frame, x and y of the object to name")
+        frame, x, y = body.frame, body.x, body.y
+        return carry_out(lambda: session.name_at(frame, x, y, body.name))
 
     @app.post("/correct")
     def correct(body: Correction) -> dict:
@@ -149,7 +160,7 @@ def create_app(session: LiveSession) -> FastAPI:
     @app.websocket("/ws")
     async def stream(socket: WebSocket) -> None:
         await socket.accept()
-        seen = -1
+        seen, quiet_since = -1, time.monotonic()
         try:
             while True:
                 if session.version != seen:
@@ -157,11 +168,17 @@ def create_app(session: LiveSession) -> FastAPI:
                     message = session.frame_message()
                     if message is not None:
                         await socket.send_json(message)
-                elif session.done.is_set():
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > 0.5:
+                    # paused or ended: stats twice a second, which also notices a page that
+                    # went away (a socket nobody reads would keep the server from stopping)
                     await socket.send_json({"stats": session.stats()})
-                    await asyncio.sleep(0.5)
+                    quiet_since = time.monotonic()
                 await asyncio.sleep(0.01)
-        except (WebSocketDisconnect, RuntimeError):
+        except (WebSocketDisconnect, RuntimeError, OSError):
             return
+        except Exception as exc:  # the connection closed under us (websockets' own errors)
+            if "close" not in type(exc).__name__.lower():
+                raise
 
     return app

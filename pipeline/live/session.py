@@ -57,8 +57,12 @@ MAX_STRIDE = 100  # the segmenter runs at least every this many frames
 
 
 class RequestError(UserError):
-    """A request the session cannot carry out (no object under the point, unknown name...):
-    the API answers 4xx with this message."""
+    """A request the session cannot carry out: the API answers ``status`` (404 nothing there,
+    409 conflicts with what exists, 422 not a valid request) with this message."""
+
+    def __init__(self, message: str, status: int = 404) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -154,6 +158,7 @@ class LiveSession:
         self._timing = _Timing()
         self._counter = 0
         self._last: FrameObjects | None = None  # last processed objects, tracker ids
+        self._last_image: np.ndarray | None = None
         self._arrival: dict[int, float] = {}
         self._next_flush = time.perf_counter() + FLUSH_EVERY_S
         self._next_source_id = 1000
@@ -272,6 +277,7 @@ class LiveSession:
             self.history[frame.index] = _Shown(shown, track_ids)
             self.history.pop(frame.index - HISTORY, None)
         self._last = tracked
+        self._last_image = frame.image
         self.writer.write_frame(frame.image, shown)
         self._mot(shown)
         now = time.perf_counter()
@@ -312,11 +318,13 @@ class LiveSession:
                                  f"{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},"
                                  f"{float(shown.scores[i]):.4f},-1,-1,-1\n")
 
-    def _publish(self, frame: VideoFrame, shown: FrameObjects, now: float) -> None:
+    def _publish(self, frame: VideoFrame, shown: FrameObjects, now: float, *,
+                 count: bool = True) -> None:
         t = self._timing
         arrived = self._arrival.pop(frame.index, now)
-        t.latency_ms.append(1000 * (now - arrived))
-        t.processed.append(now)
+        if count:  # a re-drawn frame (after a correction) is not a processed one
+            t.latency_ms.append(1000 * (now - arrived))
+            t.processed.append(now)
         picture = draw_overlay(frame.image, shown, annotators=tuple(self.config.viz.annotators))
         objects = []
         for i, (cx, cy) in enumerate(shown.centroids):
@@ -381,7 +389,7 @@ class LiveSession:
         h, w = shown.objects.image_size
         xi, yi = round(x), round(y)
         if not (0 <= xi < w and 0 <= yi < h):
-            raise RequestError(f"point ({x}, {y}) is outside the {w}x{h} frame")
+            raise RequestError(f"point ({x}, {y}) is outside the {w}x{h} frame", 422)
         hits = np.flatnonzero(shown.objects.masks[:, yi, xi])
         if not len(hits):
             raise RequestError(f"frame {frame}: no object at ({x:.0f}, {y:.0f})")
@@ -393,10 +401,17 @@ class LiveSession:
         return display, track
 
     def _log(self, entry: dict[str, Any]) -> None:
+        """Record a steering action and show its effect on the frame on screen at once (a
+        paused page must not wait for the next frame to see a name or a swap)."""
         entry = {"frame": entry.pop("frame"), "time": round(time.time(), 3), **entry}
         self.corrections.append(entry)
         with (self.writer.dir / "corrections.jsonl").open("a") as fh:
             fh.write(json.dumps(entry) + "\n")
+        if self._last is not None and self._last_image is not None:
+            shown, _ = self._display(self._last)
+            frame = VideoFrame(self._last.frame_index, "", self._last_image)
+            self._arrival[frame.index] = time.perf_counter()
+            self._publish(frame, shown, time.perf_counter(), count=False)
 
     def prompt(self, frame: int, x: float, y: float, name: str | None = None) -> dict[str, Any]:
         """Add an object: a point prompt for ``sam2-video``; with other sources, select the
@@ -433,7 +448,7 @@ class LiveSession:
     def _set_name(self, display: int, name: str) -> None:
         for other, existing in list(self.names.items()):
             if existing == name and other != display:
-                raise RequestError(f"name {name!r} already belongs to identity {other}")
+                raise RequestError(f"name {name!r} already belongs to identity {other}", 409)
         self.names[display] = name
 
     def name(self, display: int, name: str, frame: int | None = None) -> dict[str, Any]:
@@ -447,13 +462,21 @@ class LiveSession:
                        "kind": "name", "id": display, "name": name})
             return {"id": display, "name": name}
 
+    def name_at(self, frame: int, x: float, y: float, name: str) -> dict[str, Any]:
+        """Name the identity of the object under the point (no change to the selection)."""
+        with self._lock:
+            display, _ = self._object_at(frame, x, y)
+            self._set_name(display, name)
+            self._log({"frame": frame, "kind": "name", "id": display, "name": name})
+            return {"id": display, "name": name}
+
     def swap(self, frame: int, a: tuple[float, float], b: tuple[float, float]) -> dict[str, Any]:
         """The two objects under ``a`` and ``b`` carry each other's identity: exchange them,
         from ``frame`` on."""
         with self._lock:
             (da, ta), (db, tb) = self._object_at(frame, *a), self._object_at(frame, *b)
             if ta == tb:
-                raise RequestError("both points are on the same object")
+                raise RequestError("both points are on the same object", 422)
             self.remap[ta], self.remap[tb] = db, da
             self._log({"frame": frame, "kind": "swap", "ids": [da, db]})
             return {"swapped": [da, db]}

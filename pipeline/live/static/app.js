@@ -47,7 +47,7 @@ img.addEventListener("click", async event => {
     answer = await post("/remove", {frame, x, y});
   } else if (mode === "name") {
     if (!name) { say("type a name first"); return; }
-    answer = await post("/prompt", {frame, x, y, name});
+    answer = await post("/name", {frame, x, y, name});
   } else if (mode === "is") {
     if (!name) { say("type the name of the identity this object is"); return; }
     answer = await post("/correct", {frame, kind: "is", x, y, name});

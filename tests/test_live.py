@@ -1,0 +1,265 @@
+"""``samtrack live``: the API on a file played as a stream, corrections, faults, a browser."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from test_eval_rules import assert_user_error, cli
+
+from samtrack.eval.report import evaluate_paths
+from samtrack.pipeline.config import load_config
+from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.live.server import create_app
+from samtrack.pipeline.live.session import LiveSession
+from samtrack.pipeline.live.stream import LiveStream
+from samtrack.pipeline.sources.masks import MasksOptions, MasksSource
+
+
+def _session(scene: Path, out: Path, **kw) -> LiveSession:
+    config = load_config(None, {"source.name": "masks",
+                                "source.masks.path": str(scene / "gt" / "masks"),
+                                "quiet": True})
+    return LiveSession(config, LiveStream(str(scene / "img1")), out, **kw)
+
+
+def _wait(predicate, timeout: float = 30.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError("timed out")
+
+
+def _gt_ids(run: Path, frame: int) -> dict[int, int]:
+    """In the run's MOT output: ground-truth id (the masks' source id) -> shown id."""
+    rows = [r for r in (run / "source_mots.txt").read_text().splitlines()
+            if int(r.split()[0]) == frame]
+    shown = [r for r in (run / "tracks_mots.txt").read_text().splitlines()
+             if int(r.split()[0]) == frame]
+    by_mask = {r.split()[5]: int(r.split()[1]) for r in shown}
+    return {int(r.split()[1]): by_mask[r.split()[5]] for r in rows if r.split()[5] in by_mask}
+
+
+def test_api_prompt_name_correct_tracks(small_scene, tmp_path):
+    out = tmp_path / "live"
+    session = _session(small_scene, out, paused=True)
+    client = TestClient(create_app(session))
+    session.start()
+    try:
+        assert client.get("/status").json()["paused"] is True
+        assert "samtrack live" in client.get("/").text and client.get("/app.js").status_code == 200
+        client.post("/resume")
+        _wait(lambda: session.frames >= 10)
+        client.post("/pause")
+        time.sleep(0.1)
+        tracks = client.get("/tracks").json()
+        frame, objects = tracks["frame"], tracks["objects"]
+        assert len(objects) == 3
+        a, b = objects[0], objects[1]
+        # name one identity by clicking on it, then say two objects are swapped
+        answer = client.post("/prompt", json={"frame": frame, "x": a["centroid"][0],
+                                              "y": a["centroid"][1], "name": "Sheep1"}).json()
+        assert answer == {"id": a["id"], "name": "Sheep1"}
+        assert client.post("/prompt", json={"frame": frame, "x": b["centroid"][0],
+                                            "y": b["centroid"][1]}).status_code == 200
+        selected = {a["id"], b["id"]}
+        swap = client.post("/correct", json={"frame": frame, "kind": "swap", "points": [
+            a["centroid"], b["centroid"]]})
+        assert swap.status_code == 200, swap.text
+        # bad requests are 4xx with a message
+        assert client.post("/prompt", json={"frame": frame, "x": -5, "y": 3}).status_code == 422
+        assert client.post("/prompt", json={"frame": 10**6, "x": 1, "y": 1}).status_code == 404
+        assert client.post("/correct", json={"frame": frame, "kind": "is", "x": 1, "y": 1,
+                                             "name": "Nobody"}).status_code == 404
+        assert client.post("/name", json={"id": "x", "name": "A"}).status_code == 422
+        client.post("/resume")
+        _wait(lambda: session.done.is_set())
+        tracks = client.get("/tracks").json()
+        assert tracks["names"] == {str(a["id"]): "Sheep1"}
+        shown_ids = {o["id"] for o in tracks["objects"]}
+        assert shown_ids <= selected  # only selected objects are followed
+        assert client.get("/tracks.txt").text.count("\n") > 0
+    finally:
+        session.stop()
+        session.join(30)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["names"] == {str(a["id"]): "Sheep1"}
+    log = [json.loads(line) for line in (out / "corrections.jsonl").read_text().splitlines()]
+    assert [e["kind"] for e in log] == ["select", "select", "swap"]
+    assert all(e["frame"] == frame for e in log)
+    # the swap holds from its frame to the end of the stream: ground-truth ids keep the
+    # exchanged identities on every later frame
+    # (MOT/MOTS frames are 1-based: frame index f is written as f + 1)
+    before, after = _gt_ids(out, frame + 1), _gt_ids(out, frame + 2)
+    last = _gt_ids(out, summary["frames"])
+    swapped = {g: ({a["id"]: b["id"], b["id"]: a["id"]}.get(i, i)) for g, i in before.items()}
+    kept = {g: i for g, i in swapped.items() if i in selected}
+    assert {g: after[g] for g in kept} == kept
+    assert {g: last[g] for g in kept if g in last} == {g: kept[g] for g in kept if g in last}
+
+
+def test_a_file_that_ends_leaves_an_evaluable_run(small_scene, tmp_path):
+    session = _session(small_scene, tmp_path / "live").start()
+    session.done.wait(60)
+    assert session.error is None
+    m = evaluate_paths(small_scene / "gt" / "masks", tmp_path / "live").combined
+    assert (m["idf1"], m["idsw"]) == (1.0, 0)
+
+
+class _FailingSource(MasksSource):
+    """A source that breaks at its 8th frame (a crashed camera driver, a bad model)."""
+
+    def objects_for(self, frame) -> FrameObjects:
+        if frame.index == 7:
+            raise RuntimeError("the segmenter crashed")
+        return super().objects_for(frame)
+
+
+def test_a_source_that_raises_mid_stream_leaves_a_valid_run(small_scene, tmp_path, capsys):
+    out = tmp_path / "live"
+    config = load_config(None, {"quiet": True})
+    source = _FailingSource(MasksOptions(path=str(small_scene / "gt" / "masks")))
+    session = LiveSession(config, LiveStream(str(small_scene / "img1")), out,
+                          source=source).start()
+    session.done.wait(60)
+    assert "the segmenter crashed" in session.error
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["frames"] == 7
+    assert "segmenter crashed" in summary["reason"]
+    code, err = cli(capsys, "eval", "--gt", str(small_scene / "gt" / "masks"), "--pred",
+                    str(out))
+    assert code == 0 and "partial run" in err
+
+
+def test_unreachable_stream_and_busy_port_are_one_line(small_scene, tmp_path, capsys):
+    code, err = cli(capsys, "live", "--video", "7", "--port", "0")
+    assert_user_error(code, err, "camera 7", "cannot open")
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        code, err = cli(capsys, "live", "--video", str(small_scene / "img1"), "--port",
+                        str(port))
+        assert_user_error(code, err, f"--port {port}", "cannot listen")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_live(args: list[str]) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "samtrack", "live", *args, "--port",
+                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    base = f"http://127.0.0.1:{port}"
+    import httpx
+
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(base + "/status", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(proc.communicate()[1])
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_a_valid_run(small_scene, tmp_path):
+    import httpx
+
+    out = tmp_path / "live"
+    proc, base = _start_live(["--video", str(small_scene / "img1"), "--masks",
+                              str(small_scene / "gt" / "masks"), "--realtime", "--out",
+                              str(out)])
+    _wait(lambda: httpx.get(base + "/status").json()["frames"] >= 5)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["end"] == "stopped"
+    assert 5 <= summary["frames"] <= 30
+    assert evaluate_paths(small_scene / "gt" / "masks", out).combined["idsw"] == 0
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+README_SHOT = Path(__file__).resolve().parents[1] / "docs" / "live.png"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_in_a_real_browser_click_and_name(tmp_path):
+    """Headless Chromium opens the page, clicks a sheep, names it; the name is on the picture
+    (screenshot) and the API says the identity carries it."""
+    import httpx
+    from playwright.sync_api import sync_playwright
+
+    from samtrack.eval.bench.scenes import Scene, SceneSpec
+
+    scene = Scene(SceneSpec(num_animals=3, num_frames=400, seed=1)).write(tmp_path / "clip")
+    proc, base = _start_live(["--video", str(scene / "img1"), "--masks",
+                              str(scene / "gt" / "masks"), "--realtime", "--out",
+                              str(tmp_path / "live")])
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"])
+            page = browser.new_page(viewport={"width": 900, "height": 700})
+            page.goto(base + "/")
+            page.wait_for_function("document.getElementById('frame').naturalWidth > 0")
+
+            def inside(o):  # the object is fully in view
+                x1, y1, x2, y2 = o["box"]
+                return min(x1, y1, 640 - x2, 360 - y2) > 10
+
+            _wait(lambda: sum(map(inside, httpx.get(base + "/tracks").json()["objects"])) >= 2)
+            page.click("#pause")
+            _wait(lambda: httpx.get(base + "/status").json()["paused"])
+            time.sleep(0.3)  # the last frame before the pause reaches the page
+            tracks = httpx.get(base + "/tracks").json()
+            # the object farthest from the borders: fully in view
+            target = max(tracks["objects"], key=lambda o: min(
+                o["box"][0], o["box"][1], 640 - o["box"][2], 360 - o["box"][3]))
+            page.fill("#name", "Sheep1")
+            page.click("#mode-name")
+            box = page.locator("#frame").bounding_box()
+            scale = box["width"] / page.evaluate("document.getElementById('frame').naturalWidth")
+            page.mouse.click(box["x"] + target["centroid"][0] * scale,
+                             box["y"] + target["centroid"][1] * scale)
+            _wait(lambda: "Sheep1" in httpx.get(base + "/tracks").json()["names"].values())
+            # still paused: the frame on screen is re-drawn with the name at once
+            page.wait_for_function(
+                "[...document.querySelectorAll('#objects td')].some(td => td.textContent == "
+                "'Sheep1')", timeout=20000)
+            time.sleep(0.3)
+            shot = tmp_path / "live.png"
+            page.screenshot(path=str(shot))
+            browser.close()
+        names = httpx.get(base + "/tracks").json()["names"]
+        assert names == {str(target["id"]): "Sheep1"}
+        objects = httpx.get(base + "/tracks").json()["objects"]
+        assert any(o["name"] == "Sheep1" and o["id"] == target["id"] for o in objects)
+        assert shot.stat().st_size > 10_000
+        if README_SHOT.parent.is_dir() and not README_SHOT.exists():
+            shutil.copy(shot, README_SHOT)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    np.testing.assert_equal(json.loads((tmp_path / "live" / "summary.json").read_text())[
+        "names"], {str(target["id"]): "Sheep1"})

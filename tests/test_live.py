@@ -11,18 +11,24 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
+from fake_sam2 import FakeVideoPredictor
 from fastapi.testclient import TestClient
+from playwright.sync_api import sync_playwright
 from test_eval_rules import assert_user_error, cli
 
+from samtrack.eval.bench.scenes import Scene, SceneSpec
 from samtrack.eval.report import evaluate_paths
 from samtrack.pipeline.config import load_config
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.live.server import create_app
 from samtrack.pipeline.live.session import LiveSession
 from samtrack.pipeline.live.stream import LiveStream
+from samtrack.pipeline.sources.base import SourceContext
 from samtrack.pipeline.sources.masks import MasksOptions, MasksSource
+from samtrack.pipeline.sources.sam2_sources import Sam2VideoOptions, Sam2VideoSource
 
 
 def _session(scene: Path, out: Path, **kw) -> LiveSession:
@@ -166,7 +172,6 @@ def _start_live(args: list[str]) -> tuple[subprocess.Popen, str]:
                              str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     base = f"http://127.0.0.1:{port}"
-    import httpx
 
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -181,7 +186,6 @@ def _start_live(args: list[str]) -> tuple[subprocess.Popen, str]:
 
 @pytest.mark.slow
 def test_ctrl_c_leaves_a_valid_run(small_scene, tmp_path):
-    import httpx
 
     out = tmp_path / "live"
     proc, base = _start_live(["--video", str(small_scene / "img1"), "--masks",
@@ -206,10 +210,7 @@ README_SHOT = Path(__file__).resolve().parents[1] / "docs" / "live.png"
 def test_in_a_real_browser_click_and_name(tmp_path):
     """Headless Chromium opens the page, clicks a sheep, names it; the name is on the picture
     (screenshot) and the API says the identity carries it."""
-    import httpx
-    from playwright.sync_api import sync_playwright
 
-    from samtrack.eval.bench.scenes import Scene, SceneSpec
 
     scene = Scene(SceneSpec(num_animals=3, num_frames=400, seed=1)).write(tmp_path / "clip")
     proc, base = _start_live(["--video", str(scene / "img1"), "--masks",
@@ -263,3 +264,37 @@ def test_in_a_real_browser_click_and_name(tmp_path):
         proc.communicate(timeout=60)
     np.testing.assert_equal(json.loads((tmp_path / "live" / "summary.json").read_text())[
         "names"], {str(target["id"]): "Sheep1"})
+
+
+def test_a_click_prompts_sam2_and_selects_the_new_object(tmp_path, small_scene):
+    """With sam2-video a click is a point prompt from the next frame on (fake predictor)."""
+
+
+    fake = FakeVideoPredictor()
+    source = Sam2VideoSource(Sam2VideoOptions(checkpoint="unused.pt", auto_seed=False,
+                                              window=60), SourceContext("cpu"), predictor=fake)
+    session = LiveSession(load_config(None, {"quiet": True}),
+                          LiveStream(str(small_scene / "img1")), tmp_path / "live",
+                          source=source, paused=True)
+    client = TestClient(create_app(session))
+    session.start()
+    try:
+        assert source.options.window == 1  # live: no frame waits for later ones
+        client.post("/resume")
+        _wait(lambda: session.frames >= 3)
+        client.post("/pause")
+        time.sleep(0.1)
+        frame = client.get("/tracks").json()["frame"]
+        answer = client.post("/prompt", json={"frame": frame, "x": 80, "y": 60,
+                                              "name": "Sheep1"}).json()
+        assert answer["from_frame"] == frame + 1
+        client.post("/resume")
+        _wait(lambda: session.done.is_set())
+        tracks = client.get("/tracks").json()
+    finally:
+        session.stop()
+        session.join(30)
+    assert [o["source_id"] for o in tracks["objects"]] == [answer["sam2_object"]]
+    assert [o["name"] for o in tracks["objects"]] == ["Sheep1"]
+    prompted = [c for c in fake.calls if c[0] == "add_new_points_or_box"]
+    assert len(prompted) == 1 and prompted[0][3] == answer["sam2_object"]

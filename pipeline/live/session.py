@@ -127,6 +127,10 @@ class LiveSession:
         device = resolve_device(config.device)
         self.source = source or build_source(config.source.name, config.source.options(),
                                              SourceContext(device=device))
+        if isinstance(self.source, Sam2VideoSource):
+            # one frame per window, seeded from the previous one: no frame waits for later
+            # frames, and SAM2's state never holds more than two frames
+            self.source.options.window = 1
         self.tracker: Tracker = config.tracker.model_copy(update={"mode": "online"}).build(
             device=device, record=False)
         self.writer = RunWriter(out_dir, overwrite=config.output.overwrite, fps=stream.fps,
@@ -165,6 +169,7 @@ class LiveSession:
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> LiveSession:
+        self._started = time.perf_counter()
         self.stream.start()
         self._thread.start()
         return self
@@ -508,6 +513,9 @@ class LiveSession:
                 "mode": "online", "fps": self.stream.fps, "frames": self.frames,
                 "segmented_frames": self.segmented, "dropped_frames": self.stream.dropped,
                 "stride": self.stride, "median_latency_ms": stats["latency_ms"],
+                "seconds": round(time.perf_counter() - getattr(self, "_started",
+                                                               time.perf_counter()), 3),
+                "segment_ms": stats["segment_ms"],
                 "names": {str(k): v for k, v in self.names.items()},
                 "corrections": len(self.corrections),
                 "track_ids": sorted({int(v) for v in self.remap.values()} |

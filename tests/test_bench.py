@@ -6,8 +6,8 @@ from samtrack.eval.bench.harness import COLUMNS, main
 @pytest.mark.slow
 def test_harness_on_two_small_scenes_produces_every_column(tmp_path, capsys):
     code = main(["--sets", "lookalike", "--scenes", "2", "--frames", "30", "--embedder",
-                 "histogram", "--methods", "raw,samtrack-online,samtrack-offline,bytetrack,"
-                 "sam2mot", "--out", str(tmp_path), "--quiet"])
+                 "histogram", "--methods", "raw,ceiling,samtrack-online,samtrack-offline,"
+                 "bytetrack,sam2mot", "--out", str(tmp_path), "--quiet"])
     assert code == 0
     csv_text = (tmp_path / "bench.csv").read_text().splitlines()
     assert csv_text[0].split(",") == COLUMNS
@@ -16,6 +16,10 @@ def test_harness_on_two_small_scenes_produces_every_column(tmp_path, capsys):
     for m in ("raw", "samtrack-online", "samtrack-offline", "bytetrack"):
         assert ("lookalike", m) in methods and ("overall", m) in methods
     for r in rows:
-        assert all(cell != "" for cell in r[:8])
+        assert all(cell != "" for cell in r[:9])
+    share = {(r[0], r[1]): float(r[COLUMNS.index("idf1_vs_ceiling")]) for r in rows}
+    assert share[("lookalike", "ceiling")] == 1.0
+    # the oracle labelling of the same masks bounds every method's IDF1
+    assert all(v <= 1.0 + 1e-9 for v in share.values())
     md = (tmp_path / "bench.md").read_text()
     assert "sam2mot" in md and "model hub" in md

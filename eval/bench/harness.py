@@ -31,19 +31,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from samtrack.eval.bench.failures import simulate
+from samtrack.eval.bench.failures import FailureSpec, simulate
 from samtrack.eval.bench.peers import PeerUnavailable, build_peer
 from samtrack.eval.bench.scenes import Scene
-from samtrack.eval.bench.sets import BenchScene, scene_sets
+from samtrack.eval.bench.sets import SPLIT_SEEDS, BenchScene, scene_sets
 from samtrack.eval.data import SequenceTracks, load_tracks, sequence_from_frames
 from samtrack.eval.report import evaluate_pairs
 from samtrack.pipeline.core.formats import read_mot_txt, write_text_atomic
 from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.core.geometry import rle_iou
 from samtrack.pipeline.sources.masks import box_masks
+from samtrack.reid.association import assign
 from samtrack.reid.config import TrackerConfig
 from samtrack.reid.embedders import build_embedder
 
-COLUMNS = ["set", "method", "idsw", "idf1", "hota", "assa", "mota", "ms_per_frame", "assoc_ms"]
+COLUMNS = ["set", "method", "idsw", "idf1", "idf1_vs_ceiling", "hota", "assa", "mota",
+           "ms_per_frame", "assoc_ms"]
 
 
 @dataclass
@@ -72,6 +75,27 @@ def synthetic_clip(bs: BenchScene) -> Clip:
     sim = simulate(gt, bs.failures)
     return Clip(bs.name, bs.set_name, frames, sim.frames,
                 sequence_from_frames(gt, bs.name, "source"), bs.scene.fps)
+
+
+def real_clip(seq_dir: Path, crop: str = "full", seed: int = 0) -> Clip:
+    """A real look-alike sequence (``../shared/data/real``) with SAM2-style failures injected
+    into its true masks. ``crop="right"``: the right half of the frame only, so objects leave
+    and re-enter the view."""
+    files = sorted((seq_dir / "img1").glob("*.jpg"))
+    maps = sorted((seq_dir / "gt" / "masks").glob("*.png"))
+    frames, gt = [], []
+    for t, (image_file, map_file) in enumerate(zip(files, maps, strict=True)):
+        image = cv2.imread(str(image_file), cv2.IMREAD_COLOR)
+        id_map = cv2.imread(str(map_file), cv2.IMREAD_UNCHANGED)
+        if crop == "right":
+            half = image.shape[1] // 2
+            image, id_map = image[:, half:], id_map[:, half:]
+        frames.append(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
+        gt.append(FrameObjects.from_id_map(np.ascontiguousarray(id_map),
+                                           frame_index=t).compact())
+    sim = simulate(gt, FailureSpec.sam2_like(seed=seed))
+    name = f"{seq_dir.name}-{crop}"
+    return Clip(name, "real", frames, sim.frames, sequence_from_frames(gt, name, "source"))
 
 
 def mot15_clip(seq_dir: Path) -> Clip:
@@ -129,6 +153,24 @@ class _Raw:
         return objects.with_track_ids(objects.source_ids)
 
 
+class _Ceiling:
+    """The same input masks labelled with their true identities: each mask takes the id of the
+    ground-truth object it overlaps best (mask IoU >= 0.5, one-to-one). What a perfect identity
+    engine could reach from these masks; samtrack's rows are reported as a share of it."""
+
+    def __init__(self, clip: Clip) -> None:
+        self.gt = clip.gt
+
+    def update(self, objects: FrameObjects, image=None) -> FrameObjects:
+        truth = self.gt.get(objects.frame_index + 1)
+        ids = np.full(len(objects), -1, np.int64)
+        if len(objects) and len(truth.ids):
+            iou = rle_iou(objects.rles, truth.rles or [])
+            for r, c in assign(1.0 - iou, 0.5 + 1e-9):  # IoU >= 0.5
+                ids[r] = truth.ids[c]
+        return objects.with_track_ids(ids)
+
+
 def method_factories(methods: list[str], embedder: str) -> dict[str, tuple[Callable, bool]]:
     shared: dict[str, object] = {}
 
@@ -145,6 +187,8 @@ def method_factories(methods: list[str], embedder: str) -> dict[str, tuple[Calla
     for m in methods:
         if m == "raw":
             out[m] = (lambda clip: _Raw(), False)
+        elif m == "ceiling":
+            out[m] = (_Ceiling, False)
         elif m == "samtrack-online":
             out[m] = (samtrack, False)
         elif m == "samtrack-offline":
@@ -192,8 +236,8 @@ def run_bench(clips: list[Clip], methods: list[str], embedder: str = "histogram"
     timing: dict[str, dict[str, list]] = {}
     for method, (factory, offline) in factories.items():
         for clip in clips:
-            if method == "raw" and clip.set_name == "mot15":
-                continue  # public detections carry no identities
+            if method in ("raw", "ceiling") and clip.set_name == "mot15":
+                continue  # public detections carry no identities (nor masks for an oracle)
             try:
                 res = run_method(factory, clip, offline)
             except PeerUnavailable as exc:
@@ -241,10 +285,14 @@ def run_bench(clips: list[Clip], methods: list[str], embedder: str = "histogram"
                                "idf1": m["idf1"], "hota": m["hota"], "assa": m["assa"],
                                "mota": m["mota"], "ms_per_frame": 1000 * secs / count,
                                "assoc_ms": 1000 * assoc / count if assoc else None})
+    ceilings = {r["set"]: r["idf1"] for r in table.rows if r["method"] == "ceiling"}
+    for row in table.rows:
+        if row["set"] in ceilings and ceilings[row["set"]]:
+            row["idf1_vs_ceiling"] = row["idf1"] / ceilings[row["set"]]
     return table
 
 
-DEFAULT_METHODS = ["raw", "samtrack-online", "samtrack-offline", "bytetrack", "ocsort", "sort",
+DEFAULT_METHODS = ["raw", "ceiling", "samtrack-online", "samtrack-offline", "bytetrack", "ocsort", "sort",
                    "botsort", "deepsort", "sam2mot"]
 
 
@@ -263,11 +311,22 @@ def main(argv: list[str] | None = None) -> int:
                         "(e.g. ../shared/data/MOT15)")
     parser.add_argument("--mot15-seqs", default="TUD-Campus,ETH-Sunnyday,PETS09-S2L1,KITTI-13,"
                         "KITTI-17", help="which MOT15 sequences")
+    parser.add_argument("--split", choices=["tune", "report"], default="tune",
+                        help="scene seeds: tune (what defaults were chosen on) or report "
+                        "(held out from every choice)")
+    parser.add_argument("--real", default=None, metavar="DIR", help="also run the real "
+                        "look-alike sequences under DIR (full frame and right half), SAM2-style "
+                        "failures injected into their true masks (e.g. ../shared/data/real)")
     parser.add_argument("--out", default="eval/results", help="where bench.md/.csv go")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     sets = tuple(s for s in args.sets.split(",") if s)
-    clips = [synthetic_clip(bs) for bs in scene_sets(args.scenes, args.frames, sets)]
+    clips = [synthetic_clip(bs) for bs in scene_sets(args.scenes, args.frames, sets,
+                                                     args.split)]
+    if args.real:
+        for seq in sorted(p for p in Path(args.real).iterdir() if (p / "gt").is_dir()):
+            clips.extend(real_clip(seq, crop, seed=SPLIT_SEEDS[args.split])
+                         for crop in ("full", "right"))
     if args.mot15:
         for name in args.mot15_seqs.split(","):
             if name:
@@ -276,8 +335,9 @@ def main(argv: list[str] | None = None) -> int:
                       progress=not args.quiet)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    header = (f"samtrack benchmark: sets {', '.join(sets)}, {args.scenes} scenes x "
-              f"{args.frames} frames each; samtrack embedder {args.embedder}.\n"
+    header = (f"samtrack benchmark: sets {', '.join(sets)} ({args.split} split), {args.scenes} "
+              f"scenes x {args.frames} frames each (long: 1500-3000); samtrack embedder "
+              f"{args.embedder}.\n"
               f"Command: python -m samtrack.eval.bench {' '.join(argv or sys.argv[1:])}\n\n")
     write_text_atomic(out / "bench.md", header + table.markdown())
     write_text_atomic(out / "bench.csv", table.csv())

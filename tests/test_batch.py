@@ -48,6 +48,7 @@ def _check_report(report, clips: Path, out: Path) -> None:
     assert (out / "batch.csv").read_text().count("\n") == 1 + 6 + 1  # header, clips, ALL
 
 
+@pytest.mark.slow
 def test_local_pool_lists_the_failure_and_combines_metrics(clips, tmp_path):
     out = tmp_path / "out"
     report = run_batch(_inputs(clips), config=None, out=str(out), workers=2,
@@ -76,6 +77,7 @@ def test_resume_redoes_only_unfinished_clips(clips, tmp_path, capsys):
         evaluate_paths(clips, out).combined["idf1"])
 
 
+@pytest.mark.slow
 def test_manifest_with_per_clip_overrides(clips, tmp_path):
     manifest = tmp_path / "clips.csv"
     manifest.write_text("path,name,num_identities,max_frames,mode\n"

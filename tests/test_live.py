@@ -261,7 +261,11 @@ def test_in_a_real_browser_click_and_name(tmp_path):
             shutil.copy(shot, README_SHOT)
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # never leave a server behind
+            proc.kill()
+            proc.communicate()
     np.testing.assert_equal(json.loads((tmp_path / "live" / "summary.json").read_text())[
         "names"], {str(target["id"]): "Sheep1"})
 

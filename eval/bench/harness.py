@@ -292,8 +292,8 @@ def run_bench(clips: list[Clip], methods: list[str], embedder: str = "histogram"
     return table
 
 
-DEFAULT_METHODS = ["raw", "ceiling", "samtrack-online", "samtrack-offline", "bytetrack", "ocsort", "sort",
-                   "botsort", "deepsort", "sam2mot"]
+DEFAULT_METHODS = ["raw", "ceiling", "samtrack-online", "samtrack-offline", "bytetrack",
+                   "ocsort", "sort", "botsort", "deepsort", "sam2mot"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -85,11 +85,7 @@ class OutputConfig(StrictModel):
     @field_validator("writers")
     @classmethod
     def _known_writers(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if name not in WRITERS:
-                raise ValueError(f"unknown output writer {name!r}; choose from "
-                                 f"{', '.join(WRITERS.names())}")
-        return value
+        return WRITERS.check(value)
 
 
 class EvalConfig(StrictModel):
@@ -115,17 +111,13 @@ class VizConfig(StrictModel):
         default_factory=lambda: list(DEFAULT_ANNOTATORS), description="What the overlay and "
         "trails videos draw on each object, in order: " + ", ".join(ANNOTATORS.names()) + ".")
     trail_length: int = Field(default=40, ge=1, description="Frames of centroid trail drawn.")
+    scale: float = Field(default=1.0, gt=0, le=4, description="Resize factor of rendered "
+                         "pictures (for large clips).")
 
     @field_validator("annotators")
     @classmethod
     def _known_annotators(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if name not in ANNOTATORS:
-                raise ValueError(f"unknown annotator {name!r}; choose from "
-                                 f"{', '.join(ANNOTATORS.names())}")
-        return value
-    scale: float = Field(default=1.0, gt=0, le=4, description="Resize factor of rendered "
-                         "pictures (for large clips).")
+        return ANNOTATORS.check(value)
 
 
 class Config(StrictModel):

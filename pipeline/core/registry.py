@@ -40,6 +40,15 @@ class Registry(Generic[T]):
             raise ConfigError(f"{self.key}: unknown {self.kind} {name!r}; choose from "
                               f"{', '.join(self.names())}") from None
 
+    def check(self, names: list[str]) -> list[str]:
+        """``names`` if every one is registered, else a ValueError naming the first unknown
+        (for option validators, which add the key)."""
+        for name in names:
+            if name not in self._entries:
+                raise ValueError(f"unknown {self.kind} {name!r}; choose from "
+                                 f"{', '.join(self.names())}")
+        return names
+
     def names(self) -> list[str]:
         return sorted(self._entries)
 

@@ -162,6 +162,7 @@ class RunWriter:
         self.summary_base: dict[str, Any] = {}  # what an interrupted run's summary starts from
         self._writers: list[OutputWriter] = []
         self._thread: _WriterThread | None = None
+        self._busy_done = 0.0  # the writer thread's busy seconds, once it has finished
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> RunWriter:
@@ -275,5 +276,3 @@ class RunWriter:
     def thread_seconds(self) -> float:
         """Seconds the writer thread has spent encoding and writing so far."""
         return self._thread.busy if self._thread is not None else self._busy_done
-
-    _busy_done = 0.0

@@ -30,14 +30,15 @@ from samtrack.reid.tracks import Gallery, LastSeen, Tracklet
 class Side:
     """One side of an association; a term reads the fields it needs, all optional.
 
-    ``views``: per item, its appearance as L2-normalised rows (a gallery, one mask's embedding,
-    a tracklet's clean views; ``None`` or empty: unknown). ``positions``: ``(N, 2)`` where each
+    ``views``: per item, its appearance as L2-normalised rows (a gallery, a tracklet's clean
+    views; ``None`` or empty: unknown), or one ``(N, D)`` array when every item has exactly one
+    view (the masks of a frame). ``positions``: ``(N, 2)`` where each
     item is (columns) or was last seen (rows), in pixels. ``partial``: columns only, half-visible
     at a border. ``items``: the stage's own objects, for stage-specific terms (tracklets for
     motion).
     """
 
-    views: Sequence[np.ndarray | None] | None = None
+    views: Sequence[np.ndarray | None] | np.ndarray | None = None
     positions: np.ndarray | None = None
     source_ids: np.ndarray | None = None
     partial: np.ndarray | None = None
@@ -154,16 +155,16 @@ class SourceIdAgreement:
         return source_match(list(rows.source_ids), cols.source_ids).astype(np.float64)
 
 
-def view_distance(rows: Sequence[np.ndarray | None] | None,
-                  cols: Sequence[np.ndarray | None] | None, n_rows: int,
+def view_distance(rows: Sequence[np.ndarray | None] | np.ndarray | None,
+                  cols: Sequence[np.ndarray | None] | np.ndarray | None, n_rows: int,
                   n_cols: int) -> np.ndarray:
     """Mean over each column's views of the min cosine distance to each row's views."""
     out = np.full((n_rows, n_cols), np.nan)
     if rows is None or cols is None or not n_rows or not n_cols:
         return out
-    if all(c is not None and len(c) == 1 for c in cols):
+    if isinstance(cols, np.ndarray):
         # one view per column (the per-frame case): one batched product
-        return appearance_distance_rows(rows, np.concatenate(cols))
+        return appearance_distance_rows(rows, cols)
     for k, views in enumerate(cols):
         if views is None or not len(views):
             continue

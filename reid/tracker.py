@@ -161,11 +161,6 @@ class ReidTracker(Tracker):
         """Times the source's ids and samtrack's decisions parted ways (:class:`SourceTrust`)."""
         return self.trust.disagreements
 
-    @property
-    def contrast(self):
-        """How alike distinct objects of this clip look (:class:`SceneContrast`)."""
-        return self.reentry.scene
-
     def finalize(self) -> TrackResult:
         """The recorded frames with their final identities: in ``offline`` mode re-linked over
         the whole clip (:mod:`reid.offline`), else as reported online."""
@@ -374,7 +369,7 @@ class ReidTracker(Tracker):
         rows = Side(views=[t.appearance_gallery().matrix() for t in tracklets],
                     source_ids=np.array([t.source_id for t in tracklets]), items=tracklets,
                     size=len(tracklets))
-        cols = Side(views=None if embeddings is None else [e[None, :] for e in embeddings],
+        cols = Side(views=embeddings,
                     source_ids=source_ids, partial=partial, boxes=boxes, patches=patches,
                     size=len(boxes))
         cost, parts = self._view_costs(rows, cols)
@@ -477,7 +472,7 @@ class ReidTracker(Tracker):
                         positions=np.stack([i.last_seen.centroid for i in absent]),
                         source_ids=np.array([self._identity_source.get(i.track_id, -1)
                                              for i in absent]), items=absent, size=len(absent))
-            cols = Side(views=[e[None, :] for e in embeddings[idx]], positions=centroids[idx],
+            cols = Side(views=embeddings[idx], positions=centroids[idx],
                         source_ids=source_ids[idx], partial=partial, size=len(idx))
             cost, parts = self._reentry_costs(diagonal)(rows, cols)
             app = parts["appearance"]

@@ -47,6 +47,7 @@ from samtrack.pipeline.outputs import RunInterrupted, RunWriter
 from samtrack.pipeline.sources import MaskSource, SourceContext, build_source
 from samtrack.pipeline.sources.sam2_sources import Prompt, Sam2VideoSource
 from samtrack.pipeline.viz import draw_overlay, id_color
+from samtrack.pipeline.writers.tracks import mot_rows
 from samtrack.reid.base import Tracker
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ class LiveSession:
         self.stride = 1
         self.error: str | None = None
         self.done = threading.Event()
-        self.mot_rows: list[str] = []
+        self.mot_rows: list[str] = []  # MOTChallenge text per shown frame (downloads)
         self._timing = _Timing()
         self._counter = 0
         self._last: FrameObjects | None = None  # last processed objects, tracker ids
@@ -284,7 +285,7 @@ class LiveSession:
         self._last = tracked
         self._last_image = frame.image
         self.writer.write_frame(frame.image, shown)
-        self._mot(shown)
+        self.mot_rows.append(mot_rows(shown))
         now = time.perf_counter()
         if now >= self._next_flush:
             self.writer.flush()
@@ -314,14 +315,6 @@ class LiveSession:
         ids = np.array([self.remap.get(int(t), int(t)) if t > 0 else -1
                         for t in shown.track_ids], np.int64)
         return shown.with_track_ids(ids), shown.track_ids.copy()
-
-    def _mot(self, shown: FrameObjects) -> None:
-        boxes = shown.boxes
-        for i in np.flatnonzero(shown.track_ids > 0):
-            x1, y1, x2, y2 = boxes[i]
-            self.mot_rows.append(f"{shown.frame_index + 1},{int(shown.track_ids[i])},{x1:.2f},"
-                                 f"{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},"
-                                 f"{float(shown.scores[i]):.4f},-1,-1,-1\n")
 
     def _publish(self, frame: VideoFrame, shown: FrameObjects, now: float, *,
                  count: bool = True) -> None:

@@ -32,16 +32,21 @@ class _StreamedText:
         self.fh.close()
 
 
+def mot_rows(objects: FrameObjects) -> str:
+    """``frame,id,x,y,w,h,score,-1,-1,-1`` per tracked object of one frame, 1-based frame."""
+    boxes = objects.boxes
+    tracked = np.flatnonzero(objects.track_ids > 0)
+    return format_mot_rows(
+        (objects.frame_index + 1, int(objects.track_ids[i]), float(boxes[i, 0]),
+         float(boxes[i, 1]), float(boxes[i, 2] - boxes[i, 0]),
+         float(boxes[i, 3] - boxes[i, 1]), float(objects.scores[i])) for i in tracked)
+
+
 class MotWriter(_StreamedText):
-    """``frame,id,x,y,w,h,score,-1,-1,-1`` per tracked object, 1-based frames."""
+    """``tracks.txt``: :func:`mot_rows` of every frame."""
 
     def write(self, image: np.ndarray, objects: FrameObjects) -> None:
-        boxes = objects.boxes
-        tracked = np.flatnonzero(objects.track_ids > 0)
-        self.fh.write(format_mot_rows(
-            (objects.frame_index + 1, int(objects.track_ids[i]), float(boxes[i, 0]),
-             float(boxes[i, 1]), float(boxes[i, 2] - boxes[i, 0]),
-             float(boxes[i, 3] - boxes[i, 1]), float(objects.scores[i])) for i in tracked))
+        self.fh.write(mot_rows(objects))
 
 
 class MotsWriter:

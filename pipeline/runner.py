@@ -153,8 +153,9 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
                 bar.update(1)
         if frames == 0:
             raise VideoError(f"{video.path}: no frame could be decoded")
+        identities: dict = {}
         if offline:
-            ids = _write_offline(tracker, video, writer, timing)
+            ids, identities = _write_offline(tracker, video, writer, timing)
         draining = time.perf_counter()
     # leaving the block waits for the writer thread to finish the queue and close every file:
     # that wait is the part of writing that did not overlap tracking
@@ -183,6 +184,8 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
         "writer_thread_s": round(writer.thread_seconds, 4),
         "repairs": result.repairs,
     }
+    if identities:  # offline: how many individuals, estimated or given, and how decided
+        summary["identities"] = identities
     if hasattr(tracker, "timing"):
         summary["tracker_ms_per_frame"] = {k: round(1000 * v / frames, 3)
                                            for k, v in tracker.timing.items()}
@@ -209,11 +212,12 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
 
 
 def _write_offline(tracker: Tracker, video: VideoReader, writer: RunWriter,
-                   timing: dict[str, float]) -> set[int]:
+                   timing: dict[str, float]) -> tuple[set[int], dict]:
     """Re-link identities over the whole clip (``finalize``), then read the video again and
     write every frame with the final ids."""
     t0 = time.perf_counter()
-    final = tracker.finalize().by_frame()
+    finished = tracker.finalize()
+    final = finished.by_frame()
     timing["track"] += time.perf_counter() - t0
     ids: set[int] = set()
     t1 = time.perf_counter()
@@ -224,4 +228,4 @@ def _write_offline(tracker: Tracker, video: VideoReader, writer: RunWriter,
         writer.write_frame(frame.image, obj)
         ids.update(int(i) for i in obj.track_ids if i > 0)
     timing["write"] += time.perf_counter() - t1
-    return ids
+    return ids, finished.identities

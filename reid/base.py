@@ -25,6 +25,7 @@ class TrackResult:
 
     frames: list[FrameObjects] = field(default_factory=list)
     repairs: list[dict] = field(default_factory=list)
+    identities: dict = field(default_factory=dict)  # offline: how identities were decided
 
     @property
     def track_ids(self) -> list[int]:

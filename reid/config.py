@@ -20,7 +20,7 @@ from samtrack.pipeline.core.configbase import (
     raise_config_error,
 )
 from samtrack.pipeline.core.registry import Registry
-from samtrack.reid import motion, offline
+from samtrack.reid import motion
 from samtrack.reid.embedders import Embedder, EmbedderSettings, build_embedder, check_embedder_name
 from samtrack.reid.tracks import Gallery
 
@@ -39,11 +39,17 @@ class TrackerConfig(StrictModel):
         default="reid", description="reid: appearance + motion re-identification tracker; iou: "
         "plain IoU Hungarian baseline (no re-identification).")
     mode: Literal["online", "offline"] = Field(
-        default="online", description="offline: after the online pass, re-link tracklets "
-        "into identities globally (cannot-link where they overlap in time).")
+        default="online", description="offline: after the online pass, the per-clip identity "
+        "model (reid.identities) re-labels the whole clip with hindsight: fragments, a model "
+        "learned from objects seen together, one global assignment with cannot-link.")
     num_identities: int | None = Field(
         default=None, ge=1, description="Exactly this many identities exist (\"there are two "
-        "sheep\"): tracks are kept forever, and no identity beyond K is created.")
+        "sheep\"): tracks are kept forever, and no identity beyond K is created. null: offline "
+        "estimates it (summary.json identities.num_identities).")
+    online_identity_model: bool = Field(
+        default=True, description="Online: once a moment shows every individual apart, name "
+        "objects with the per-clip identity model (reid.online_identities) instead of the "
+        "tracker's gallery rules. false: the gallery rules throughout.")
 
     # appearance
     embedder: str = Field(default="histogram", description="Appearance embedder: histogram "
@@ -167,18 +173,6 @@ class TrackerConfig(StrictModel):
     duplicate_containment: float = Field(default=0.8, gt=0, le=1, description="Two masks whose "
                                          "overlap covers this fraction of the smaller are one "
                                          "object: the smaller (or lower-scored) is dropped.")
-
-    # offline linking
-    offline_link_cost: float = Field(default=offline.NEW_IDENTITY_COST, gt=0,
-        description="Offline: tracklets are "
-                                     "merged while their linking cost is below this.")
-    offline_contrast: float | None = Field(
-        default=offline.CONTRAST, gt=0,
-            description="Offline: a tracklet moves to another identity only if "
-        "its appearance distance to it is below this fraction of the distance to identities it "
-        "overlaps in time (10th percentile; certainly other objects), the same rule as "
-        "reentry_contrast online. On MOT15 1.0 let short ETH-Sunnyday tracklets be re-linked "
-        "among look-alike pedestrians (offline 14 ID switches against online 7). null: no limit.")
 
     # plain IoU baseline (type: iou)
     iou_threshold: float = Field(default=0.2, ge=0, le=1, description="type iou: minimum box "

@@ -50,8 +50,9 @@ from samtrack.reid.costs import (
     partial_view_scale,
 )
 from samtrack.reid.embedders import Embedder
+from samtrack.reid.identities import link_identities, relabel
 from samtrack.reid.motion import BoxKalman
-from samtrack.reid.offline import link_offline, relabel
+from samtrack.reid.online_identities import OnlineIdentities
 from samtrack.reid.policies import ContainmentDuplicates, ReentryRules, SourceTrust
 from samtrack.reid.tracks import FrameLog, Gallery, Identity, LastSeen, Tracklet, TrackState
 
@@ -134,6 +135,9 @@ class ReidTracker(Tracker):
         self.trust = trust or SourceTrust()
         self.reentry = reentry or ReentryRules(c.reentry_appearance_gate, c.reentry_contrast,
                                                c.hold_contested, c.hold_margin)
+        # the per-clip identity model, online (reid.online_identities); it needs appearance
+        self.online_identities = OnlineIdentities(c.num_identities) \
+            if c.online_identity_model and self.embedder is not None else None
         self._view_costs = CostModel([
             Weighted(AppearanceCost(), c.appearance_weight,
                      column_scale=partial_view_scale(c.border_appearance_weight)),
@@ -155,6 +159,8 @@ class ReidTracker(Tracker):
         self._identity_source: dict[int, int] = {}  # track_id -> last source id
         self.trust.reset()
         self.reentry.reset()
+        if self.online_identities is not None:
+            self.online_identities.reset()
 
     @property
     def source_disagreements(self) -> int:
@@ -162,18 +168,20 @@ class ReidTracker(Tracker):
         return self.trust.disagreements
 
     def finalize(self) -> TrackResult:
-        """The recorded frames with their final identities: in ``offline`` mode re-linked over
-        the whole clip (:mod:`reid.offline`), else as reported online."""
+        """The recorded frames with their final identities: in ``offline`` mode re-labelled over
+        the whole clip by the per-clip identity model (:mod:`reid.identities`), else as
+        reported online."""
         frames = self.frames
+        summary: dict = {}
         if self.config.mode == "offline" and self.keep_log:
-            c = self.config
-            labels = link_offline(self.log, num_identities=c.num_identities,
-                                  new_identity_cost=c.offline_link_cost,
-                                  contrast=c.offline_contrast)
-            by_frame = {e.frame: (e, lab) for e, lab in zip(self.log, labels, strict=True)}
+            linked = link_identities(self.log, num_identities=self.config.num_identities)
+            by_frame = {e.frame: (e, lab) for e, lab in zip(self.log, linked.labels,
+                                                             strict=True)}
             frames = [relabel(f, *by_frame[f.frame_index]) if f.frame_index in by_frame else
                       f.with_track_ids(np.full(len(f), -1, np.int64)) for f in self.frames]
-        return TrackResult(frames=frames, repairs=[e.to_dict() for e in self.events])
+            summary = linked.summary()
+        return TrackResult(frames=frames, repairs=[e.to_dict() for e in self.events],
+                           identities=summary)
 
     # ------------------------------------------------------------------ helpers
     def _gallery(self) -> Gallery:
@@ -338,9 +346,9 @@ class ReidTracker(Tracker):
         if embeddings is not None:
             self._observe_contrast(assigned, embeddings, clean)
         self._expire(frame)
-        if self.keep_log:
+        if self.keep_log or self.online_identities is not None:
             js = sorted(assigned)
-            self.log.append(FrameLog(
+            entry = FrameLog(
                 frame=frame, det_index=det_index[js].astype(np.int64),
                 tracklet_keys=np.array([assigned[j].key for j in js], np.int64),
                 # the provisional identity even while held: offline linking decides with hindsight
@@ -349,7 +357,17 @@ class ReidTracker(Tracker):
                 isolated=apart[js] if js else np.zeros(0, bool),
                 embeddings=None if embeddings is None else embeddings[js].astype(np.float16),
                 positions=(centroids[js] / diagonal).astype(np.float32) if js else
-                np.zeros((0, 2), np.float32)))
+                np.zeros((0, 2), np.float32),
+                source_ids=source_ids[js].astype(np.int64) if js else np.zeros(0, np.int64),
+                step_iou=np.array([details[j][1] if j in details else np.nan for j in js],
+                                  np.float32))
+            if self.keep_log:
+                self.log.append(entry)
+            if self.online_identities is not None:
+                decided = self.online_identities.observe(entry)
+                if decided is not None:  # the per-clip model is warm: it names the objects
+                    out_ids[:] = -1
+                    out_ids[entry.det_index] = decided
         self.frames_seen += 1
         self.timing["embed"] += embed_time
         self.timing["associate"] += time.perf_counter() - t_start - embed_time

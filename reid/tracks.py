@@ -175,3 +175,6 @@ class FrameLog:
     isolated: np.ndarray  # bool: apart from others (crossings are where tracklets may err)
     embeddings: np.ndarray | None
     positions: np.ndarray | None = None  # (N, 2) centroids over the frame diagonal
+    source_ids: np.ndarray | None = None  # the mask source's id per object; -1: none
+    step_iou: np.ndarray | None = None  # motion IoU of the match that continued the tracklet
+    # (NaN where the object started a tracklet): how sure the frame-to-frame link was

@@ -1,0 +1,161 @@
+"""Fragments: stretches of one object that the identity model can trust to be one individual.
+
+The online tracker links masks frame to frame; most links are certain (the object is alone and
+moved a little), a few are guesses. A guess is where an identity can silently change, so the
+online tracklets are cut at every such place and the pieces are judged on appearance alone:
+
+* the object starts or stops touching another one (a crossing: the mask may have followed the
+  wrong animal);
+* it was missed for a frame or more, or left and came back (a re-entry starts a new tracklet);
+* the mask source changed its id for it (the source thinks something happened);
+* the frame-to-frame link was unusually weak: its motion IoU is among the clip's lowest
+  (``weak_step_quantile`` of all links; a threshold of the clip, not an absolute number).
+
+A fragment is *apart* when its object touched no other object throughout; only apart,
+fully visible frames give *views* (embeddings) to the model, since a crop of two touching animals
+describes neither.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from samtrack.reid.tracks import FrameLog
+
+WEAK_STEP_QUANTILE = 0.01
+MAX_VIEWS = 60  # evenly spread: enough to describe a fragment, bounded cost for long ones
+
+
+@dataclass(eq=False)
+class Fragment:
+    index: int
+    tracklet: int
+    source_id: int
+    apart: bool
+    frames: list[int] = field(default_factory=list)
+    entries: list[tuple[int, int]] = field(default_factory=list)  # (log position, row)
+    online_ids: list[int] = field(default_factory=list)
+    views: list[np.ndarray] = field(default_factory=list)
+    first_position: np.ndarray | None = None
+    last_position: np.ndarray | None = None
+
+    @property
+    def start(self) -> int:
+        return self.frames[0]
+
+    @property
+    def end(self) -> int:
+        return self.frames[-1]
+
+    @property
+    def length(self) -> int:
+        return len(self.frames)
+
+    @property
+    def online_id(self) -> int:
+        ids = [i for i in self.online_ids if i > 0]
+        return max(set(ids), key=ids.count) if ids else -1
+
+    def view_matrix(self, limit: int = MAX_VIEWS) -> np.ndarray:
+        if not self.views:
+            return np.zeros((0, 0), np.float32)
+        views = self.views
+        if len(views) > limit:
+            pick = np.linspace(0, len(views) - 1, limit).round().astype(int)
+            views = [views[i] for i in pick]
+        return np.stack(views).astype(np.float32)
+
+    def overlaps(self, other: Fragment) -> bool:
+        return self.start <= other.end and other.start <= self.end
+
+
+def weak_step_limit(log: list[FrameLog], quantile: float = WEAK_STEP_QUANTILE) -> float:
+    """The motion IoU below which a frame-to-frame link counts as weak in this clip."""
+    steps = [e.step_iou[np.isfinite(e.step_iou)] for e in log if e.step_iou is not None]
+    values = np.concatenate(steps) if steps else np.zeros(0)
+    return float(np.quantile(values, quantile)) if values.size else 0.0
+
+
+class FragmentCutter:
+    """Cuts fragments as the log grows, one entry at a time (the online identity model uses it
+    frame by frame; :func:`cut_fragments` runs it over a finished log)."""
+
+    def __init__(self, weak: float = 0.0) -> None:
+        self.weak = weak
+        self.fragments: list[Fragment] = []
+        self._open: dict[int, Fragment] = {}  # tracklet key -> its current fragment
+        self._last_frame: dict[int, int] = {}
+        self._predecessor: dict[int, Fragment] = {}  # fragment index -> same tracklet's previous
+
+    def add(self, position: int, entry: FrameLog) -> list[Fragment]:
+        """The fragment of each row of ``entry`` (new ones appended to ``fragments``)."""
+        n = len(entry.tracklet_keys)
+        sources = entry.source_ids if entry.source_ids is not None else np.full(n, -1)
+        steps = entry.step_iou if entry.step_iou is not None else np.full(n, np.nan)
+        rows = []
+        for row, key in enumerate(entry.tracklet_keys):
+            key = int(key)
+            apart = bool(entry.isolated[row])
+            source = int(sources[row])
+            current = self._open.get(key)
+            continues = (current is not None and self._last_frame.get(key) == entry.frame - 1
+                         and current.apart == apart and current.source_id == source
+                         and not steps[row] < self.weak)
+            if not continues:
+                previous = current
+                current = Fragment(len(self.fragments), key, source, apart)
+                if previous is not None:
+                    self._predecessor[current.index] = previous
+                self.fragments.append(current)
+                self._open[key] = current
+            self._last_frame[key] = entry.frame
+            current.frames.append(entry.frame)
+            current.entries.append((position, row))
+            current.online_ids.append(int(entry.track_ids[row]))
+            if entry.embeddings is not None and entry.clean[row]:
+                current.views.append(entry.embeddings[row])
+            if entry.positions is not None:
+                if current.first_position is None:
+                    current.first_position = entry.positions[row]
+                current.last_position = entry.positions[row]
+            rows.append(current)
+        return rows
+
+    def predecessor(self, fragment: Fragment) -> Fragment | None:
+        """The fragment of the same tracklet just before ``fragment`` (None: it started one)."""
+        return self._predecessor.get(fragment.index)
+
+
+def cut_fragments(log: list[FrameLog], quantile: float = WEAK_STEP_QUANTILE) -> list[Fragment]:
+    """The clip's fragments, in order of their first frame (see the module docstring)."""
+    cutter = FragmentCutter(weak_step_limit(log, quantile))
+    for position, entry in enumerate(log):
+        cutter.add(position, entry)
+    return cutter.fragments
+
+
+def cliques(fragments: list[Fragment]) -> list[list[int]]:
+    """Maximal sets of fragments present at one time (positions in ``fragments``): no two
+    members can be the same individual. Fragments are intervals, so the maximal cliques are
+    the sets alive just after some fragment starts (one sweep)."""
+    events = sorted({f.start for f in fragments})
+    order = sorted(range(len(fragments)), key=lambda i: fragments[i].start)
+    out: list[list[int]] = []
+    alive: list[int] = []
+    cursor = 0
+    previous: set[int] = set()
+    for t in events:
+        while cursor < len(order) and fragments[order[cursor]].start <= t:
+            alive.append(order[cursor])
+            cursor += 1
+        alive = [i for i in alive if fragments[i].end >= t]
+        current = set(alive)
+        # the previous set is maximal unless it is contained in this one
+        if previous and not previous <= current:
+            out.append(sorted(previous))
+        previous = current
+    if previous:
+        out.append(sorted(previous))
+    return [c for c in out if len(c) > 1]

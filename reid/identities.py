@@ -1,0 +1,335 @@
+"""Identity engine v2: who each fragment is, decided for the whole clip from the clip itself.
+
+How it decides (README, "How identities are decided"):
+
+1. **Fragments** (:mod:`reid.fragments`): the online tracklets cut at every place an identity
+   could silently change (crossings, touches, gaps, re-entries, source-id changes, weak links).
+2. **How many individuals**: given (``num_identities``) or estimated (:func:`estimate_count`):
+   the largest number of objects present together for a sustained stretch.
+3. **Training data for free**: the stretch where that many fragments are present together and
+   apart, with the most views each (a *global fragment*): each of them is a different
+   individual. An LDA model (:mod:`reid.identity_model`) learns them.
+4. **Global assignment** (:mod:`reid.identity_solver`): every fragment with views takes an
+   identity at once, maximising the model's evidence under cannot-link. The model is re-trained
+   on everything it labelled and the assignment repeated while labels change.
+5. **The source's ids as evidence**: each source id is mapped to the identity it most often
+   covers, and the source is scored like any other classifier, by how often this clip's
+   confident model decisions agree with it. That agreement rate turns into a prior the solver adds
+   to the appearance evidence. When the model cannot tell individuals apart (look-alike larvae)
+   the source's ids stand; when the source is unreliable (swaps at every re-entry) appearance
+   wins. Output is named by source id where that is one-to-one, so an already-right input comes
+   back unchanged.
+6. **Pieces without views** (the crossing itself, border frames): the identity of the same
+   tracklet on either side when free, else the one the source id maps to, else none.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.reid.fragments import Fragment, cliques, cut_fragments
+from samtrack.reid.identity_model import (
+    LOG_FLOOR,
+    IdentityModel,
+    fit_on_fragments,
+    fragment_evidence,
+)
+from samtrack.reid.identity_solver import solve_assignment
+from samtrack.reid.tracks import FrameLog
+
+MAX_ROUNDS = 5
+SAME_QUANTILE = 0.95
+MIN_RUN = 3  # frames: a count reached for one or two frames is a glitch
+
+
+@dataclass
+class IdentityResult:
+    labels: list[np.ndarray]  # per log entry, per row: the identity (-1 none)
+    num_identities: int
+    estimated: bool  # the count was estimated, not given
+    rounds: int = 0
+    link_reliability: dict[str, float] = field(default_factory=dict)
+    fragments: int = 0
+    details: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """What ``summary.json`` says about how identities were decided."""
+        return {"num_identities": self.num_identities,
+                "num_identities_estimated": self.estimated, "fragments": self.fragments,
+                "rounds": self.rounds, "links_kept": self.link_reliability, **self.details}
+
+
+def presence_counts(fragments: list[Fragment], num_frames: int) -> np.ndarray:
+    counts = np.zeros(num_frames + 1, np.int64)
+    for f in fragments:
+        counts[f.start] += 1
+        counts[f.end + 1] -= 1
+    return np.cumsum(counts)[:num_frames]
+
+
+def sustained_max(counts: np.ndarray, min_run: int) -> int:
+    """The largest ``n`` such that at least ``n`` objects are present in ``min_run``
+    consecutive frames (a spurious blob or a duplicate mask for a few frames does not count)."""
+    best = 0
+    for n in range(1, int(counts.max(initial=0)) + 1):
+        run = longest = 0
+        for c in counts >= n:
+            run = run + 1 if c else 0
+            longest = max(longest, run)
+        if longest >= min_run:
+            best = n
+    return best
+
+
+def estimate_count(fragments: list[Fragment], num_frames: int) -> int:
+    """How many individuals the clip shows: the largest number of objects present together in
+    a few consecutive frames, counting only objects whose tracklet lives at least a quarter as
+    long as the clip's median tracklet. Why: a duplicate mask or a spurious blob makes a short
+    tracklet of its own, while an individual, even one seen only briefly all together with
+    the others, belongs to tracklets as long as anyone's."""
+    life: dict[int, int] = defaultdict(int)
+    for f in fragments:
+        life[f.tracklet] += f.length
+    if not life:
+        return 0
+    shortest = np.median(list(life.values())) / 4
+    lasting = [f for f in fragments if life[f.tracklet] >= shortest]
+    return sustained_max(presence_counts(lasting, num_frames), MIN_RUN)
+
+
+def global_fragment(fragments: list[Fragment], groups: list[list[int]], k: int) -> list[int]:
+    """The clique of ``k`` fragments with views whose poorest member has the most views (its
+    members are the training data of the first model); [] if none has ``k`` members."""
+    best: list[int] = []
+    score = -1
+    for group in groups:
+        members = [i for i in group if fragments[i].views and fragments[i].apart]
+        if len(members) < k:
+            continue
+        members = sorted(members, key=lambda i: -len(fragments[i].views))[:k]
+        poorest = min(len(fragments[i].views) for i in members)
+        if poorest > score:
+            best, score = members, poorest
+    return best
+
+
+def _seed_labels(fragments: list[Fragment], groups: list[list[int]], k: int) -> dict[int, int]:
+    seed = global_fragment(fragments, groups, k)
+    if seed:
+        return {fragments[i].index: n + 1 for n, i in enumerate(seed)}
+    # no moment shows everyone apart: start from the mask source's k longest-lived ids (the
+    # input is the labelling the result must not fall below)
+    frames: Counter = Counter()
+    for f in fragments:
+        frames[f.source_id] += f.length
+    keep = [i for i, _ in frames.most_common() if i >= 0][:k]
+    rename = {i: n + 1 for n, i in enumerate(keep)}
+    return {f.index: rename[f.source_id] for f in fragments if f.source_id in rename}
+
+
+def link_pairs(fragments: list[Fragment]) -> dict[str, list[tuple[int, int]]]:
+    """Pairs of fragments (positions in ``fragments``) that something other than appearance
+    says are one object: ``tracklet`` (consecutive fragments of one online tracklet, cut at a
+    crossing, a touch or a weak step) and ``source`` (consecutive fragments carrying one source
+    id, e.g. a masklet that left and came back)."""
+    chains: dict[str, dict[int, list[int]]] = {"tracklet": defaultdict(list),
+                                               "source": defaultdict(list)}
+    for r, f in enumerate(fragments):
+        chains["tracklet"][f.tracklet].append(r)
+        if f.source_id >= 0:
+            chains["source"][f.source_id].append(r)
+    out: dict[str, list[tuple[int, int]]] = {}
+    for kind, chain in chains.items():
+        pairs = []
+        for members in chain.values():
+            members = sorted(members, key=lambda r: fragments[r].start)
+            pairs.extend(itertools.pairwise(members))
+        out[kind] = pairs
+    return out
+
+
+def split_evidence(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """How much the model prefers two *different* identities for two fragments over their best
+    common one, per frame (rows of per-frame log-evidence; 0 = the model sees no difference)."""
+    same = (a + b).max(axis=1)
+    return a.max(axis=1) + b.max(axis=1) - same
+
+
+def same_individual_limit(model: IdentityModel, fragments: list[Fragment],
+                          quantile: float = SAME_QUANTILE, min_views: int = 8) -> float:
+    """The split evidence that pairs known to be one individual reach in this clip: each long
+    fragment's first and second half. A link is broken only by more evidence than that (the
+    clip's own null distribution, no absolute number); 0 with fewer than five such
+    fragments: a clip too short to calibrate on keeps a link only where the model's best
+    identity is the same on both sides."""
+    halves_a, halves_b = [], []
+    for f in fragments:
+        views = f.view_matrix()
+        if len(views) >= min_views:
+            half = len(views) // 2
+            halves_a.append(np.log(np.maximum(model.posteriors(views[:half]).mean(0), 1e-300)))
+            halves_b.append(np.log(np.maximum(model.posteriors(views[half:]).mean(0), 1e-300)))
+    if len(halves_a) < 5:
+        return 0.0
+    a = np.maximum(np.stack(halves_a), LOG_FLOOR)
+    b = np.maximum(np.stack(halves_b), LOG_FLOOR)
+    return float(np.quantile(split_evidence(a, b), quantile))
+
+
+def kept_links(fragments: list[Fragment], evidence: np.ndarray, limit: float,
+               ) -> tuple[list[tuple[int, int, float]], dict[str, float]]:
+    """The tracker's and the source's links (:func:`link_pairs`) that appearance does not
+    contradict, as hard must-links, and the share of each kind kept.
+
+    Why keep them hard: they are the input's own answer, and the rule is "never worse than
+    the input". Where the model cannot tell two individuals apart (look-alike larvae) it
+    cannot contradict a link, so the source's masklets stand and the solver only decides which
+    masklets are the same individual after an exit; where the source handed one masklet to
+    another animal, the two sides look different by more than one individual ever differs from
+    itself in this clip (``limit``), and the link is cut."""
+    lengths = np.array([max(f.length, 1) for f in fragments], float)
+    per_frame = evidence / lengths[:, None]
+    hard = float(np.abs(evidence).sum() + 1.0)
+    links: list[tuple[int, int, float]] = []
+    kept: dict[str, float] = {}
+    for kind, pairs in link_pairs(fragments).items():
+        if not pairs:
+            continue
+        f, g = np.array(pairs).T
+        keep = split_evidence(per_frame[f], per_frame[g]) <= limit
+        kept[kind] = round(float(keep.mean()), 4)
+        links.extend((int(a), int(b), hard) for a, b, k in zip(f, g, keep, strict=True) if k)
+    return links, kept
+
+
+def _solve(fragments: list[Fragment], groups: list[list[int]], model: IdentityModel,
+           links: list[tuple[int, int, float]] | None = None,
+           ) -> tuple[dict[int, int], np.ndarray]:
+    evidence = fragment_evidence(model, fragments)  # columns follow model.labels
+    chosen = solve_assignment(evidence, groups, links)
+    labels = {f.index: int(model.labels[c]) for f, c in zip(fragments, chosen, strict=True)
+              if c >= 0}
+    return labels, evidence
+
+
+def link_identities(log: list[FrameLog], num_identities: int | None = None,
+                    max_rounds: int = MAX_ROUNDS) -> IdentityResult:
+    """Identity per logged object (aligned with each entry's rows); see the module docstring."""
+    fragments = cut_fragments(log)
+    confirmed_tracklets = {f.tracklet for f in fragments if f.online_id > 0}
+    fragments = [f for f in fragments if f.tracklet in confirmed_tracklets]
+    num_frames = (log[-1].frame + 1) if log else 0
+    estimated = num_identities is None
+    k = estimate_count(fragments, num_frames) if estimated else int(num_identities)
+    result = IdentityResult([np.full(len(e.tracklet_keys), -1, np.int64) for e in log],
+                            k, estimated, fragments=len(fragments))
+    viewed = [f for f in fragments if f.views]
+    groups = cliques(viewed)
+    labels = _seed_labels(viewed, groups, k)
+    model = fit_on_fragments(viewed, labels)
+    if model is None or k < 2:
+        # one individual, or nothing to learn from: every fragment is the online identity
+        labels = {f.index: f.online_id for f in fragments}
+    else:
+        evidence = np.zeros((len(viewed), 0))
+        for result.rounds in range(1, max_rounds + 1):
+            new, evidence = _solve(viewed, groups, model)
+            model_next = fit_on_fragments(viewed, new)
+            changed = new != labels
+            labels = new
+            if model_next is None:
+                break
+            model = model_next
+            if not changed:
+                break
+        limit = same_individual_limit(model, viewed)
+        links, kept = kept_links(viewed, evidence, limit)
+        result.link_reliability = kept
+        if links:
+            labels, _ = _solve(viewed, groups, model, links)
+        labels = _fill_viewless(fragments, labels, k)
+    labels = _name_by_source(fragments, labels)
+    for f in fragments:
+        identity = labels.get(f.index, -1)
+        for position, row in f.entries:
+            result.labels[position][row] = identity
+    result.details = {"identities_used": len(set(labels.values()) - {-1})}
+    return result
+
+
+def relabel(objects: FrameObjects, entry: FrameLog, labels: np.ndarray) -> FrameObjects:
+    """``objects`` with the identities decided for their log entry (others unlabelled)."""
+    ids = np.full(len(objects), -1, np.int64)
+    ids[entry.det_index] = labels
+    return objects.with_track_ids(ids)
+
+
+def _fill_viewless(fragments: list[Fragment], labels: dict[int, int], k: int,
+                   ) -> dict[int, int]:
+    """Fragments without views take the identity of their tracklet's neighbouring fragments
+    (both sides agreeing first, then the one before, then after), else the identity their source
+    id maps to, else the one their online identity maps to (each mapping: the identity it
+    covers most frames of), never one held at the same time by another fragment."""
+    out = dict(labels)
+    by_tracklet: dict[int, list[Fragment]] = defaultdict(list)
+    for f in fragments:
+        by_tracklet[f.tracklet].append(f)
+    source_map: dict[int, Counter] = defaultdict(Counter)
+    for f in fragments:
+        if f.source_id >= 0 and out.get(f.index, -1) > 0:
+            source_map[f.source_id][out[f.index]] += f.length
+    online_map: dict[int, Counter] = defaultdict(Counter)
+    holders: dict[int, list[Fragment]] = defaultdict(list)
+    for f in fragments:
+        if out.get(f.index, -1) > 0:
+            holders[out[f.index]].append(f)
+            if f.online_id > 0:
+                online_map[f.online_id][out[f.index]] += f.length
+    for f in sorted((f for f in fragments if f.index not in out), key=lambda f: -f.length):
+        chain = by_tracklet[f.tracklet]
+        pos = chain.index(f)
+        before = next((out[g.index] for g in reversed(chain[:pos]) if g.index in out), -1)
+        after = next((out[g.index] for g in chain[pos + 1:] if g.index in out), -1)
+        mapped = source_map[f.source_id].most_common(1)[0][0] if source_map[f.source_id] \
+            else -1
+        options = [before if before == after else -1, before, after, mapped]
+        # last, the online tracker's identity for it, as named here
+        if online_map[f.online_id]:
+            options.append(online_map[f.online_id].most_common(1)[0][0])
+        # an individual nobody was given (never seen clean): that is who this is
+        options += [i for i in range(1, k + 1) if i not in holders]
+        for identity in options:
+            if identity > 0 and not any(g.overlaps(f) for g in holders[identity]):
+                out[f.index] = identity
+                holders[identity].append(f)
+                break
+    return out
+
+
+def _name_by_source(fragments: list[Fragment], labels: dict[int, int]) -> dict[int, int]:
+    """Identities renamed after the mask source's ids: in order of first appearance, each takes
+    the earliest source id it carried that no other identity took (what the user prompted, or
+    what the source called it first), so an input that was already right comes back with its
+    own ids; the rest are numbered after them."""
+    carried: dict[int, list[tuple[int, int]]] = defaultdict(list)  # identity -> (frame, src)
+    for f in fragments:
+        if labels.get(f.index, -1) > 0 and f.source_id > 0:
+            carried[labels[f.index]].append((f.start, f.source_id))
+    names: dict[int, int] = {}
+    used: set[int] = set()
+    for identity in sorted(carried, key=lambda i: min(carried[i])):
+        for _, source in sorted(carried[identity]):
+            if source not in used:
+                names[identity] = source
+                used.add(source)
+                break
+    next_name = max(used, default=0) + 1
+    for identity in sorted(set(labels.values()) - {-1} - set(names)):
+        names[identity] = next_name
+        next_name += 1
+    return {f: names.get(i, -1) for f, i in labels.items()}

@@ -1,0 +1,167 @@
+"""The per-clip identity model, online: the same fragments and model as :mod:`reid.identities`,
+decided frame by frame without hindsight.
+
+* **Warm-up**: until the first *global fragment* (as many fragments present together and apart
+  as individuals, each with ``min_views`` clean views), the tracker's own identities are
+  reported. Then the model is fitted on those fragments, each named by the identity the tracker
+  gave it, so names do not change at the switch-over.
+* **Continuity**: a fragment that continues a tracklet (after a crossing, a touch, a source-id
+  change) reports its predecessor's identity while it gathers views.
+* **Decision**: once a fragment has ``min_views`` clean views, every fragment reaching that
+  point in this frame is assigned at once (Hungarian) to the identities not held by a decided
+  fragment in view, on the model's per-frame log-evidence. The predecessor's identity gets the
+  clip's same-individual limit as a bonus (:func:`reid.identities.same_individual_limit`): it
+  is given up only on more evidence than one individual ever shows against itself in this
+  clip. A new tracklet (a re-entry) is unlabelled until decided: a few frames without a label
+  cost less than a wrong label and two switches.
+* **Refit** every ``refit_every`` frames on the decided fragments, so the model follows
+  changes of light and pose; a larger global fragment (more individuals together than
+  before, when the count is not given) adds identities.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from samtrack.reid.fragments import Fragment, FragmentCutter
+from samtrack.reid.identities import same_individual_limit
+from samtrack.reid.identity_model import LOG_FLOOR, IdentityModel, fit_on_fragments
+from samtrack.reid.tracks import FrameLog
+
+MIN_VIEWS = 5
+REFIT_EVERY = 100
+MAX_TRAINING_FRAGMENTS = 300  # the most recent decided fragments: bounded refit cost
+
+
+class OnlineIdentities:
+    """``observe(entry)`` per frame -> identity per row of the entry, or ``None`` while warming
+    up (the tracker then reports its own identities)."""
+
+    def __init__(self, num_identities: int | None = None, min_views: int = MIN_VIEWS,
+                 refit_every: int = REFIT_EVERY) -> None:
+        self.num_identities = num_identities
+        self.min_views = min_views
+        self.refit_every = refit_every
+        self.reset()
+
+    def reset(self) -> None:
+        self.cutter = FragmentCutter()
+        self.model: IdentityModel | None = None
+        self.labels: dict[int, int] = {}  # fragment index -> identity (decided)
+        self.provisional: dict[int, int] = {}  # fragment index -> predecessor's identity
+        self.limit = 0.0
+        self.count = 0  # individuals in the model
+        self._fitted_at = 0
+        self._position = 0
+        self._over = 0  # consecutive frames with more objects than known individuals
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None
+
+    def observe(self, entry: FrameLog) -> np.ndarray | None:
+        rows = self.cutter.add(self._position, entry)
+        self._position += 1
+        self._warm_up(rows, entry)
+        self._over = self._over + 1 if len(rows) > self.count else 0
+        if self.model is None:
+            return None
+        if entry.frame - self._fitted_at >= self.refit_every:
+            self._refit(entry.frame)
+        self._continue(rows)
+        self._decide(rows)
+        out = np.full(len(rows), -1, np.int64)
+        shown: set[int] = set()
+        for r, f in enumerate(rows):
+            identity = self.labels.get(f.index, self.provisional.get(f.index, -1))
+            if identity > 0 and identity not in shown:  # never one identity twice in a frame
+                out[r] = identity
+                shown.add(identity)
+        return out
+
+    # ---------------------------------------------------------------- steps
+    def _warm_up(self, rows: list[Fragment], entry: FrameLog) -> None:
+        needed = self._needed() if self.model is not None else self.min_views
+        apart = [f for f in rows if f.apart and len(f.views) >= needed]
+        target = self.num_identities or 2
+        if len(apart) < max(target, self.count + 1 if self.num_identities is None else target):
+            return
+        if self.model is not None and (self.num_identities is not None or
+                                       len(apart) <= self.count):
+            return
+        # a (larger) global fragment: everyone in it is a different individual
+        names: dict[int, int] = {}
+        taken = set(self.labels.get(f.index, -1) for f in apart) - {-1}
+        next_name = max([*self.labels.values(), *(f.online_ids[-1] for f in apart), 0]) + 1
+        for f in apart:
+            if f.index in self.labels:
+                names[f.index] = self.labels[f.index]
+                continue
+            name = f.online_ids[-1]  # what the tracker calls it right now: no visible rename
+            if name <= 0 or name in taken:
+                name, next_name = next_name, next_name + 1
+            names[f.index] = name
+            taken.add(name)
+        self.labels.update(names)
+        self.count = len(set(self.labels.values()))
+        self._refit(entry.frame)
+
+    def _needed(self) -> int:
+        """Frames (or views) an extra object must last to count as one more individual: half
+        the median decided fragment of this clip (a spurious blob or a duplicate mask lasts a
+        few frames; an individual as long as anyone)."""
+        lengths = [f.length for f in self.cutter.fragments[-MAX_TRAINING_FRAGMENTS:]
+                   if f.index in self.labels and f.views]
+        return max(self.min_views, int(np.median(lengths)) // 2 if lengths else 0)
+
+    def _refit(self, frame: int) -> None:
+        decided = [f for f in self.cutter.fragments if f.index in self.labels and f.views]
+        decided = decided[-MAX_TRAINING_FRAGMENTS:]
+        model = fit_on_fragments(decided, self.labels)
+        if model is not None:
+            self.model = model
+            self.limit = same_individual_limit(model, decided)
+        self._fitted_at = frame
+
+    def _continue(self, rows: list[Fragment]) -> None:
+        for f in rows:
+            if f.index in self.labels or f.index in self.provisional:
+                continue
+            previous = self.cutter.predecessor(f)
+            if previous is None:
+                continue
+            identity = self.labels.get(previous.index, self.provisional.get(previous.index, -1))
+            if identity > 0:
+                if f.views or f.apart:
+                    self.provisional[f.index] = identity
+                else:  # a crossing or border piece: it has nothing to be judged on
+                    self.labels[f.index] = identity
+
+    def _decide(self, rows: list[Fragment]) -> None:
+        due = [f for f in rows if f.index not in self.labels and len(f.views) >= self.min_views]
+        if not due or self.model is None:
+            return
+        held = {self.labels[f.index] for f in rows if f.index in self.labels}
+        identities = [int(i) for i in self.model.labels if int(i) not in held]
+        if not identities:
+            # everyone known is in view: a duplicate or spurious mask, or one more individual
+            # than seen apart so far. Only the latter keeps the count up for as long as an
+            # ordinary fragment of this clip lasts; then the longest-viewed newcomer is one
+            if self.num_identities is None and self._over >= self._needed():
+                newcomer = max(due, key=lambda f: len(f.views))
+                self.labels[newcomer.index] = max(self.labels.values(), default=0) + 1
+                self.count += 1
+                self._over = 0
+            return
+        columns = [int(np.flatnonzero(self.model.labels == i)[0]) for i in identities]
+        evidence = np.zeros((len(due), len(identities)))
+        for r, f in enumerate(due):
+            mean = self.model.posteriors(f.view_matrix()).mean(axis=0)[columns]
+            evidence[r] = np.maximum(np.log(np.maximum(mean, 1e-300)), LOG_FLOOR)
+            keep = self.provisional.get(f.index, -1)
+            if keep in identities:
+                evidence[r, identities.index(keep)] += self.limit
+        chosen_rows, chosen_cols = linear_sum_assignment(-evidence)
+        for r, c in zip(chosen_rows, chosen_cols, strict=True):
+            self.labels[due[r].index] = identities[c]

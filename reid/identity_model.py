@@ -9,11 +9,11 @@ fragments"), so they are labelled training data at no cost.
 The model is linear discriminant analysis with a shrunk covariance (scikit-learn's ``lsqr``
 solver, Ledoit-Wolf shrinkage chosen from the data, plus a small variance floor): one mean per
 individual and one shared covariance, i.e. a distance whose scale and directions come from how
-much *this* clip's views of one individual vary against how far its individuals lie apart. It trains in milliseconds on
-thousands of views, works on any embedder's vectors (a colour histogram, MobileNetV2, SAM2's
-encoder), and its posteriors turn into per-fragment log-likelihoods that the solver of
-:mod:`reid.identity_solver` can add up. Priors are uniform: an individual seen more often is not
-more likely to be the one returning.
+much *this* clip's views of one individual vary against how far its individuals lie apart. It
+trains in milliseconds on thousands of views, works on any embedder's vectors (a colour
+histogram, MobileNetV2, SAM2's encoder), and its posteriors turn into per-fragment
+log-likelihoods that the solver of :mod:`reid.identity_solver` can add up. Priors are uniform:
+an individual seen more often is not more likely to be the one returning.
 """
 
 from __future__ import annotations

@@ -89,15 +89,19 @@ def sustained_max(counts: np.ndarray, min_run: int) -> int:
 def estimate_count(fragments: list[Fragment], num_frames: int) -> int:
     """How many individuals the clip shows: the largest number of objects present together in
     a few consecutive frames, counting only objects whose tracklet lives at least a quarter as
-    long as the clip's median tracklet. Why: a duplicate mask or a spurious blob makes a short
-    tracklet of its own, while an individual, even one seen only briefly all together with
-    the others, belongs to tracklets as long as anyone's."""
+    long as the tracklet of the clip's median *object-frame* (the frame-weighted median life).
+    Why: a duplicate mask or a spurious blob makes a short tracklet of its own; such tracklets
+    can be most of the tracklets, but they hold few of the frames, while an individual, even
+    one seen all together with the others only briefly, lives as long as anyone."""
     life: dict[int, int] = defaultdict(int)
     for f in fragments:
         life[f.tracklet] += f.length
     if not life:
         return 0
-    shortest = np.median(list(life.values())) / 4
+    lives = np.sort(np.array(list(life.values())))
+    cumulative = np.cumsum(lives)
+    # (and at most a tenth of the clip: in a short clip one long tracklet must not set the bar)
+    shortest = min(lives[np.searchsorted(cumulative, cumulative[-1] / 2)] / 4, num_frames / 10)
     lasting = [f for f in fragments if life[f.tracklet] >= shortest]
     return sustained_max(presence_counts(lasting, num_frames), MIN_RUN)
 
@@ -161,11 +165,12 @@ def split_evidence(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def same_individual_limit(model: IdentityModel, fragments: list[Fragment],
-                          quantile: float = SAME_QUANTILE, min_views: int = 8) -> float:
+                          quantile: float = SAME_QUANTILE, min_views: int = 6,
+                          min_fragments: int = 2) -> float:
     """The split evidence that pairs known to be one individual reach in this clip: each long
     fragment's first and second half. A link is broken only by more evidence than that (the
-    clip's own null distribution, no absolute number); 0 with fewer than five such
-    fragments: a clip too short to calibrate on keeps a link only where the model's best
+    clip's own null distribution, no absolute number); 0 with fewer than ``min_fragments``
+    such fragments: a clip too short to calibrate on keeps a link only where the model's best
     identity is the same on both sides."""
     halves_a, halves_b = [], []
     for f in fragments:
@@ -174,7 +179,7 @@ def same_individual_limit(model: IdentityModel, fragments: list[Fragment],
             half = len(views) // 2
             halves_a.append(np.log(np.maximum(model.posteriors(views[:half]).mean(0), 1e-300)))
             halves_b.append(np.log(np.maximum(model.posteriors(views[half:]).mean(0), 1e-300)))
-    if len(halves_a) < 5:
+    if len(halves_a) < min_fragments:
         return 0.0
     a = np.maximum(np.stack(halves_a), LOG_FLOOR)
     b = np.maximum(np.stack(halves_b), LOG_FLOOR)
@@ -205,6 +210,38 @@ def kept_links(fragments: list[Fragment], evidence: np.ndarray, limit: float,
         kept[kind] = round(float(keep.mean()), 4)
         links.extend((int(a), int(b), hard) for a, b, k in zip(f, g, keep, strict=True) if k)
     return links, kept
+
+
+def _never_worse_than_input(fragments: list[Fragment], groups: list[list[int]],
+                            model: IdentityModel, labels: dict[int, int],
+                            links: list[tuple[int, int, float]], limit: float,
+                            ) -> tuple[dict[int, int], bool]:
+    """The rule "never worse than the input": the labelling that keeps *every* source link
+    (the solver may then only decide which masklets are one individual, never split one) is
+    preferred whenever the model's evidence against it is within what the clip's own
+    same-individual scale allows over those links (``limit`` per frame of each link's shorter
+    side). So a source whose ids are self-consistent under the model is kept as it is, and
+    only a source that the model contradicts beyond chance is overruled."""
+    pairs = link_pairs(fragments)["source"]
+    if not pairs or not np.isfinite(limit):
+        return labels, False
+    hard = max((b for _, _, b in links), default=1.0)
+    tracklet_links = [(f, g, b) for f, g, b in links
+                      if fragments[f].tracklet == fragments[g].tracklet]
+    constrained, evidence = _solve(fragments, groups, model,
+                                   tracklet_links + [(f, g, hard) for f, g in pairs])
+
+    def score(chosen: dict[int, int]) -> float:
+        total = 0.0
+        for r, f in enumerate(fragments):
+            column = np.flatnonzero(model.labels == chosen.get(f.index, -1))
+            total += float(evidence[r, column[0]]) if column.size else float(evidence[r].min())
+        return total
+
+    budget = sum(limit * min(fragments[f].length, fragments[g].length) for f, g in pairs)
+    if score(labels) - score(constrained) <= budget:
+        return constrained, True
+    return labels, False
 
 
 def _solve(fragments: list[Fragment], groups: list[list[int]], model: IdentityModel,
@@ -252,13 +289,15 @@ def link_identities(log: list[FrameLog], num_identities: int | None = None,
         result.link_reliability = kept
         if links:
             labels, _ = _solve(viewed, groups, model, links)
+        labels, result.details["kept_source_ids"] = _never_worse_than_input(
+            viewed, groups, model, labels, links, limit)
         labels = _fill_viewless(fragments, labels, k)
     labels = _name_by_source(fragments, labels)
     for f in fragments:
         identity = labels.get(f.index, -1)
         for position, row in f.entries:
             result.labels[position][row] = identity
-    result.details = {"identities_used": len(set(labels.values()) - {-1})}
+    result.details["identities_used"] = len(set(labels.values()) - {-1})
     return result
 
 

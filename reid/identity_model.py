@@ -47,6 +47,7 @@ class IdentityModel:
     def __init__(self) -> None:
         self.labels: np.ndarray = np.zeros(0, np.int64)
         self._lda: LinearDiscriminantAnalysis | None = None
+        self._precision: np.ndarray | None = None
 
     @property
     def fitted(self) -> bool:
@@ -61,7 +62,28 @@ class IdentityModel:
             solver="lsqr", covariance_estimator=_FlooredLedoitWolf(),
             priors=np.full(len(classes), 1.0 / len(classes)))
         self._lda.fit(views.astype(np.float64), labels)
+        self._precision = np.linalg.pinv(self._lda.covariance_)
         return self
+
+    def closest_pair(self) -> float:
+        """Mahalanobis distance between the two closest individuals' means."""
+        if self._lda is None:
+            raise RuntimeError("IdentityModel.closest_pair before fit")
+        means = self._lda.means_
+        diff = means[:, None, :] - means[None, :, :]
+        squared = np.einsum("ijd,de,ije->ij", diff, self._precision, diff)
+        np.fill_diagonal(squared, np.inf)
+        return float(np.sqrt(max(squared.min(), 0.0)))
+
+    def distances(self, views: np.ndarray) -> np.ndarray:
+        """Per identity, the median over ``views`` of their Mahalanobis distance to its mean
+        under the shared covariance: how far the views lie from each individual on the clip's
+        own scale (posteriors only say which individual is nearest, never that none is)."""
+        if self._lda is None:
+            raise RuntimeError("IdentityModel.distances before fit")
+        diff = views.astype(np.float64)[:, None, :] - self._lda.means_[None, :, :]
+        squared = np.einsum("nkd,de,nke->nk", diff, self._precision, diff)
+        return np.median(np.sqrt(np.maximum(squared, 0.0)), axis=0)
 
     def posteriors(self, views: np.ndarray) -> np.ndarray:
         if self._lda is None:
@@ -82,6 +104,21 @@ def fit_on_fragments(fragments: list[Fragment], labels: dict[int, int]) -> Ident
     if len(views) < 2 or len(np.unique(np.concatenate(y))) < 2:
         return None
     return IdentityModel().fit(np.concatenate(views), np.concatenate(y))
+
+
+def novelty_limit(model: IdentityModel, fragments: list[Fragment],
+                  labels: dict[int, int]) -> float:
+    """How far (:meth:`IdentityModel.distances`) a fragment must lie from *every* individual to
+    be someone new: the larger of the farthest labelled fragment from its own individual (these
+    fragments trained the model, so their distances are optimistic: the maximum, not a
+    quantile) and half the distance between the two closest individuals (a newcomer is as
+    distinct as the known ones are from each other). ``inf`` without data."""
+    own = [float(model.distances(f.view_matrix())[np.flatnonzero(model.labels ==
+                                                                  labels[f.index])[0]])
+           for f in fragments if labels.get(f.index, -1) in model.labels and f.views]
+    if not own:
+        return np.inf
+    return max(max(own), model.closest_pair() / 2)
 
 
 def fragment_evidence(model: IdentityModel, fragments: list[Fragment]) -> np.ndarray:

@@ -6,7 +6,9 @@ decided frame by frame without hindsight.
   reported. Then the model is fitted on those fragments, each named by the identity the tracker
   gave it, so names do not change at the switch-over.
 * **Continuity**: a fragment that continues a tracklet (after a crossing, a touch, a source-id
-  change) reports its predecessor's identity while it gathers views.
+  change) reports its predecessor's identity while it gathers views. (A new tracklet
+  could report what its source id was last decided to be; measured on the tuning scenes that
+  gave 4-6x more switches, since the source hands ids around at re-entry: not done.)
 * **Decision**: once a fragment has ``min_views`` clean views, every fragment reaching that
   point in this frame is assigned at once (Hungarian) to the identities not held by a decided
   fragment in view, on the model's per-frame log-evidence. The predecessor's identity gets the
@@ -15,8 +17,11 @@ decided frame by frame without hindsight.
   clip. A new tracklet (a re-entry) is unlabelled until decided: a few frames without a label
   cost less than a wrong label and two switches.
 * **Refit** every ``refit_every`` frames on the decided fragments, so the model follows
-  changes of light and pose; a larger global fragment (more individuals together than
-  before, when the count is not given) adds identities.
+  changes of light and pose.
+* **New individuals** (count not given): a fragment farther from every known individual than
+  the clip's own scale allows (:func:`reid.identity_model.novelty_limit`) and lasting as long
+  as an ordinary fragment, while the clip so far shows more individuals together than the
+  model knows (the offline count estimate); or a larger global fragment.
 """
 
 from __future__ import annotations
@@ -25,12 +30,18 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from samtrack.reid.fragments import Fragment, FragmentCutter
-from samtrack.reid.identities import same_individual_limit
-from samtrack.reid.identity_model import LOG_FLOOR, IdentityModel, fit_on_fragments
+from samtrack.reid.identities import estimate_count, same_individual_limit
+from samtrack.reid.identity_model import (
+    LOG_FLOOR,
+    IdentityModel,
+    fit_on_fragments,
+    novelty_limit,
+)
 from samtrack.reid.tracks import FrameLog
 
 MIN_VIEWS = 5
 REFIT_EVERY = 100
+ESTIMATE_EVERY = 25  # frames between count estimates (each reads every fragment so far)
 MAX_TRAINING_FRAGMENTS = 300  # the most recent decided fragments: bounded refit cost
 
 
@@ -51,10 +62,12 @@ class OnlineIdentities:
         self.labels: dict[int, int] = {}  # fragment index -> identity (decided)
         self.provisional: dict[int, int] = {}  # fragment index -> predecessor's identity
         self.limit = 0.0
+        self.novel_limit = np.inf
         self.count = 0  # individuals in the model
         self._fitted_at = 0
         self._position = 0
-        self._over = 0  # consecutive frames with more objects than known individuals
+        self._estimate = 0  # individuals the presence counts show so far
+        self._estimated_at = -ESTIMATE_EVERY
 
     @property
     def ready(self) -> bool:
@@ -64,7 +77,6 @@ class OnlineIdentities:
         rows = self.cutter.add(self._position, entry)
         self._position += 1
         self._warm_up(rows, entry)
-        self._over = self._over + 1 if len(rows) > self.count else 0
         if self.model is None:
             return None
         if entry.frame - self._fitted_at >= self.refit_every:
@@ -107,6 +119,14 @@ class OnlineIdentities:
         self.count = len(set(self.labels.values()))
         self._refit(entry.frame)
 
+    def _more_present(self, frame: int) -> bool:
+        """Whether the clip so far shows more individuals together than the model knows (the
+        offline estimate, :func:`reid.identities.estimate_count`, on the fragments so far)."""
+        if frame - self._estimated_at >= ESTIMATE_EVERY:
+            self._estimate = estimate_count(self.cutter.fragments, frame + 1)
+            self._estimated_at = frame
+        return self._estimate > self.count
+
     def _needed(self) -> int:
         """Frames (or views) an extra object must last to count as one more individual: half
         the median decided fragment of this clip (a spurious blob or a duplicate mask lasts a
@@ -122,6 +142,7 @@ class OnlineIdentities:
         if model is not None:
             self.model = model
             self.limit = same_individual_limit(model, decided)
+            self.novel_limit = novelty_limit(model, decided, self.labels)
         self._fitted_at = frame
 
     def _continue(self, rows: list[Fragment]) -> None:
@@ -142,17 +163,30 @@ class OnlineIdentities:
         due = [f for f in rows if f.index not in self.labels and len(f.views) >= self.min_views]
         if not due or self.model is None:
             return
+        if self.num_identities is None:
+            # someone farther from every known individual than the clip's own scale allows is
+            # a new one (an individual never seen apart with everyone else)
+            # a blob or a duplicate mask looks new too, but does not last: a newcomer waits,
+            # unlabelled, until it has lived as long as an ordinary fragment of this clip; and
+            # only while the clip shows more individuals together than the model knows (else
+            # an odd-looking view of someone known is assigned as usual)
+            needed = self._needed()
+            for f in list(due):
+                if self.model.distances(f.view_matrix()).min() <= self.novel_limit or \
+                        not self._more_present(f.end):
+                    continue
+                due.remove(f)
+                if f.apart and len(f.views) >= needed:
+                    self.labels[f.index] = max(self.labels.values(), default=0) + 1
+                    self.count += 1
+                    self._fitted_at = -self.refit_every  # refit next frame: learn it
+            if not due:
+                return
         held = {self.labels[f.index] for f in rows if f.index in self.labels}
         identities = [int(i) for i in self.model.labels if int(i) not in held]
         if not identities:
-            # everyone known is in view: a duplicate or spurious mask, or one more individual
-            # than seen apart so far. Only the latter keeps the count up for as long as an
-            # ordinary fragment of this clip lasts; then the longest-viewed newcomer is one
-            if self.num_identities is None and self._over >= self._needed():
-                newcomer = max(due, key=lambda f: len(f.views))
-                self.labels[newcomer.index] = max(self.labels.values(), default=0) + 1
-                self.count += 1
-                self._over = 0
+            # everyone known is in view: a duplicate or a spurious mask (a newcomer is found
+            # by its appearance above)
             return
         columns = [int(np.flatnonzero(self.model.labels == i)[0]) for i in identities]
         evidence = np.zeros((len(due), len(identities)))

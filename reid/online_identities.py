@@ -6,16 +6,15 @@ decided frame by frame without hindsight.
   reported. Then the model is fitted on those fragments, each named by the identity the tracker
   gave it, so names do not change at the switch-over.
 * **Continuity**: a fragment that continues a tracklet (after a crossing, a touch, a source-id
-  change) reports its predecessor's identity while it gathers views. (A new tracklet
-  could report what its source id was last decided to be; measured on the tuning scenes that
-  gave 4-6x more switches, since the source hands ids around at re-entry: not done.)
+  change) reports its predecessor's identity while it gathers views; a new tracklet reports
+  the tracker's own (gallery) identity for it, which uses the model's names since the warm-up.
+  At the decision either is kept unless the model beats it by the same-individual limit.
 * **Decision**: once a fragment has ``min_views`` clean views, every fragment reaching that
   point in this frame is assigned at once (Hungarian) to the identities not held by a decided
   fragment in view, on the model's per-frame log-evidence. The predecessor's identity gets the
   clip's same-individual limit as a bonus (:func:`reid.identities.same_individual_limit`): it
   is given up only on more evidence than one individual ever shows against itself in this
-  clip. A new tracklet (a re-entry) is unlabelled until decided: a few frames without a label
-  cost less than a wrong label and two switches.
+  clip.
 * **Refit** every ``refit_every`` frames on the decided fragments, so the model follows
   changes of light and pose.
 * **New individuals** (count not given): a fragment farther from every known individual than
@@ -147,10 +146,16 @@ class OnlineIdentities:
 
     def _continue(self, rows: list[Fragment]) -> None:
         for f in rows:
-            if f.index in self.labels or f.index in self.provisional:
+            if f.index in self.labels:
                 continue
             previous = self.cutter.predecessor(f)
             if previous is None:
+                # a new tracklet: until the model decides, the tracker's own (gallery) answer,
+                # which shares the model's names since the warm-up; it is revised each frame
+                if f.online_ids[-1] > 0:
+                    self.provisional[f.index] = f.online_ids[-1]
+                continue
+            if f.index in self.provisional:
                 continue
             identity = self.labels.get(previous.index, self.provisional.get(previous.index, -1))
             if identity > 0:

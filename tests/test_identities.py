@@ -12,6 +12,7 @@ from samtrack.eval.bench.failures import FailureSpec
 from samtrack.eval.bench.harness import run_bench, synthetic_clip
 from samtrack.eval.bench.scenes import SceneSpec
 from samtrack.eval.bench.sets import BenchScene
+from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.reid.config import TrackerConfig
 from samtrack.reid.fragments import Fragment, cliques
 from samtrack.reid.identities import sustained_max
@@ -21,7 +22,7 @@ W = SIZE[1]
 
 
 def _offline(frames, **kw):
-    tracker = TrackerConfig(embedder="histogram", mode="offline", **kw).build()
+    tracker = TrackerConfig(**{"embedder": "histogram", "mode": "offline", **kw}).build()
     for image, objects in frames:
         tracker.update(objects, image)
     return tracker.finalize()
@@ -71,8 +72,6 @@ def _crossing_then_swapped_return():
 
 
 def _empty(t):
-    from samtrack.pipeline.core.frames import FrameObjects
-
     image = np.zeros((*SIZE, 3), np.uint8)
     return image, FrameObjects.from_masks(np.zeros((0, *SIZE), bool), frame_index=t)
 
@@ -90,6 +89,25 @@ def test_a_crossing_swap_and_a_swapped_return_are_both_repaired():
     labelled = sum(int((f.track_ids > 0).sum()) for f in result.frames)
     assert labelled >= 0.9 * sum(len(t) for t in truth)
     assert result.identities["num_identities"] == 2
+
+
+def test_sam2_encoder_features_feed_the_same_model():
+    """The SAM2 path: the source attaches image-encoder features to each mask
+    (``expose_features``) and ``embedder: sam2`` hands them to the identity model, which repairs
+    the same crossing swap and swapped return without any threshold set for those features."""
+    frames, truth = _crossing_then_swapped_return()
+    rng = np.random.default_rng(0)
+    centres = {1: rng.normal(size=16), 2: rng.normal(size=16)}
+    with_features = []
+    for (image, objects), true_ids in zip(frames, truth, strict=True):
+        features = np.array([centres[t] + rng.normal(0, 0.3, 16) for t in true_ids],
+                            np.float32).reshape(len(true_ids), 16)
+        with_features.append((image, FrameObjects.from_masks(
+            objects.masks, frame_index=objects.frame_index, source_ids=objects.source_ids,
+            embeddings=features)))
+    result = _offline(with_features, embedder="sam2")
+    seen = _ids_by_truth(result, truth)
+    assert len(seen[1]) == 1 and len(seen[2]) == 1 and seen[1] != seen[2]
 
 
 def _walkers(n: int, frames: int = 80, spurious_at: tuple[int, ...] = ()):
@@ -192,3 +210,15 @@ def test_pinned_benchmark_numbers_of_a_small_fixed_scene():
 # measured on this commit (python: run_bench([synthetic_clip(PINNED_SCENE)], ...)): ceiling
 # IDF1 0.968, online 0.896 (0 switches)
 PINNED = {"raw": (0.6128, 4), "samtrack-offline": (0.9527, 0)}
+
+
+def test_online_model_repairs_the_swapped_return_as_it_happens():
+    """Online, the same model (warm after the first frames where both are apart) names the
+    returning look-alikes by appearance, though the source hands each the other's id."""
+    frames, truth = _crossing_then_swapped_return()
+    tracker = TrackerConfig(embedder="histogram", online_identity_model=True).build()
+    outputs = [tracker.update(objects, image) for image, objects in frames]
+    assert tracker.online_identities.ready
+    first = dict(zip(truth[0], outputs[0].track_ids.tolist(), strict=True))
+    for out, true_ids in list(zip(outputs, truth, strict=True))[-5:]:
+        assert dict(zip(true_ids, out.track_ids.tolist(), strict=True)) == first

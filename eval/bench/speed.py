@@ -21,10 +21,15 @@ import cv2
 import numpy as np
 import torch
 
+from samtrack.eval.bench.failures import FailureSpec
+from samtrack.eval.bench.harness import synthetic_clip
+from samtrack.eval.bench.scenes import SceneSpec
+from samtrack.eval.bench.sets import BenchScene
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.render import VizOptions, render
 from samtrack.reid.config import TrackerConfig
 from samtrack.reid.embedders import HistogramEmbedder, MobileNetV2Embedder, l2_normalize
+from samtrack.reid.identities import link_identities
 
 
 class _Precomputed:
@@ -79,11 +84,29 @@ def embed_ms_per_object(embedder, count: int, repeats: int = 5) -> float:
     return 1000 * (time.perf_counter() - start) / (repeats * count)
 
 
+def offline_link_seconds(frames: int, animals: int = 8, seed: int = 5) -> tuple[float, int]:
+    """Seconds the offline identity engine (:func:`reid.identities.link_identities`) takes on
+    the log of a generated ``long``-style clip (SAM2-style failures), and its fragment count.
+    The online pass that writes the log is not timed."""
+    bench = BenchScene("long", "speed", SceneSpec(num_animals=animals, num_frames=frames,
+                                                  seed=seed, exit_every=2),
+                       FailureSpec.sam2_like(seed=seed))
+    clip = synthetic_clip(bench)
+    tracker = TrackerConfig(mode="offline").build(keep_log=True, record=False)
+    for t, objects in enumerate(clip.inputs):
+        tracker.update(objects, clip.image(t))
+    start = time.perf_counter()
+    result = link_identities(tracker.log)
+    return time.perf_counter() - start, result.fragments
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m samtrack.eval.bench.speed",
                                      description=__doc__)
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--viz", metavar="RUN_DIR", help="also time rendering this run")
+    parser.add_argument("--offline", metavar="FRAMES", default="", help="also time offline "
+                        "identity linking of 8-animal clips of these lengths, e.g. 1000,3000")
     args = parser.parse_args(argv)
     print(f"torch threads: {torch.get_num_threads()}")
     for count, size, radius in ((10, (360, 640), 14), (100, (720, 1280), 14)):
@@ -95,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{embed_ms_per_object(MobileNetV2Embedder(), batch):6.2f} ms/object")
     print(f"histogram embedding, batch 16: "
           f"{embed_ms_per_object(HistogramEmbedder(), 16):6.2f} ms/object")
+    for length in [int(n) for n in args.offline.split(",") if n]:
+        seconds, fragments = offline_link_seconds(length)
+        print(f"offline identity linking, 8 animals, {length} frames: {seconds:6.2f} s "
+              f"({fragments} fragments)")
     if args.viz:
         frames = json.loads((Path(args.viz) / "summary.json").read_text())["frames"]
         with tempfile.TemporaryDirectory() as tmp:

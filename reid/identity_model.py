@@ -101,9 +101,15 @@ def fit_on_fragments(fragments: list[Fragment], labels: dict[int, int]) -> Ident
             m = f.view_matrix()
             views.append(m)
             y.append(np.full(len(m), identity, np.int64))
-    if len(views) < 2 or len(np.unique(np.concatenate(y))) < 2:
+    if not views:
         return None
-    return IdentityModel().fit(np.concatenate(views), np.concatenate(y))
+    x, y_all = np.concatenate(views), np.concatenate(y)
+    # an identity with a single view has no spread to estimate: it waits for more
+    ids, counts = np.unique(y_all, return_counts=True)
+    keep = np.isin(y_all, ids[counts >= 2])
+    if len(np.unique(y_all[keep])) < 2:
+        return None
+    return IdentityModel().fit(x[keep], y_all[keep])
 
 
 def novelty_limit(model: IdentityModel, fragments: list[Fragment],

@@ -191,6 +191,9 @@ def method_factories(methods: list[str], embedder: str) -> dict[str, tuple[Calla
             out[m] = (_Ceiling, False)
         elif m == "samtrack-online":
             out[m] = (samtrack, False)
+        elif m == "samtrack-online-model":  # online with the per-clip identity model
+            out[m] = (lambda clip, **kw: samtrack(clip, online_identity_model=True, **kw),
+                      False)
         elif m == "samtrack-offline":
             out[m] = (lambda clip, **kw: samtrack(clip, "offline", **kw), True)
         else:

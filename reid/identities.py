@@ -234,48 +234,20 @@ def _never_worse_than_input(fragments: list[Fragment], groups: list[list[int]],
     hard = max((b for _, _, b in links), default=1.0)
     tracklet_links = [(f, g, b) for f, g, b in links
                       if fragments[f].tracklet == fragments[g].tracklet]
-    constrained, _ = _solve(fragments, groups, model,
-                            tracklet_links + [(f, g, hard) for f, g in pairs])
-    identities = sorted({*labels.values(), *constrained.values()} - {-1})
+    constrained, evidence = _solve(fragments, groups, model,
+                                   tracklet_links + [(f, g, hard) for f, g in pairs])
 
     def score(chosen: dict[int, int]) -> float:
-        # judged by models that never saw the fragment they judge: a model trained on its own
-        # labelling agrees with it whether or not the individuals can be told apart
-        evidence = cross_fitted_evidence(fragments, chosen, identities)
         total = 0.0
         for r, f in enumerate(fragments):
-            identity = chosen.get(f.index, -1)
-            total += float(evidence[r, identities.index(identity)]) if identity in identities \
-                else float(evidence[r].min())
+            column = np.flatnonzero(model.labels == chosen.get(f.index, -1))
+            total += float(evidence[r, column[0]]) if column.size else float(evidence[r].min())
         return total
 
     budget = sum(limit * min(fragments[f].length, fragments[g].length) for f, g in pairs)
     if score(labels) - score(constrained) <= budget:
         return constrained, True
     return labels, False
-
-
-def cross_fitted_evidence(fragments: list[Fragment], labels: dict[int, int],
-                          identities: list[int]) -> np.ndarray:
-    """Evidence (rows: fragments, columns: ``identities``) from two models, each trained on
-    the labelled fragments of the other half of the clip's fragments (alternating in time), so
-    no fragment is judged by a model it trained. An identity a half never shows gets the floor."""
-    out = np.zeros((len(fragments), len(identities)))
-    order = sorted(range(len(fragments)), key=lambda r: fragments[r].start)
-    folds = [order[0::2], order[1::2]]
-    for judged, trained in ((folds[0], folds[1]), (folds[1], folds[0])):
-        model = fit_on_fragments([fragments[r] for r in trained], labels)
-        for r in judged:
-            f = fragments[r]
-            out[r] = LOG_FLOOR * f.length
-            if model is None or not f.views:
-                continue
-            evidence = fragment_evidence(model, [f])[0]
-            for c, identity in enumerate(identities):
-                column = np.flatnonzero(model.labels == identity)
-                if column.size:
-                    out[r, c] = evidence[column[0]]
-    return out
 
 
 def _solve(fragments: list[Fragment], groups: list[list[int]], model: IdentityModel,

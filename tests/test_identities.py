@@ -197,6 +197,7 @@ PINNED_SCENE = BenchScene("long", "pinned", SceneSpec(num_animals=3, num_frames=
                           FailureSpec.sam2_like(seed=4242))
 
 
+@pytest.mark.slow  # a 400-frame scene end to end: about 10 s
 def test_pinned_benchmark_numbers_of_a_small_fixed_scene():
     table = run_bench([synthetic_clip(PINNED_SCENE)], ["raw", "samtrack-offline"],
                       progress=False)

@@ -12,13 +12,13 @@ How it decides (README, "How identities are decided"):
 4. **Global assignment** (:mod:`reid.identity_solver`): every fragment with views takes an
    identity at once, maximising the model's evidence under cannot-link. The model is re-trained
    on everything it labelled and the assignment repeated while labels change.
-5. **The source's ids as evidence**: each source id is mapped to the identity it most often
-   covers, and the source is scored like any other classifier, by how often this clip's
-   confident model decisions agree with it. That agreement rate turns into a prior the solver adds
-   to the appearance evidence. When the model cannot tell individuals apart (look-alike larvae)
-   the source's ids stand; when the source is unreliable (swaps at every re-entry) appearance
-   wins. Output is named by source id where that is one-to-one, so an already-right input comes
-   back unchanged.
+5. **What the input already says**: consecutive fragments of one tracklet or one source id
+   stay linked unless the model separates them by more than the clip's same-individual limit
+   (:func:`same_individual_limit`); a cut that tracker and source both carry across stays
+   linked regardless. The labelling that keeps *every* source link is chosen when the model's
+   evidence against it is within that limit over those links ("never worse than the input").
+   Identities are named after the source's ids, so an already-right input comes back
+   unchanged.
 6. **Pieces without views** (the crossing itself, border frames): the identity of the same
    tracklet on either side when free, else the one the source id maps to, else none.
 """
@@ -34,10 +34,10 @@ import numpy as np
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.reid.fragments import Fragment, cliques, cut_fragments
 from samtrack.reid.identity_model import (
-    LOG_FLOOR,
     IdentityModel,
     fit_on_fragments,
     fragment_evidence,
+    log_mean_posterior,
 )
 from samtrack.reid.identity_solver import solve_assignment
 from samtrack.reid.tracks import FrameLog
@@ -53,7 +53,7 @@ class IdentityResult:
     num_identities: int
     estimated: bool  # the count was estimated, not given
     rounds: int = 0
-    link_reliability: dict[str, float] = field(default_factory=dict)
+    links_kept: dict[str, float] = field(default_factory=dict)  # share kept, per kind
     fragments: int = 0
     details: dict = field(default_factory=dict)
 
@@ -61,7 +61,7 @@ class IdentityResult:
         """What ``summary.json`` says about how identities were decided."""
         return {"num_identities": self.num_identities,
                 "num_identities_estimated": self.estimated, "fragments": self.fragments,
-                "rounds": self.rounds, "links_kept": self.link_reliability, **self.details}
+                "rounds": self.rounds, "links_kept": self.links_kept, **self.details}
 
 
 def presence_counts(fragments: list[Fragment], num_frames: int) -> np.ndarray:
@@ -177,13 +177,11 @@ def same_individual_limit(model: IdentityModel, fragments: list[Fragment],
         views = f.view_matrix()
         if len(views) >= min_views:
             half = len(views) // 2
-            halves_a.append(np.log(np.maximum(model.posteriors(views[:half]).mean(0), 1e-300)))
-            halves_b.append(np.log(np.maximum(model.posteriors(views[half:]).mean(0), 1e-300)))
+            halves_a.append(log_mean_posterior(model, views[:half]))
+            halves_b.append(log_mean_posterior(model, views[half:]))
     if len(halves_a) < min_fragments:
         return 0.0
-    a = np.maximum(np.stack(halves_a), LOG_FLOOR)
-    b = np.maximum(np.stack(halves_b), LOG_FLOOR)
-    return float(np.quantile(split_evidence(a, b), quantile))
+    return float(np.quantile(split_evidence(np.stack(halves_a), np.stack(halves_b)), quantile))
 
 
 def kept_links(fragments: list[Fragment], evidence: np.ndarray, limit: float,
@@ -221,7 +219,7 @@ def kept_links(fragments: list[Fragment], evidence: np.ndarray, limit: float,
 def _never_worse_than_input(fragments: list[Fragment], groups: list[list[int]],
                             model: IdentityModel, labels: dict[int, int],
                             links: list[tuple[int, int, float]], limit: float,
-                            ) -> tuple[dict[int, int], bool]:
+                            evidence: np.ndarray) -> tuple[dict[int, int], bool]:
     """The rule "never worse than the input": the labelling that keeps *every* source link
     (the solver may then only decide which masklets are one individual, never split one) is
     preferred whenever the model's evidence against it is within what the clip's own
@@ -229,13 +227,13 @@ def _never_worse_than_input(fragments: list[Fragment], groups: list[list[int]],
     side). So a source whose ids are self-consistent under the model is kept as it is, and
     only a source that the model contradicts beyond chance is overruled."""
     pairs = link_pairs(fragments)["source"]
-    if not pairs or not np.isfinite(limit):
+    if not pairs:
         return labels, False
     hard = max((b for _, _, b in links), default=1.0)
     tracklet_links = [(f, g, b) for f, g, b in links
                       if fragments[f].tracklet == fragments[g].tracklet]
-    constrained, evidence = _solve(fragments, groups, model,
-                                   tracklet_links + [(f, g, hard) for f, g in pairs])
+    constrained, _ = _solve(fragments, groups, model,
+                            tracklet_links + [(f, g, hard) for f, g in pairs], evidence)
 
     def score(chosen: dict[int, int]) -> float:
         total = 0.0
@@ -252,8 +250,11 @@ def _never_worse_than_input(fragments: list[Fragment], groups: list[list[int]],
 
 def _solve(fragments: list[Fragment], groups: list[list[int]], model: IdentityModel,
            links: list[tuple[int, int, float]] | None = None,
-           ) -> tuple[dict[int, int], np.ndarray]:
-    evidence = fragment_evidence(model, fragments)  # columns follow model.labels
+           evidence: np.ndarray | None = None) -> tuple[dict[int, int], np.ndarray]:
+    """Labels by the solver, and the evidence used (``evidence``: the model's, if already
+    computed for these fragments; columns follow ``model.labels``)."""
+    if evidence is None:
+        evidence = fragment_evidence(model, fragments)
     chosen = solve_assignment(evidence, groups, links)
     labels = {f.index: int(model.labels[c]) for f, c in zip(fragments, chosen, strict=True)
               if c >= 0}
@@ -292,11 +293,12 @@ def link_identities(log: list[FrameLog], num_identities: int | None = None,
                 break
         limit = same_individual_limit(model, viewed)
         links, kept = kept_links(viewed, evidence, limit)
-        result.link_reliability = kept
+        result.links_kept = kept
+        final_evidence = fragment_evidence(model, viewed)
         if links:
-            labels, _ = _solve(viewed, groups, model, links)
+            labels, _ = _solve(viewed, groups, model, links, final_evidence)
         labels, result.details["kept_source_ids"] = _never_worse_than_input(
-            viewed, groups, model, labels, links, limit)
+            viewed, groups, model, labels, links, limit, final_evidence)
         labels = _fill_viewless(fragments, labels, k)
     labels = _name_by_source(fragments, labels)
     for f in fragments:

@@ -127,6 +127,13 @@ def novelty_limit(model: IdentityModel, fragments: list[Fragment],
     return max(max(own), model.closest_pair() / 2)
 
 
+def log_mean_posterior(model: IdentityModel, views: np.ndarray) -> np.ndarray:
+    """Per identity (``model.labels``), the log of the mean posterior over ``views``, floored
+    at :data:`LOG_FLOOR`."""
+    mean = model.posteriors(views).mean(axis=0)
+    return np.maximum(np.log(np.maximum(mean, 1e-300)), LOG_FLOOR)
+
+
 def fragment_evidence(model: IdentityModel, fragments: list[Fragment]) -> np.ndarray:
     """(fragments, identities) log-evidence: the log of the mean posterior over a fragment's
     views, times its length in frames.
@@ -138,6 +145,5 @@ def fragment_evidence(model: IdentityModel, fragments: list[Fragment]) -> np.nda
     out = np.zeros((len(fragments), len(model.labels)))
     for r, f in enumerate(fragments):
         if f.views:
-            mean = model.posteriors(f.view_matrix()).mean(axis=0)
-            out[r] = f.length * np.maximum(np.log(np.maximum(mean, 1e-300)), LOG_FLOOR)
+            out[r] = f.length * log_mean_posterior(model, f.view_matrix())
     return out

@@ -31,9 +31,9 @@ from scipy.optimize import linear_sum_assignment
 from samtrack.reid.fragments import Fragment, FragmentCutter
 from samtrack.reid.identities import estimate_count, same_individual_limit
 from samtrack.reid.identity_model import (
-    LOG_FLOOR,
     IdentityModel,
     fit_on_fragments,
+    log_mean_posterior,
     novelty_limit,
 )
 from samtrack.reid.tracks import FrameLog
@@ -59,7 +59,8 @@ class OnlineIdentities:
         self.cutter = FragmentCutter()
         self.model: IdentityModel | None = None
         self.labels: dict[int, int] = {}  # fragment index -> identity (decided)
-        self.provisional: dict[int, int] = {}  # fragment index -> predecessor's identity
+        # fragment index -> identity shown until decided (its predecessor's, or the tracker's)
+        self.provisional: dict[int, int] = {}
         self.limit = 0.0
         self.novel_limit = np.inf
         self.count = 0  # individuals in the model
@@ -95,11 +96,10 @@ class OnlineIdentities:
     def _warm_up(self, rows: list[Fragment], entry: FrameLog) -> None:
         needed = self._needed() if self.model is not None else self.min_views
         apart = [f for f in rows if f.apart and len(f.views) >= needed]
-        target = self.num_identities or 2
-        if len(apart) < max(target, self.count + 1 if self.num_identities is None else target):
-            return
-        if self.model is not None and (self.num_identities is not None or
-                                       len(apart) <= self.count):
+        if self.num_identities is not None:  # one warm-up, on everyone
+            if self.model is not None or len(apart) < self.num_identities:
+                return
+        elif len(apart) < max(2, self.count + 1):  # more together than the model knows
             return
         # a (larger) global fragment: everyone in it is a different individual
         names: dict[int, int] = {}
@@ -196,8 +196,7 @@ class OnlineIdentities:
         columns = [int(np.flatnonzero(self.model.labels == i)[0]) for i in identities]
         evidence = np.zeros((len(due), len(identities)))
         for r, f in enumerate(due):
-            mean = self.model.posteriors(f.view_matrix()).mean(axis=0)[columns]
-            evidence[r] = np.maximum(np.log(np.maximum(mean, 1e-300)), LOG_FLOOR)
+            evidence[r] = log_mean_posterior(self.model, f.view_matrix())[columns]
             keep = self.provisional.get(f.index, -1)
             if keep in identities:
                 evidence[r, identities.index(keep)] += self.limit

@@ -38,6 +38,8 @@ class Fragment:
     entries: list[tuple[int, int]] = field(default_factory=list)  # (log position, row)
     online_ids: list[int] = field(default_factory=list)
     views: list[np.ndarray] = field(default_factory=list)
+    # apart but not fully visible (at a border): too rough to decide on, enough for a first guess
+    rough_views: list[np.ndarray] = field(default_factory=list)
     first_position: np.ndarray | None = None
     last_position: np.ndarray | None = None
 
@@ -116,6 +118,8 @@ class FragmentCutter:
             current.online_ids.append(int(entry.track_ids[row]))
             if entry.embeddings is not None and entry.clean[row]:
                 current.views.append(entry.embeddings[row])
+            elif entry.embeddings is not None and apart and len(current.rough_views) < MAX_VIEWS:
+                current.rough_views.append(entry.embeddings[row])
             if entry.positions is not None:
                 if current.first_position is None:
                     current.first_position = entry.positions[row]

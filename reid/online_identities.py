@@ -6,15 +6,18 @@ decided frame by frame without hindsight.
   reported. Then the model is fitted on those fragments, each named by the identity the tracker
   gave it, so names do not change at the switch-over.
 * **Continuity**: a fragment that continues a tracklet (after a crossing, a touch, a source-id
-  change) reports its predecessor's identity while it gathers views; a new tracklet reports
-  the tracker's own (gallery) identity for it, which uses the model's names since the warm-up.
-  At the decision either is kept unless the model beats it by the same-individual limit.
+  change) reports its predecessor's identity while it gathers views.
+* **Guess**: a new tracklet (a re-entry, a newcomer) shows the model's best guess among the
+  individuals not in view, made on its first views (rough ones at a border too) and re-made
+  each frame; a guess is shown once it has been the best for ``min_views`` frames in a row
+  (until then the object is shown without an identity), so a few odd first views do not make
+  the label flicker.
 * **Decision**: once a fragment has ``min_views`` clean views, every fragment reaching that
   point in this frame is assigned at once (Hungarian) to the identities not held by a decided
-  fragment in view, on the model's per-frame log-evidence. The predecessor's identity gets the
-  clip's same-individual limit as a bonus (:func:`reid.identities.same_individual_limit`): it
-  is given up only on more evidence than one individual ever shows against itself in this
-  clip.
+  fragment in view, on the model's per-frame log-evidence. The shown identity gets the
+  clip's same-individual limit as a bonus, measured on held-out fragments
+  (:func:`reid.identities.held_out_limit`): it is given up only on more evidence than one
+  individual shows against itself in this clip.
 * **Refit** every ``refit_every`` frames on the decided fragments, so the model follows
   changes of light and pose.
 * **New individuals** (count not given): a fragment farther from every known individual than
@@ -29,7 +32,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from samtrack.reid.fragments import Fragment, FragmentCutter
-from samtrack.reid.identities import estimate_count, same_individual_limit
+from samtrack.reid.identities import estimate_count, held_out_limit
 from samtrack.reid.identity_model import (
     IdentityModel,
     fit_on_fragments,
@@ -41,6 +44,7 @@ from samtrack.reid.tracks import FrameLog
 MIN_VIEWS = 5
 REFIT_EVERY = 100
 ESTIMATE_EVERY = 25  # frames between count estimates (each reads every fragment so far)
+GUESS_VIEWS = 10  # the latest rough views a guess is made on (the object's look now)
 MAX_TRAINING_FRAGMENTS = 300  # the most recent decided fragments: bounded refit cost
 
 
@@ -62,6 +66,7 @@ class OnlineIdentities:
         # fragment index -> identity shown until decided (its predecessor's, or the tracker's)
         self.provisional: dict[int, int] = {}
         self.limit = 0.0
+        self._candidate: dict[int, tuple[int, int]] = {}  # fragment -> (best guess, frames)
         self.novel_limit = np.inf
         self.count = 0  # individuals in the model
         self._fitted_at = 0
@@ -82,6 +87,7 @@ class OnlineIdentities:
         if entry.frame - self._fitted_at >= self.refit_every:
             self._refit(entry.frame)
         self._continue(rows)
+        self._guess(rows)
         self._decide(rows)
         out = np.full(len(rows), -1, np.int64)
         shown: set[int] = set()
@@ -140,7 +146,7 @@ class OnlineIdentities:
         model = fit_on_fragments(decided, self.labels)
         if model is not None:
             self.model = model
-            self.limit = same_individual_limit(model, decided)
+            self.limit = held_out_limit(decided, self.labels)
             self.novel_limit = novelty_limit(model, decided, self.labels)
         self._fitted_at = frame
 
@@ -149,11 +155,7 @@ class OnlineIdentities:
             if f.index in self.labels:
                 continue
             previous = self.cutter.predecessor(f)
-            if previous is None:
-                # a new tracklet: until the model decides, the tracker's own (gallery) answer,
-                # which shares the model's names since the warm-up; it is revised each frame
-                if f.online_ids[-1] > 0:
-                    self.provisional[f.index] = f.online_ids[-1]
+            if previous is None:  # a new tracklet: the model's guess (``_guess``)
                 continue
             if f.index in self.provisional:
                 continue
@@ -163,6 +165,40 @@ class OnlineIdentities:
                     self.provisional[f.index] = identity
                 else:  # a crossing or border piece: it has nothing to be judged on
                     self.labels[f.index] = identity
+
+    def _guess(self, rows: list[Fragment]) -> None:
+        """A new tracklet (a re-entry, a newcomer) shows the model's best guess among the
+        individuals not in view while it gathers clean views, re-made each frame as views
+        arrive and shown once stable for ``min_views`` frames.
+
+        Why not the tracker's gallery answer: its absolute gates and border prior are the rules
+        this model replaces; on the long tuning clips they were wrong on about half the frames
+        of such tracklets, the model's guess on less than half as many. Why the stability wait: the
+        first (border) views are rough, and showing every change of the best guess doubled the
+        identity switches; waiting ``min_views`` frames cut them by more than half at no loss
+        of IDF1 on the tuning clips."""
+        new = [f for f in rows if f.index not in self.labels and f.apart
+               and self.cutter.predecessor(f) is None and (f.views or f.rough_views)]
+        if not new or self.model is None:
+            return
+        fresh = {f.index for f in new}
+        held = {self.labels.get(f.index, self.provisional.get(f.index, -1))
+                for f in rows if f.index not in fresh}
+        identities = [int(i) for i in self.model.labels if int(i) not in held]
+        if not identities:
+            return
+        columns = [int(np.flatnonzero(self.model.labels == i)[0]) for i in identities]
+        evidence = np.zeros((len(new), len(identities)))
+        for r, f in enumerate(new):
+            views = f.view_matrix() if f.views else np.stack(f.rough_views[-GUESS_VIEWS:])
+            evidence[r] = log_mean_posterior(self.model, views.astype(np.float32))[columns]
+        for r, c in zip(*linear_sum_assignment(-evidence), strict=True):
+            f, identity = new[r], identities[c]
+            candidate, streak = self._candidate.get(f.index, (-1, 0))
+            streak = streak + 1 if candidate == identity else 1
+            self._candidate[f.index] = (identity, streak)
+            if streak >= self.min_views:
+                self.provisional[f.index] = identity
 
     def _decide(self, rows: list[Fragment]) -> None:
         due = [f for f in rows if f.index not in self.labels and len(f.views) >= self.min_views]

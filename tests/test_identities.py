@@ -15,8 +15,10 @@ from samtrack.eval.bench.sets import BenchScene
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.reid.config import TrackerConfig
 from samtrack.reid.fragments import Fragment, cliques
-from samtrack.reid.identities import sustained_max
+from samtrack.reid.identities import _fill_viewless, sustained_max
 from samtrack.reid.identity_solver import solve_assignment
+from samtrack.reid.online_identities import OnlineIdentities
+from samtrack.reid.tracks import FrameLog
 
 W = SIZE[1]
 
@@ -223,3 +225,57 @@ def test_online_model_repairs_the_swapped_return_as_it_happens():
     first = dict(zip(truth[0], outputs[0].track_ids.tolist(), strict=True))
     for out, true_ids in list(zip(outputs, truth, strict=True))[-5:]:
         assert dict(zip(true_ids, out.track_ids.tolist(), strict=True)) == first
+
+
+def _log_entry(frame: int, keys: list[int], looks: list[np.ndarray], clean: list[bool],
+               ) -> FrameLog:
+    n = len(keys)
+    return FrameLog(frame=frame, det_index=np.arange(n), tracklet_keys=np.array(keys),
+                    track_ids=np.array(keys), clean=np.array(clean),
+                    isolated=np.ones(n, bool), embeddings=np.stack(looks).astype(np.float16),
+                    positions=np.zeros((n, 2), np.float32), source_ids=np.full(n, -1),
+                    step_iou=np.full(n, np.nan, np.float32))
+
+
+def test_online_guess_for_a_returning_object_waits_until_stable_then_names_it():
+    """A look-alike that leaves and comes back as a new tracklet, seen only at the border
+    (rough views): it is shown without an identity for its first frames, then as itself, and
+    never as the individual still in view."""
+    rng = np.random.default_rng(0)
+    looks = {1: np.eye(8)[0] * 0.9 + 0.1, 2: np.eye(8)[1] * 0.9 + 0.1}
+
+    def look(who: int) -> np.ndarray:
+        return looks[who] + rng.normal(0, 0.02, 8)
+
+    online = OnlineIdentities(num_identities=2)
+    shown = []
+    for t in range(30):  # both apart and fully visible: the model warms up and learns them
+        online.observe(_log_entry(t, [1, 2], [look(1), look(2)], [True, True]))
+    for t in range(30, 35):  # 1 is away
+        online.observe(_log_entry(t, [2], [look(2)], [True]))
+    for t in range(35, 45):  # 1 is back, as tracklet 7, half out of view
+        shown.append(int(online.observe(_log_entry(t, [2, 7], [look(2), look(1)],
+                                                   [True, False]))[1]))
+    wait = online.min_views - 1
+    assert shown[:wait] == [-1] * wait
+    assert shown[wait:] == [1] * (len(shown) - wait)
+
+
+def _piece(index: int, tracklet: int, frames: range, online_id: int) -> Fragment:
+    f = Fragment(index, tracklet, source_id=-1, apart=True)
+    f.frames = list(frames)
+    f.online_ids = [online_id] * len(f.frames)
+    return f
+
+
+def test_a_viewless_crossing_takes_the_online_identity_where_its_neighbours_disagree():
+    """Two tracklets touch for frames 10-19 (no clean view) and the model names each side
+    differently: the swap happened inside the touch. The touching pieces take the identity
+    the online tracker followed them with, not the one before the touch."""
+    pieces = [_piece(0, 1, range(0, 10), 1), _piece(1, 1, range(10, 20), 2),
+              _piece(2, 1, range(20, 30), 2), _piece(3, 2, range(0, 10), 2),
+              _piece(4, 2, range(10, 20), 1), _piece(5, 2, range(20, 30), 1)]
+    labels = {0: 1, 2: 2, 3: 2, 5: 1}
+    filled = _fill_viewless(pieces, labels, k=2)
+    assert filled[1] == 2 and filled[4] == 1
+    assert {i: filled[i] for i in labels} == labels

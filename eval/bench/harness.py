@@ -95,7 +95,9 @@ def real_clip(seq_dir: Path, crop: str = "full", seed: int = 0) -> Clip:
                                            frame_index=t).compact())
     sim = simulate(gt, FailureSpec.sam2_like(seed=seed))
     name = f"{seq_dir.name}-{crop}"
-    return Clip(name, "real", frames, sim.frames, sequence_from_frames(gt, name, "source"))
+    # one table row per crop: the full frame and the re-entry window are different problems
+    return Clip(name, f"real-{crop}", frames, sim.frames,
+                sequence_from_frames(gt, name, "source"))
 
 
 def mot15_clip(seq_dir: Path) -> Clip:

@@ -191,8 +191,9 @@ def held_out_limit(fragments: list[Fragment], labels: dict[int, int],
 
     Why: a model judged on its own training fragments sees its halves agree almost always
     (the in-sample limit was 0 on every long tuning clip), which leaves no margin for the
-    disagreement a new fragment of a known individual shows; the online mode decides on such
-    new fragments, so it takes its margin from held-out ones."""
+    disagreement a new fragment of a known individual shows. The online decisions and the
+    "never worse than the input" guard judge exactly such fragments, so they take their margin
+    from held-out ones."""
     labelled = [f for f in fragments if labels.get(f.index, -1) > 0 and f.views]
     values: list[np.ndarray] = []
     for fold in range(folds):

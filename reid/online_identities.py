@@ -63,7 +63,7 @@ class OnlineIdentities:
         self.cutter = FragmentCutter()
         self.model: IdentityModel | None = None
         self.labels: dict[int, int] = {}  # fragment index -> identity (decided)
-        # fragment index -> identity shown until decided (its predecessor's, or the tracker's)
+        # fragment index -> identity shown until decided (its predecessor's, or the model's guess)
         self.provisional: dict[int, int] = {}
         self.limit = 0.0
         self._candidate: dict[int, tuple[int, int]] = {}  # fragment -> (best guess, frames)
@@ -173,8 +173,8 @@ class OnlineIdentities:
 
         Why not the tracker's gallery answer: its absolute gates and border prior are the rules
         this model replaces; on the long tuning clips they were wrong on about half the frames
-        of such tracklets, the model's guess on less than half as many. Why the stability wait: the
-        first (border) views are rough, and showing every change of the best guess doubled the
+        of such tracklets, the model's guess on less than half as many. Why the stability wait:
+        the first (border) views are rough, and showing every change of the best guess doubled the
         identity switches; waiting ``min_views`` frames cut them by more than half at no loss
         of IDF1 on the tuning clips."""
         new = [f for f in rows if f.index not in self.labels and f.apart

@@ -172,6 +172,15 @@ def same_individual_limit(model: IdentityModel, fragments: list[Fragment],
     clip's own null distribution, no absolute number); 0 with fewer than ``min_fragments``
     such fragments: a clip too short to calibrate on keeps a link only where the model's best
     identity is the same on both sides."""
+    values = _half_splits(model, fragments, min_views)
+    if len(values) < min_fragments:
+        return 0.0
+    return float(np.quantile(values, quantile))
+
+
+def _half_splits(model: IdentityModel, fragments: list[Fragment], min_views: int) -> np.ndarray:
+    """The split evidence between the first and second half of each fragment with at least
+    ``min_views`` views (one value per such fragment)."""
     halves_a, halves_b = [], []
     for f in fragments:
         views = f.view_matrix()
@@ -179,9 +188,9 @@ def same_individual_limit(model: IdentityModel, fragments: list[Fragment],
             half = len(views) // 2
             halves_a.append(log_mean_posterior(model, views[:half]))
             halves_b.append(log_mean_posterior(model, views[half:]))
-    if len(halves_a) < min_fragments:
-        return 0.0
-    return float(np.quantile(split_evidence(np.stack(halves_a), np.stack(halves_b)), quantile))
+    if not halves_a:
+        return np.zeros(0)
+    return split_evidence(np.stack(halves_a), np.stack(halves_b))
 
 
 def held_out_limit(fragments: list[Fragment], labels: dict[int, int],
@@ -200,20 +209,10 @@ def held_out_limit(fragments: list[Fragment], labels: dict[int, int],
         train = [f for k, f in enumerate(labelled) if k % folds != fold]
         test = [f for k, f in enumerate(labelled) if k % folds == fold]
         model = fit_on_fragments(train, labels)
-        if model is None:
-            continue
-        halves_a, halves_b = [], []
-        for f in test:
-            views = f.view_matrix()
-            if len(views) >= min_views:
-                half = len(views) // 2
-                halves_a.append(log_mean_posterior(model, views[:half]))
-                halves_b.append(log_mean_posterior(model, views[half:]))
-        if halves_a:
-            values.append(split_evidence(np.stack(halves_a), np.stack(halves_b)))
-    if not values:
-        return 0.0
-    return float(np.quantile(np.concatenate(values), quantile))
+        if model is not None:
+            values.append(_half_splits(model, test, min_views))
+    pooled = np.concatenate(values) if values else np.zeros(0)
+    return float(np.quantile(pooled, quantile)) if pooled.size else 0.0
 
 
 def kept_links(fragments: list[Fragment], evidence: np.ndarray, limit: float,

@@ -184,16 +184,9 @@ class OnlineIdentities:
         fresh = {f.index for f in new}
         held = {self.labels.get(f.index, self.provisional.get(f.index, -1))
                 for f in rows if f.index not in fresh}
-        identities = [int(i) for i in self.model.labels if int(i) not in held]
-        if not identities:
-            return
-        columns = [int(np.flatnonzero(self.model.labels == i)[0]) for i in identities]
-        evidence = np.zeros((len(new), len(identities)))
-        for r, f in enumerate(new):
-            views = f.view_matrix() if f.views else np.stack(f.rough_views[-GUESS_VIEWS:])
-            evidence[r] = log_mean_posterior(self.model, views.astype(np.float32))[columns]
-        for r, c in zip(*linear_sum_assignment(-evidence), strict=True):
-            f, identity = new[r], identities[c]
+        views = [f.view_matrix() if f.views else
+                 np.stack(f.rough_views[-GUESS_VIEWS:]).astype(np.float32) for f in new]
+        for f, identity in self._assign_absent(new, views, held):
             candidate, streak = self._candidate.get(f.index, (-1, 0))
             streak = streak + 1 if candidate == identity else 1
             self._candidate[f.index] = (identity, streak)
@@ -223,19 +216,27 @@ class OnlineIdentities:
                     self._fitted_at = -self.refit_every  # refit next frame: learn it
             if not due:
                 return
+        # with everyone known in view nothing is assigned: a duplicate or a spurious mask (a
+        # newcomer is found by its appearance above)
         held = {self.labels[f.index] for f in rows if f.index in self.labels}
+        for f, identity in self._assign_absent(due, [f.view_matrix() for f in due], held,
+                                               keep_bonus=self.limit):
+            self.labels[f.index] = identity
+
+    def _assign_absent(self, fragments: list[Fragment], views: list[np.ndarray],
+                       held: set[int], keep_bonus: float = 0.0) -> list[tuple[Fragment, int]]:
+        """``fragments`` assigned at once (Hungarian) to the model's individuals not in
+        ``held``, on the log mean posterior of their ``views``; the identity a fragment shows
+        now gets ``keep_bonus``. Empty when every individual is held."""
         identities = [int(i) for i in self.model.labels if int(i) not in held]
         if not identities:
-            # everyone known is in view: a duplicate or a spurious mask (a newcomer is found
-            # by its appearance above)
-            return
+            return []
         columns = [int(np.flatnonzero(self.model.labels == i)[0]) for i in identities]
-        evidence = np.zeros((len(due), len(identities)))
-        for r, f in enumerate(due):
-            evidence[r] = log_mean_posterior(self.model, f.view_matrix())[columns]
+        evidence = np.zeros((len(fragments), len(identities)))
+        for r, (f, v) in enumerate(zip(fragments, views, strict=True)):
+            evidence[r] = log_mean_posterior(self.model, v)[columns]
             keep = self.provisional.get(f.index, -1)
             if keep in identities:
-                evidence[r, identities.index(keep)] += self.limit
-        chosen_rows, chosen_cols = linear_sum_assignment(-evidence)
-        for r, c in zip(chosen_rows, chosen_cols, strict=True):
-            self.labels[due[r].index] = identities[c]
+                evidence[r, identities.index(keep)] += keep_bonus
+        rows, cols = linear_sum_assignment(-evidence)
+        return [(fragments[r], identities[c]) for r, c in zip(rows, cols, strict=True)]

@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         key, sep, value = item.partition("=")
         if not sep:
             parser.error(f"{item}: expected KEY=VALUE")
+        # YAML reads a bare off as False; hold_contested takes the word itself
         variants[item] = {key: yaml.safe_load(value) if value != "off" else "off"}
     groups = _groups(args.split, args.real, args.long_scenes)
     samtrack, _ = method_factories(["samtrack-online"], "histogram")["samtrack-online"]

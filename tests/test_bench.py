@@ -1,5 +1,6 @@
 import pytest
 
+from samtrack.eval.bench.ablate import main as ablate_main
 from samtrack.eval.bench.harness import COLUMNS, main
 
 
@@ -23,3 +24,15 @@ def test_harness_on_two_small_scenes_produces_every_column(tmp_path, capsys):
     assert all(v <= 1.0 + 1e-9 for v in share.values())
     md = (tmp_path / "bench.md").read_text()
     assert "sam2mot" in md and "model hub" in md
+
+
+@pytest.mark.parametrize("override, message", [
+    ("nokey=1", "tracker.nokey: unknown key"),
+    ("hold_contested=maybe", "tracker.hold_contested: expected one of"),
+    ("reentry_contrast", "expected KEY=VALUE"),
+])
+def test_ablation_refuses_a_bad_override_at_once(override, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        ablate_main([override])
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err

@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
 from samtrack.eval.bench.harness import (
     Clip,
@@ -26,6 +27,8 @@ from samtrack.eval.bench.harness import (
 from samtrack.eval.bench.sets import SPLIT_SEEDS, scene_sets
 from samtrack.eval.data import sequence_from_frames
 from samtrack.eval.report import evaluate_pairs
+from samtrack.pipeline.core.configbase import format_error
+from samtrack.reid.config import TrackerConfig
 
 
 def _groups(split: str, real: str | None, long_scenes: int) -> dict[str, list[Clip]]:
@@ -56,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{item}: expected KEY=VALUE")
         # YAML reads a bare off as False; hold_contested takes the word itself
         variants[item] = {key: yaml.safe_load(value) if value != "off" else "off"}
+        try:  # a typo fails here, in one line, before minutes of scene generation
+            TrackerConfig(**variants[item])
+        except ValidationError as exc:
+            parser.error(f"{item}: {format_error(exc.errors()[0], ('tracker',))}")
     groups = _groups(args.split, args.real, args.long_scenes)
     samtrack, _ = method_factories(["samtrack-online"], "histogram")["samtrack-online"]
     print("| variant | " + " | ".join(f"{g} IDF1 (idsw)" for g in groups) + " |")

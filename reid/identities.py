@@ -20,7 +20,8 @@ How it decides (README, "How identities are decided"):
    Identities are named after the source's ids, so an already-right input comes back
    unchanged.
 6. **Pieces without views** (the crossing itself, border frames): the identity of the same
-   tracklet on either side when free, else the one the source id maps to, else none.
+   tracklet on either side when free, else the one the source id maps to, else none. Pieces
+   of tracklets the online tracker never confirmed take only the source id's identity.
 """
 
 from __future__ import annotations
@@ -296,9 +297,10 @@ def _solve(fragments: list[Fragment], groups: list[list[int]], model: IdentityMo
 def link_identities(log: list[FrameLog], num_identities: int | None = None,
                     max_rounds: int = MAX_ROUNDS) -> IdentityResult:
     """Identity per logged object (aligned with each entry's rows); see the module docstring."""
-    fragments = cut_fragments(log)
-    confirmed_tracklets = {f.tracklet for f in fragments if f.online_id > 0}
-    fragments = [f for f in fragments if f.tracklet in confirmed_tracklets]
+    every_fragment = cut_fragments(log)
+    confirmed_tracklets = {f.tracklet for f in every_fragment if f.online_id > 0}
+    fragments = [f for f in every_fragment if f.tracklet in confirmed_tracklets]
+    unconfirmed = [f for f in every_fragment if f.tracklet not in confirmed_tracklets]
     num_frames = (log[-1].frame + 1) if log else 0
     estimated = num_identities is None
     k = estimate_count(fragments, num_frames) if estimated else int(num_identities)
@@ -337,6 +339,8 @@ def link_identities(log: list[FrameLog], num_identities: int | None = None,
             viewed, groups, model, labels, links, held_out_limit(viewed, labels),
             final_evidence)
         labels = _fill_viewless(fragments, labels, k)
+        labels = _fill_unconfirmed(fragments, unconfirmed, labels)
+    fragments = fragments + unconfirmed
     labels = _name_by_source(fragments, labels)
     for f in fragments:
         identity = labels.get(f.index, -1)
@@ -351,6 +355,25 @@ def relabel(objects: FrameObjects, entry: FrameLog, labels: np.ndarray) -> Frame
     ids = np.full(len(objects), -1, np.int64)
     ids[entry.det_index] = labels
     return objects.with_track_ids(ids)
+
+
+def _label_maps(fragments: list[Fragment], labels: dict[int, int],
+                ) -> tuple[dict[int, list[Fragment]], dict[int, Counter], dict[int, Counter]]:
+    """Who holds each identity (its fragments), and for each source id and each online id the
+    frames it spent under each identity."""
+    holders: dict[int, list[Fragment]] = defaultdict(list)
+    source_map: dict[int, Counter] = defaultdict(Counter)
+    online_map: dict[int, Counter] = defaultdict(Counter)
+    for f in fragments:
+        identity = labels.get(f.index, -1)
+        if identity <= 0:
+            continue
+        holders[identity].append(f)
+        if f.source_id >= 0:
+            source_map[f.source_id][identity] += f.length
+        if f.online_id > 0:
+            online_map[f.online_id][identity] += f.length
+    return holders, source_map, online_map
 
 
 def _fill_viewless(fragments: list[Fragment], labels: dict[int, int], k: int,
@@ -368,17 +391,7 @@ def _fill_viewless(fragments: list[Fragment], labels: dict[int, int], k: int,
     by_tracklet: dict[int, list[Fragment]] = defaultdict(list)
     for f in fragments:
         by_tracklet[f.tracklet].append(f)
-    source_map: dict[int, Counter] = defaultdict(Counter)
-    for f in fragments:
-        if f.source_id >= 0 and out.get(f.index, -1) > 0:
-            source_map[f.source_id][out[f.index]] += f.length
-    online_map: dict[int, Counter] = defaultdict(Counter)
-    holders: dict[int, list[Fragment]] = defaultdict(list)
-    for f in fragments:
-        if out.get(f.index, -1) > 0:
-            holders[out[f.index]].append(f)
-            if f.online_id > 0:
-                online_map[f.online_id][out[f.index]] += f.length
+    holders, source_map, online_map = _label_maps(fragments, out)
     for f in sorted((f for f in fragments if f.index not in out), key=lambda f: -f.length):
         chain = by_tracklet[f.tracklet]
         pos = chain.index(f)
@@ -421,3 +434,26 @@ def _name_by_source(fragments: list[Fragment], labels: dict[int, int]) -> dict[i
         names[identity] = next_name
         next_name += 1
     return {f: names.get(i, -1) for f, i in labels.items()}
+
+
+
+def _fill_unconfirmed(fragments: list[Fragment], unconfirmed: list[Fragment],
+                      labels: dict[int, int]) -> dict[int, int]:
+    """Pieces of tracklets the online tracker never confirmed (a frame or two at a border)
+    take the identity their source id maps to, when that identity is not held at the time.
+
+    Why: the model has nothing to judge them by, but the source kept following the object
+    under the id it had before; dropping them lost masks the input had right (tune split,
+    zebrafish right half: 1-3 masks a clip, the offline fell to or below the input's IDF1,
+    e.g. s101 0.918 -> 0.926 = the input). Only the source map, never a free identity: an
+    unconfirmed piece with a new source id is as often a spurious blob as a newcomer."""
+    out = dict(labels)
+    holders, source_map, _ = _label_maps(fragments, out)
+    for f in unconfirmed:
+        if not source_map[f.source_id]:
+            continue
+        identity = source_map[f.source_id].most_common(1)[0][0]
+        if not any(g.overlaps(f) for g in holders[identity]):
+            out[f.index] = identity
+            holders[identity].append(f)
+    return out

@@ -15,7 +15,7 @@ from samtrack.eval.bench.sets import BenchScene
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.reid.config import TrackerConfig
 from samtrack.reid.fragments import Fragment, cliques
-from samtrack.reid.identities import _fill_viewless, sustained_max
+from samtrack.reid.identities import _fill_unconfirmed, _fill_viewless, sustained_max
 from samtrack.reid.identity_solver import solve_assignment
 from samtrack.reid.online_identities import OnlineIdentities
 from samtrack.reid.tracks import FrameLog
@@ -261,8 +261,9 @@ def test_online_guess_for_a_returning_object_waits_until_stable_then_names_it():
     assert shown[wait:] == [1] * (len(shown) - wait)
 
 
-def _piece(index: int, tracklet: int, frames: range, online_id: int) -> Fragment:
-    f = Fragment(index, tracklet, source_id=-1, apart=True)
+def _piece(index: int, tracklet: int, frames: range, online_id: int,
+           source_id: int = -1) -> Fragment:
+    f = Fragment(index, tracklet, source_id=source_id, apart=True)
     f.frames = list(frames)
     f.online_ids = [online_id] * len(f.frames)
     return f
@@ -278,4 +279,22 @@ def test_a_viewless_crossing_takes_the_online_identity_where_its_neighbours_disa
     labels = {0: 1, 2: 2, 3: 2, 5: 1}
     filled = _fill_viewless(pieces, labels, k=2)
     assert filled[1] == 2 and filled[4] == 1
+    assert {i: filled[i] for i in labels} == labels
+
+
+def test_unconfirmed_border_pieces_take_their_source_ids_identity_only_when_free():
+    """Object A (source id 7) leaves after frame 9, shows for one frame the tracker never
+    confirmed (frame 12), and is back from frame 20: the frame-12 piece is A's. A second
+    unconfirmed piece with A's source id at frame 25, while A is in view, is left alone, and
+    so is one with a source id nobody carried."""
+    labelled = [_piece(0, 1, range(0, 10), 1, source_id=7),
+                _piece(1, 3, range(20, 30), 3, source_id=7),
+                _piece(2, 2, range(0, 30), 2, source_id=8)]
+    unconfirmed = [_piece(3, 4, range(12, 13), -1, source_id=7),
+                   _piece(4, 5, range(25, 26), -1, source_id=7),
+                   _piece(5, 6, range(14, 15), -1, source_id=9)]
+    labels = {0: 1, 1: 1, 2: 2}
+    filled = _fill_unconfirmed(labelled, unconfirmed, labels)
+    assert filled[3] == 1
+    assert 4 not in filled and 5 not in filled
     assert {i: filled[i] for i in labels} == labels

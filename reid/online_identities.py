@@ -7,11 +7,12 @@ decided frame by frame without hindsight.
   gave it, so names do not change at the switch-over.
 * **Continuity**: a fragment that continues a tracklet (after a crossing, a touch, a source-id
   change) reports its predecessor's identity while it gathers views.
-* **Guess**: a new tracklet (a re-entry, a newcomer) shows the model's best guess among the
+* **Guess**: a new tracklet (a re-entry, a newcomer) has the model's best guess among the
   individuals not in view, made on its first views (rough ones at a border too) and re-made
-  each frame; a guess is shown once it has been the best for ``min_views`` frames in a row
-  (until then the object is shown without an identity), so a few odd first views do not make
-  the label flicker.
+  each frame. It is shown once it has been the best for as many frames in a row as, on this
+  clip's earlier re-entries, made a guess agree with the later decision at least
+  ``guess_precision`` of the time (``min_views`` frames until five re-entries were measured;
+  until shown, the object is shown without an identity).
 * **Decision**: once a fragment has ``min_views`` clean views, every fragment reaching that
   point in this frame is assigned at once (Hungarian) to the identities not held by a decided
   fragment in view, on the model's per-frame log-evidence. The shown identity gets the
@@ -45,6 +46,9 @@ MIN_VIEWS = 5
 REFIT_EVERY = 100
 ESTIMATE_EVERY = 25  # frames between count estimates (each reads every fragment so far)
 GUESS_VIEWS = 10  # the latest rough views a guess is made on (the object's look now)
+GUESS_PRECISION = 0.95  # the level of the engine's other clip-measured limits (SAME_QUANTILE)
+MAX_WAIT = 30  # frames: the longest stability a guess is calibrated for
+MIN_CALIBRATION = 5  # earlier re-entries a wait must have been measured on
 MAX_TRAINING_FRAGMENTS = 300  # the most recent decided fragments: bounded refit cost
 
 
@@ -53,10 +57,12 @@ class OnlineIdentities:
     up (the tracker then reports its own identities)."""
 
     def __init__(self, num_identities: int | None = None, min_views: int = MIN_VIEWS,
-                 refit_every: int = REFIT_EVERY) -> None:
+                 refit_every: int = REFIT_EVERY,
+                 guess_precision: float = GUESS_PRECISION) -> None:
         self.num_identities = num_identities
         self.min_views = min_views
         self.refit_every = refit_every
+        self.guess_precision = guess_precision
         self.reset()
 
     def reset(self) -> None:
@@ -67,6 +73,9 @@ class OnlineIdentities:
         self.provisional: dict[int, int] = {}
         self.limit = 0.0
         self._candidate: dict[int, tuple[int, int]] = {}  # fragment -> (best guess, frames)
+        self._guesses: dict[int, list[int]] = {}  # fragment -> its best guess, frame by frame
+        # per wait (frames a guess has been best in a row): [agreed with the decision, measured]
+        self._agreement = np.zeros((MAX_WAIT + 1, 2), np.int64)
         self.novel_limit = np.inf
         self.count = 0  # individuals in the model
         self._fitted_at = 0
@@ -167,16 +176,23 @@ class OnlineIdentities:
                     self.labels[f.index] = identity
 
     def _guess(self, rows: list[Fragment]) -> None:
-        """A new tracklet (a re-entry, a newcomer) shows the model's best guess among the
+        """A new tracklet (a re-entry, a newcomer) has the model's best guess among the
         individuals not in view while it gathers clean views, re-made each frame as views
-        arrive and shown once stable for ``min_views`` frames.
+        arrive, and shown once it has been the best for :attr:`guess_wait` frames in a row.
 
         Why not the tracker's gallery answer: its absolute gates and border prior are the rules
         this model replaces; on the long tuning clips they were wrong on about half the frames
-        of such tracklets, the model's guess on less than half as many. Why the stability wait:
-        the first (border) views are rough, and showing every change of the best guess doubled the
-        identity switches; waiting ``min_views`` frames cut them by more than half at no loss
-        of IDF1 on the tuning clips."""
+        of such tracklets, the model's guess on less than half as many. Why a wait, and why
+        measured on the clip: the first views are rough (half out of the frame), and a guess
+        shown after a fixed 5 frames was wrong for 61 of 143 re-entries of two long tuning
+        clips; each such guess costs two identity switches (155 on three clips, against 3 with
+        no guess shown, at 0.03-0.05 lower IDF1). How long a guess must hold before it is
+        right depends on the animals, the camera and the embedder, so it is read off the
+        clip's own earlier re-entries (:meth:`_learn_wait`)."""
+        present = {f.index for f in rows}
+        for gone in [i for i in self._guesses if i not in present]:  # ended undecided
+            del self._guesses[gone]
+            self._candidate.pop(gone, None)
         new = [f for f in rows if f.index not in self.labels and f.apart
                and self.cutter.predecessor(f) is None and (f.views or f.rough_views)]
         if not new or self.model is None:
@@ -186,12 +202,45 @@ class OnlineIdentities:
                 for f in rows if f.index not in fresh}
         views = [f.view_matrix() if f.views else
                  np.stack(f.rough_views[-GUESS_VIEWS:]).astype(np.float32) for f in new]
+        wait = self.guess_wait
         for f, identity in self._assign_absent(new, views, held):
+            self._guesses.setdefault(f.index, []).append(identity)
             candidate, streak = self._candidate.get(f.index, (-1, 0))
             streak = streak + 1 if candidate == identity else 1
             self._candidate[f.index] = (identity, streak)
-            if streak >= self.min_views:
+            if wait is not None and streak >= wait:
                 self.provisional[f.index] = identity
+
+    @property
+    def guess_wait(self) -> int | None:
+        """Frames a guess must have been the best in a row to be shown: the shortest (at least
+        ``min_views``) after which guesses of this clip's earlier re-entries agreed with their
+        decision at least ``guess_precision`` of the time, measured on at least
+        ``MIN_CALIBRATION`` of them. ``min_views`` until that many were measured (a short clip
+        has few re-entries: the first guesses are shown as before); ``None`` (no guess shown,
+        only decisions) when no measured wait is right often enough."""
+        agreed, measured = self._agreement[:, 0], self._agreement[:, 1]
+        for wait in range(self.min_views, MAX_WAIT + 1):
+            if measured[wait] >= MIN_CALIBRATION and \
+                    agreed[wait] >= self.guess_precision * measured[wait]:
+                return wait
+        if measured[self.min_views] < MIN_CALIBRATION:
+            return self.min_views  # too few re-entries yet to measure on (short clips)
+        return None
+
+    def _learn_wait(self, guesses: list[int], decided: int) -> None:
+        """For each wait, whether the first guess that held that many frames in a row (the one
+        that wait would have shown first) was the identity the fragment was then decided to be.
+        A wrong first guess is what costs switches: shown, then replaced."""
+        streak, previous = 0, None
+        seen = np.zeros(MAX_WAIT + 1, bool)
+        for guess in guesses:
+            streak = streak + 1 if guess == previous else 1
+            previous = guess
+            if streak <= MAX_WAIT and not seen[streak]:
+                seen[streak] = True
+                self._agreement[streak, 0] += int(guess == decided)
+                self._agreement[streak, 1] += 1
 
     def _decide(self, rows: list[Fragment]) -> None:
         due = [f for f in rows if f.index not in self.labels and len(f.views) >= self.min_views]
@@ -222,6 +271,8 @@ class OnlineIdentities:
         for f, identity in self._assign_absent(due, [f.view_matrix() for f in due], held,
                                                keep_bonus=self.limit):
             self.labels[f.index] = identity
+            if f.index in self._guesses:
+                self._learn_wait(self._guesses.pop(f.index), identity)
 
     def _assign_absent(self, fragments: list[Fragment], views: list[np.ndarray],
                        held: set[int], keep_bonus: float = 0.0) -> list[tuple[Fragment, int]]:

@@ -298,3 +298,25 @@ def test_unconfirmed_border_pieces_take_their_source_ids_identity_only_when_free
     assert filled[3] == 1
     assert 4 not in filled and 5 not in filled
     assert {i: filled[i] for i in labels} == labels
+
+
+def test_guess_wait_is_read_off_the_clips_earlier_reentries():
+    """Earlier re-entries whose first guesses were wrong for three frames and then right: the
+    wait becomes the first stability that was right often enough (4 frames), and only once
+    enough re-entries were measured; when later guesses are right at once it comes back down.
+    Guesses that are never right long enough are not shown at all."""
+    online = OnlineIdentities(num_identities=2, min_views=2)
+    assert online.guess_wait == 2  # nothing measured: min_views
+    for _ in range(4):
+        online._learn_wait([2, 2, 2, 1, 1, 1, 1, 1], decided=1)
+    assert online.guess_wait == 2  # four re-entries: not calibrated yet
+    online._learn_wait([2, 2, 2, 1, 1, 1, 1, 1], decided=1)
+    assert online.guess_wait == 4
+    for _ in range(95):  # many later re-entries whose guess was right from the start
+        online._learn_wait([1] * 8, decided=1)
+    assert online.guess_wait == 2
+
+    never = OnlineIdentities(num_identities=2, min_views=2)
+    for _ in range(10):
+        never._learn_wait([2, 2, 2, 2, 1], decided=1)
+    assert never.guess_wait is None

@@ -156,6 +156,8 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
         identities: dict = {}
         if offline:
             ids, identities = _write_offline(tracker, video, writer, timing)
+        elif getattr(tracker, "online_identities", None) is not None:
+            identities = tracker.online_identities.summary()
         draining = time.perf_counter()
     # leaving the block waits for the writer thread to finish the queue and close every file:
     # that wait is the part of writing that did not overlap tracking
@@ -184,7 +186,7 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
         "writer_thread_s": round(writer.thread_seconds, 4),
         "repairs": result.repairs,
     }
-    if identities:  # offline: how many individuals, estimated or given, and how decided
+    if identities:  # how many individuals, estimated or given, and how decided
         summary["identities"] = identities
     if hasattr(tracker, "timing"):
         summary["tracker_ms_per_frame"] = {k: round(1000 * v / frames, 3)

@@ -87,6 +87,14 @@ class OnlineIdentities:
     def ready(self) -> bool:
         return self.model is not None
 
+    def summary(self) -> dict:
+        """What ``summary.json`` says about the online model: whether it took over, how many
+        individuals it knows, and the guess wait it measured on the clip's re-entries."""
+        return {"online_identity_model": self.ready, "num_identities": self.count,
+                "num_identities_estimated": self.num_identities is None,
+                "guess_wait_frames": self.guess_wait,
+                "reentries_measured": int(self._agreement[self.min_views, 1])}
+
     def observe(self, entry: FrameLog) -> np.ndarray | None:
         rows = self.cutter.add(self._position, entry)
         self._position += 1

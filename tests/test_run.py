@@ -93,3 +93,18 @@ def test_motion_source_run_end_to_end(small_scene, tmp_path):
     result = run(config)
     assert result.frames == SMALL_SPEC.num_frames
     assert result.metrics["mota"] > 0.5
+
+
+def test_online_identity_model_reports_itself_in_the_summary(small_scene, tmp_path):
+    out = tmp_path / "run"
+    run(_config(small_scene, out, **{"tracker.online_identity_model": True}))
+    identities = json.loads((out / "summary.json").read_text())["identities"]
+    assert set(identities) == {"online_identity_model", "num_identities",
+                               "num_identities_estimated", "guess_wait_frames",
+                               "reentries_measured"}
+    assert identities["num_identities_estimated"] is True
+    # three animals apart from the start: the model takes over and knows all three; no
+    # re-entry was measured, so the guess wait is still the default (min_views)
+    assert identities["online_identity_model"] is True
+    assert identities["num_identities"] == SMALL_SPEC.num_animals
+    assert identities["guess_wait_frames"] == 5 and identities["reentries_measured"] == 0

@@ -397,19 +397,46 @@ def _fill_viewless(fragments: list[Fragment], labels: dict[int, int], k: int,
         pos = chain.index(f)
         before = next((out[g.index] for g in reversed(chain[:pos]) if g.index in out), -1)
         after = next((out[g.index] for g in chain[pos + 1:] if g.index in out), -1)
-        mapped = source_map[f.source_id].most_common(1)[0][0] if source_map[f.source_id] \
-            else -1
-        online = online_map[f.online_id].most_common(1)[0][0] if online_map[f.online_id] \
-            else -1  # the online tracker's identity for it, as named here
-        options = [before if before == after else -1, online, before, after, mapped]
+        online = _most_frames(online_map[f.online_id])  # the online tracker's, as named here
+        options = [before if before == after else -1, online, before, after,
+                   _most_frames(source_map[f.source_id])]
         # an individual nobody was given (never seen clean): that is who this is
         options += [i for i in range(1, k + 1) if i not in holders]
-        for identity in options:
-            if identity > 0 and not any(g.overlaps(f) for g in holders[identity]):
-                out[f.index] = identity
-                holders[identity].append(f)
-                break
+        _take_first_free(f, options, holders, out)
     return out
+
+
+def _fill_unconfirmed(fragments: list[Fragment], unconfirmed: list[Fragment],
+                      labels: dict[int, int]) -> dict[int, int]:
+    """Pieces of tracklets the online tracker never confirmed (a frame or two at a border)
+    take the identity their source id maps to, when that identity is not held at the time.
+
+    Why: the model has nothing to judge them by, but the source kept following the object
+    under the id it had before; dropping them lost masks the input had right (tune split,
+    zebrafish right half: 1-3 masks a clip, the offline fell to or below the input's IDF1,
+    e.g. s101 0.918 -> 0.926 = the input). Only the source map, never a free identity: an
+    unconfirmed piece with a new source id is as often a spurious blob as a newcomer."""
+    out = dict(labels)
+    holders, source_map, _ = _label_maps(fragments, out)
+    for f in unconfirmed:
+        _take_first_free(f, [_most_frames(source_map[f.source_id])], holders, out)
+    return out
+
+
+def _most_frames(mapping: Counter) -> int:
+    """The identity a source or online id spent most frames under (-1: none)."""
+    return mapping.most_common(1)[0][0] if mapping else -1
+
+
+def _take_first_free(fragment: Fragment, options: list[int],
+                     holders: dict[int, list[Fragment]], labels: dict[int, int]) -> None:
+    """``fragment`` takes the first of ``options`` that no other fragment holds at the same
+    time (in ``labels`` and ``holders``); none if every option is taken."""
+    for identity in options:
+        if identity > 0 and not any(g.overlaps(fragment) for g in holders[identity]):
+            labels[fragment.index] = identity
+            holders[identity].append(fragment)
+            return
 
 
 def _name_by_source(fragments: list[Fragment], labels: dict[int, int]) -> dict[int, int]:
@@ -434,26 +461,3 @@ def _name_by_source(fragments: list[Fragment], labels: dict[int, int]) -> dict[i
         names[identity] = next_name
         next_name += 1
     return {f: names.get(i, -1) for f, i in labels.items()}
-
-
-
-def _fill_unconfirmed(fragments: list[Fragment], unconfirmed: list[Fragment],
-                      labels: dict[int, int]) -> dict[int, int]:
-    """Pieces of tracklets the online tracker never confirmed (a frame or two at a border)
-    take the identity their source id maps to, when that identity is not held at the time.
-
-    Why: the model has nothing to judge them by, but the source kept following the object
-    under the id it had before; dropping them lost masks the input had right (tune split,
-    zebrafish right half: 1-3 masks a clip, the offline fell to or below the input's IDF1,
-    e.g. s101 0.918 -> 0.926 = the input). Only the source map, never a free identity: an
-    unconfirmed piece with a new source id is as often a spurious blob as a newcomer."""
-    out = dict(labels)
-    holders, source_map, _ = _label_maps(fragments, out)
-    for f in unconfirmed:
-        if not source_map[f.source_id]:
-            continue
-        identity = source_map[f.source_id].most_common(1)[0][0]
-        if not any(g.overlaps(f) for g in holders[identity]):
-            out[f.index] = identity
-            holders[identity].append(f)
-    return out

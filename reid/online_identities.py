@@ -72,7 +72,6 @@ class OnlineIdentities:
         # fragment index -> identity shown until decided (its predecessor's, or the model's guess)
         self.provisional: dict[int, int] = {}
         self.limit = 0.0
-        self._candidate: dict[int, tuple[int, int]] = {}  # fragment -> (best guess, frames)
         self._guesses: dict[int, list[int]] = {}  # fragment -> its best guess, frame by frame
         # per wait (frames a guess has been best in a row): [agreed with the decision, measured]
         self._agreement = np.zeros((MAX_WAIT + 1, 2), np.int64)
@@ -200,7 +199,6 @@ class OnlineIdentities:
         present = {f.index for f in rows}
         for gone in [i for i in self._guesses if i not in present]:  # ended undecided
             del self._guesses[gone]
-            self._candidate.pop(gone, None)
         new = [f for f in rows if f.index not in self.labels and f.apart
                and self.cutter.predecessor(f) is None and (f.views or f.rough_views)]
         if not new or self.model is None:
@@ -212,11 +210,11 @@ class OnlineIdentities:
                  np.stack(f.rough_views[-GUESS_VIEWS:]).astype(np.float32) for f in new]
         wait = self.guess_wait
         for f, identity in self._assign_absent(new, views, held):
-            self._guesses.setdefault(f.index, []).append(identity)
-            candidate, streak = self._candidate.get(f.index, (-1, 0))
-            streak = streak + 1 if candidate == identity else 1
-            self._candidate[f.index] = (identity, streak)
-            if wait is not None and streak >= wait:
+            guesses = self._guesses.setdefault(f.index, [])
+            guesses.append(identity)
+            # best for the last ``wait`` frames in a row (a bounded look back, every frame)
+            if wait is not None and len(guesses) >= wait and \
+                    guesses[-wait:].count(identity) == wait:
                 self.provisional[f.index] = identity
 
     @property

@@ -15,7 +15,13 @@ from samtrack.eval.bench.sets import BenchScene
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.reid.config import TrackerConfig
 from samtrack.reid.fragments import Fragment, cliques
-from samtrack.reid.identities import _fill_unconfirmed, _fill_viewless, sustained_max
+from samtrack.reid.identities import (
+    _fill_unconfirmed,
+    _fill_viewless,
+    stray_fragments,
+    sustained_max,
+)
+from samtrack.reid.identity_model import fit_on_fragments
 from samtrack.reid.identity_solver import solve_assignment
 from samtrack.reid.online_identities import OnlineIdentities
 from samtrack.reid.tracks import FrameLog
@@ -320,3 +326,56 @@ def test_guess_wait_is_read_off_the_clips_earlier_reentries():
     for _ in range(10):
         never._learn_wait([2, 2, 2, 2, 1], decided=1)
     assert never.guess_wait is None
+
+
+def _viewed_piece(index: int, tracklet: int, frames: range, centre: np.ndarray,
+                  rng: np.random.Generator, spread: float = 0.3) -> Fragment:
+    f = _piece(index, tracklet, frames, tracklet)
+    f.views = [centre + rng.normal(0, spread, centre.size) for _ in f.frames]
+    return f
+
+
+def test_a_mask_unlike_every_individual_is_a_stray_and_a_near_one_is_not():
+    """Two individuals, eight fragments each, views around their own centre; a six-frame
+    fragment far from both (a blob on the background) is a stray, its whole tracklet with it;
+    a fragment of individual 1 a little off its centre (a turned animal) is not."""
+    rng = np.random.default_rng(3)
+    centres = {1: np.zeros(8), 2: np.r_[3.0, np.zeros(7)]}
+    pieces, labels = [], {}
+    for n in range(16):
+        who = 1 + n % 2
+        pieces.append(_viewed_piece(n, who, range(20 * n, 20 * n + 15), centres[who], rng))
+        labels[n] = who
+    pieces.append(_viewed_piece(16, 1, range(400, 410), centres[1] + 0.6, rng))
+    labels[16] = 1
+    blob = _viewed_piece(17, 9, range(500, 506), np.full(8, 12.0), rng)
+    viewless = _piece(18, 9, range(506, 508), 9)  # the blob's tracklet, a border frame
+    pieces += [blob, viewless]
+    labels[17] = 2
+    viewed = [p for p in pieces if p.views]
+    model = fit_on_fragments(viewed, labels)
+    assert stray_fragments(model, viewed, pieces, labels) == {17, 18}
+
+
+def test_offline_leaves_a_spurious_blob_unlabelled():
+    """Three walkers whose source ids are right; a white blob on the background (a wrong seed,
+    source id 99) for eight frames while one walker is out of view. It looks like none of
+    them: offline leaves it unlabelled instead of lending it the absent walker's identity."""
+    frames, truth = _walkers(3, frames=120)
+    blob_at = range(60, 68)
+    for t in blob_at:
+        image, objects = frames[t]
+        mask = np.zeros(SIZE, bool)
+        mask[30:40, W // 2 - 6:W // 2 + 6] = True  # between the rows: apart, in view
+        image = image.copy()
+        image[mask] = 255
+        frames[t] = (image, FrameObjects.from_masks(
+            np.concatenate([objects.masks, mask[None]]), frame_index=t,
+            source_ids=np.r_[objects.source_ids, 99]))
+        truth[t] = truth[t] + [-1]
+    result = _offline(frames)
+    assert _ids_by_truth(result, truth).get(-1) is None
+    assert result.identities["stray_tracklets"] == 1
+    for t in range(120):
+        if t not in blob_at:  # everything else as the (right) input had it
+            assert result.frames[t].track_ids.tolist() == frames[t][1].source_ids.tolist()

@@ -380,19 +380,10 @@ def stray_fragments(model: IdentityModel, viewed: list[Fragment], fragments: lis
     lookalike +0.003..+0.010, 16 zebrafish variants unchanged but one (+0.001); a fence of 1.5
     also cut real tracklets lying just past it (crowded-1 0.979 -> 0.963, zebrafish right s104
     0.963 -> 0.913)."""
-    own: dict[int, float] = {}
-    weight: dict[int, int] = {}
-    for f in viewed:
-        column = np.flatnonzero(model.labels == labels.get(f.index, -1))
-        if column.size:
-            own[f.index] = float(model.distances(f.view_matrix())[column[0]])
-            weight[f.index] = f.length
-    if len(own) < 4:  # too few to describe a distribution
+    own = _own_distances(model, viewed, labels)
+    limit = stray_limit(model, viewed, labels, fence, own)
+    if not np.isfinite(limit):
         return set()
-    values = np.array(list(own.values()))
-    weights = np.array([weight[i] for i in own], float)
-    q1, q3 = _weighted_quantile(values, weights, 0.25), _weighted_quantile(values, weights, 0.75)
-    limit = q3 + fence * (q3 - q1)
     by_tracklet: dict[int, list[Fragment]] = defaultdict(list)
     for f in fragments:
         by_tracklet[f.tracklet].append(f)
@@ -402,6 +393,32 @@ def stray_fragments(model: IdentityModel, viewed: list[Fragment], fragments: lis
         if judged and min(judged) > limit:
             out.update(f.index for f in chain)
     return out
+
+
+def _own_distances(model: IdentityModel, fragments: list[Fragment],
+                   labels: dict[int, int]) -> dict[int, float]:
+    """Fragment index -> its distance from the identity it was given (labelled fragments with
+    views only)."""
+    own: dict[int, float] = {}
+    for f in fragments:
+        column = np.flatnonzero(model.labels == labels.get(f.index, -1))
+        if column.size and f.views:
+            own[f.index] = float(model.distances(f.view_matrix())[column[0]])
+    return own
+
+
+def stray_limit(model: IdentityModel, fragments: list[Fragment], labels: dict[int, int],
+                fence: float = STRAY_FENCE, own: dict[int, float] | None = None) -> float:
+    """``Q3 + fence * IQR`` of the labelled fragments' distances from their own identity,
+    weighted by their frames (see :func:`stray_fragments`); ``inf`` with fewer than four."""
+    own = _own_distances(model, fragments, labels) if own is None else own
+    if len(own) < 4:  # too few to describe a distribution
+        return np.inf
+    length = {f.index: f.length for f in fragments}
+    values = np.array(list(own.values()))
+    weights = np.array([length[i] for i in own], float)
+    q1, q3 = _weighted_quantile(values, weights, 0.25), _weighted_quantile(values, weights, 0.75)
+    return q3 + fence * (q3 - q1)
 
 
 def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:

@@ -358,11 +358,12 @@ def test_a_mask_unlike_every_individual_is_a_stray_and_a_near_one_is_not():
 
 
 def test_offline_leaves_a_spurious_blob_unlabelled():
-    """Three walkers whose source ids are right; a white blob on the background (a wrong seed,
-    source id 99) for eight frames while one walker is out of view. It looks like none of
-    them: offline leaves it unlabelled instead of lending it the absent walker's identity."""
-    frames, truth = _walkers(3, frames=120)
-    blob_at = range(60, 68)
+    """Three walkers whose source ids are right, each leaving and coming back four times (enough
+    fragments for the clip's distance quartiles); a white blob on the background (a wrong
+    seed, source id 99) for eight frames while one walker is out of view. It looks like none
+    of them: offline leaves it unlabelled instead of lending it the absent walker's identity."""
+    frames, truth = _walkers(3, frames=360)
+    blob_at = range(172, 180)  # walker 1 is out of view throughout
     for t in blob_at:
         image, objects = frames[t]
         mask = np.zeros(SIZE, bool)
@@ -376,6 +377,6 @@ def test_offline_leaves_a_spurious_blob_unlabelled():
     result = _offline(frames)
     assert _ids_by_truth(result, truth).get(-1) is None
     assert result.identities["stray_tracklets"] == 1
-    for t in range(120):
+    for t in range(360):
         if t not in blob_at:  # everything else as the (right) input had it
             assert result.frames[t].track_ids.tolist() == frames[t][1].source_ids.tolist()

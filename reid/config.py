@@ -50,7 +50,7 @@ class TrackerConfig(StrictModel):
         default=False, description="Online: once a moment shows every individual apart, name "
         "objects with the per-clip identity model (reid.online_identities) instead of the "
         "tracker's gallery rules. Off by default: it lifts online IDF1 on 1500-3000-frame "
-        "clips (long, report split: 0.817 -> 0.903, 18 -> 28 switches) but lowers it on "
+        "clips (long, report split: 0.817 -> 0.895, 18 -> 26 switches) but lowers it on "
         "300-frame ones (report split: crowded 0.909 -> 0.848, all short sets 0.930 -> "
         "0.911) and costs 3-7x the association time; offline mode always uses the model.")
 

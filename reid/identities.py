@@ -43,6 +43,7 @@ from samtrack.reid.identity_model import (
     fit_on_fragments,
     fragment_evidence,
     log_mean_posterior,
+    own_distances,
 )
 from samtrack.reid.identity_solver import solve_assignment
 from samtrack.reid.tracks import FrameLog
@@ -381,8 +382,8 @@ def stray_fragments(model: IdentityModel, viewed: list[Fragment], fragments: lis
     lookalike +0.003..+0.010, 16 zebrafish variants unchanged but one (+0.001); a fence of 1.5
     also cut real tracklets lying just past it (crowded-1 0.979 -> 0.963, zebrafish right s104
     0.963 -> 0.913)."""
-    own = _own_distances(model, viewed, labels)
-    limit = stray_limit(model, viewed, labels, fence, own)
+    own = own_distances(model, viewed, labels)
+    limit = stray_limit(own, {f.index: f.length for f in viewed}, fence)
     if not np.isfinite(limit):
         return set()
     by_tracklet: dict[int, list[Fragment]] = defaultdict(list)
@@ -396,42 +397,24 @@ def stray_fragments(model: IdentityModel, viewed: list[Fragment], fragments: lis
     return out
 
 
-def _own_distances(model: IdentityModel, fragments: list[Fragment],
-                   labels: dict[int, int]) -> dict[int, float]:
-    """Fragment index -> its distance from the identity it was given (labelled fragments with
-    views only)."""
-    own: dict[int, float] = {}
-    for f in fragments:
-        column = np.flatnonzero(model.labels == labels.get(f.index, -1))
-        if column.size and f.views:
-            own[f.index] = float(model.distances(f.view_matrix())[column[0]])
-    return own
-
-
-def stray_limit(model: IdentityModel, fragments: list[Fragment], labels: dict[int, int],
-                fence: float = STRAY_FENCE, own: dict[int, float] | None = None) -> float:
-    """``Q3 + fence * IQR`` of the labelled fragments' distances from their own identity,
-    weighted by their frames (see :func:`stray_fragments`); ``inf`` (nobody is a stray) with
-    fewer than :data:`MIN_STRAY_SAMPLE` fragments or no spread between the quartiles.
+def stray_limit(own: dict[int, float], lengths: dict[int, int],
+                fence: float = STRAY_FENCE) -> float:
+    """``Q3 + fence * IQR`` of the labelled fragments' distances from their own identity
+    (``own``, by fragment index), weighted by their frames (``lengths``; see
+    :func:`stray_fragments`); ``inf`` (nobody is a stray) with fewer than
+    :data:`MIN_STRAY_SAMPLE` fragments or no spread between the quartiles.
 
     Why the minimum: in a short clip of two sheep, four fragments gave Q1 = Q3 (two of them
     held half the frames each), a fence at the third quartile itself, and a real sheep 8%
     beyond it lost 43 frames (demo: IDF1 0.983 -> 0.884)."""
-    own = _own_distances(model, fragments, labels) if own is None else own
     if len(own) < MIN_STRAY_SAMPLE:
         return np.inf
-    length = {f.index: f.length for f in fragments}
     values = np.array(list(own.values()))
-    weights = np.array([length[i] for i in own], float)
-    q1, q3 = _weighted_quantile(values, weights, 0.25), _weighted_quantile(values, weights, 0.75)
-    return q3 + fence * (q3 - q1) if q3 > q1 else np.inf
-
-
-def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
-    """The smallest value below which at least ``q`` of the total weight lies."""
-    order = np.argsort(values)
-    cumulative = np.cumsum(weights[order]) / weights.sum()
-    return float(values[order][min(int(np.searchsorted(cumulative, q)), len(values) - 1)])
+    weights = np.array([lengths[i] for i in own], float)
+    # inverted_cdf: the smallest distance below which the share of frames is reached (the
+    # one quantile method numpy weights)
+    q1, q3 = np.quantile(values, [0.25, 0.75], weights=weights, method="inverted_cdf")
+    return float(q3 + fence * (q3 - q1)) if q3 > q1 else np.inf
 
 
 def relabel(objects: FrameObjects, entry: FrameLog, labels: np.ndarray) -> FrameObjects:

@@ -119,12 +119,22 @@ def novelty_limit(model: IdentityModel, fragments: list[Fragment],
     fragments trained the model, so their distances are optimistic: the maximum, not a
     quantile) and half the distance between the two closest individuals (a newcomer is as
     distinct as the known ones are from each other). ``inf`` without data."""
-    own = [float(model.distances(f.view_matrix())[np.flatnonzero(model.labels ==
-                                                                  labels[f.index])[0]])
-           for f in fragments if labels.get(f.index, -1) in model.labels and f.views]
+    own = own_distances(model, fragments, labels)
     if not own:
         return np.inf
-    return max(max(own), model.closest_pair() / 2)
+    return max(max(own.values()), model.closest_pair() / 2)
+
+
+def own_distances(model: IdentityModel, fragments: list[Fragment],
+                  labels: dict[int, int]) -> dict[int, float]:
+    """Fragment index -> its distance (:meth:`IdentityModel.distances`) from the identity
+    ``labels`` gives it, for the labelled fragments with views whose identity the model knows."""
+    own: dict[int, float] = {}
+    for f in fragments:
+        column = np.flatnonzero(model.labels == labels.get(f.index, -1))
+        if column.size and f.views:
+            own[f.index] = float(model.distances(f.view_matrix())[column[0]])
+    return own
 
 
 def log_mean_posterior(model: IdentityModel, views: np.ndarray) -> np.ndarray:

@@ -123,6 +123,26 @@ def test_a_file_that_ends_leaves_an_evaluable_run(small_scene, tmp_path):
     assert (m["idf1"], m["idsw"]) == (1.0, 0)
 
 
+def test_overwrite_replaces_a_previous_live_run_whole(small_scene, tmp_path):
+    """A second live run with ``output.overwrite`` replaces the first only once its own
+    writers have closed (it once moved the staging folder away before closing them)."""
+    out = tmp_path / "live"
+    _session(small_scene, out).start().done.wait(60)
+    (out / "from_the_first_run").write_text("x")
+    config = load_config(None, {"source.name": "masks",
+                                "source.masks.path": str(small_scene / "gt" / "masks"),
+                                "output.overwrite": True, "quiet": True})
+    session = LiveSession(config, LiveStream(str(small_scene / "img1")), out).start()
+    session.done.wait(60)
+    assert session.error is None
+    assert json.loads((out / "summary.json").read_text())["status"] == "complete"
+    assert not (out / "from_the_first_run").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".live.")) == [
+        ".live.lock"]  # no staging or old folder left behind
+    m = evaluate_paths(small_scene / "gt" / "masks", out).combined
+    assert (m["idf1"], m["idsw"]) == (1.0, 0)
+
+
 class _FailingSource(MasksSource):
     """A source that breaks at its 8th frame (a crashed camera driver, a bad model)."""
 

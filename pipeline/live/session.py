@@ -181,7 +181,10 @@ class LiveSession:
         self.stream.stop()
 
     def join(self, timeout: float | None = None) -> None:
+        """Wait for the session's thread and then the stream's reader to end."""
+        deadline = None if timeout is None else time.perf_counter() + timeout
         self._thread.join(timeout)
+        self.stream.join(None if deadline is None else max(0.0, deadline - time.perf_counter()))
 
     def pause(self) -> None:
         self._resume.clear()
@@ -209,7 +212,8 @@ class LiveSession:
                     reason = "stopped"
                 if self.stream.error:
                     reason = self.stream.error
-                self.writer.finish({**self._summary(), "end": reason})
+            # after the writers have closed: a replaced run is moved into place only whole
+            self.writer.finish({**self._summary(), "end": reason})
         except RunInterrupted as exc:
             self.error = str(exc)
             log.error("live run ended early: %s", exc)

@@ -89,6 +89,16 @@ class LiveStream:
         with self._cond:
             self._cond.notify_all()
 
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the reader thread to end (after :meth:`stop`).
+
+        Why it matters: the reader is a daemon thread that spends its time inside OpenCV. If the
+        interpreter exits while it is there, Python ends the thread from under OpenCV's C++
+        frames when it next asks for the GIL, and the process aborts ("terminate called without
+        an active exception") instead of exiting 0 with its run written.
+        """
+        self._thread.join(timeout)
+
     # ------------------------------------------------------------------ producer
     def _put(self, frame: VideoFrame) -> None:
         with self._cond:
@@ -114,6 +124,8 @@ class LiveStream:
             self.error = f"{describe(self.spec)}: {exc}"
             log.error("stream stopped: %s", self.error)
         finally:
+            if not self.is_file:
+                self._capture.release()
             with self._cond:
                 self.ended = True
                 self._cond.notify_all()
@@ -125,7 +137,8 @@ class LiveStream:
                 return
             if self.realtime:  # play at the file's own rate
                 due = start + frame.index / self.fps
-                time.sleep(max(0.0, due - time.perf_counter()))
+                if self._stop.wait(max(0.0, due - time.perf_counter())):
+                    return
             self._put(frame)
 
     def _run_capture(self) -> None:

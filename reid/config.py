@@ -99,17 +99,17 @@ class TrackerConfig(StrictModel):
                              "the box centre above which a pair is impossible.")
 
     # motion model (constant-velocity Kalman filter; noise as a fraction of the box height)
-    kalman_position_noise: float = Field(default=motion.POSITION_NOISE, gt=0,
-        description="Process noise of the "
-                                         "box position per frame.")
+    kalman_position_noise: float = Field(
+        default=motion.POSITION_NOISE, gt=0,
+        description="Process noise of the box position per frame.")
     kalman_velocity_noise: float = Field(
         default=motion.VELOCITY_NOISE, gt=0,
-            description="Process noise of the velocity per frame: how fast the "
-        "filter follows an object that speeds up (a car nearing a moving camera). On MOT15's "
-        "public detections 0.01 lagged behind such cars on KITTI-13 (10 ID switches; 0.02: 3).")
-    kalman_measurement_noise: float = Field(default=motion.MEASUREMENT_NOISE, gt=0,
-        description="Noise of a "
-                                            "measured box (detector/mask jitter).")
+        description="Process noise of the velocity per frame: how fast the filter follows an "
+        "object that speeds up (a car nearing a moving camera). On MOT15's public detections "
+        "0.01 lagged behind such cars on KITTI-13 (10 ID switches; 0.02: 3).")
+    kalman_measurement_noise: float = Field(
+        default=motion.MEASUREMENT_NOISE, gt=0,
+        description="Noise of a measured box (detector/mask jitter).")
 
     # scores (two stages like ByteTrack)
     high_score: float = Field(default=0.7, ge=0, le=1, description="Masks scoring at least this "
@@ -131,6 +131,14 @@ class TrackerConfig(StrictModel):
                                "the frame edge touches the border (exits, partial views).")
 
     # re-entry
+    reentry: bool = Field(default=True, description="Give an object that comes back into view "
+                          "the identity it had before it left. Off: every object that returns "
+                          "after motion_horizon frames gets a new identity, as in plain MOT "
+                          "trackers; right where what leaves seldom comes back (a street: on "
+                          "MOT15's TUD-Campus, 4 of 6 restored identities went to another "
+                          "person). The samtrack.eval.bench.mot15_loo benchmark chooses it per "
+                          "left-out sequence. Offline linking and the online identity model "
+                          "join fragments by appearance whatever this says.")
     reentry_max_cost: float = Field(default=0.55, gt=0, description="A returning mask restores "
                                     "an old identity only below this cost; else it is new.")
     reentry_position_weight: float = Field(default=0.5, ge=0, description="Weight of the "

@@ -480,7 +480,7 @@ class ReidTracker(Tracker):
         absent = self._absent()
         pairs: list[tuple[int, int]] = []
         cost = app = None
-        if absent and embeddings is not None and self.frames_seen > 0:
+        if c.reentry and absent and embeddings is not None and self.frames_seen > 0:
             idx = np.array(waiting)
             # a half-visible object at the border says little about its appearance: there the
             # decision leans on where identities left and on the source id, and verification

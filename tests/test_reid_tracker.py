@@ -78,6 +78,16 @@ def test_reentry_on_the_border_it_left_restores_identity():
     assert any(e.kind == "restored" for e in tr.events)
 
 
+def test_reentry_off_gives_returning_objects_new_identities():
+    """``reentry: false`` (streets, traffic): the same returns as above get new identities and
+    no identity is restored."""
+    tr = _tracker(reentry=False)
+    out = _run(tr, _exit_and_return(RED, BLUE, (2, 60), (198, 60), (1, 2)))
+    assert sorted(set(out[0].track_ids.tolist())) == [1, 2]
+    assert sorted(set(out[-1].track_ids.tolist())) == [3, 4]
+    assert not any(e.kind == "restored" for e in tr.events)
+
+
 def test_swap_on_reentry_is_repaired_by_appearance():
     """The source swaps ids on re-entry (SAM2's failure); appearance keeps identities."""
     tr = _tracker()

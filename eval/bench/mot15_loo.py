@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from samtrack.eval.bench.harness import method_factories, mot15_clip, run_method
+from samtrack.eval.bench.peers import PeerUnavailable
 from samtrack.eval.data import sequence_from_frames
 from samtrack.eval.report import evaluate_pairs
 from samtrack.pipeline.core.formats import write_text_atomic
@@ -29,16 +30,29 @@ GRID = {"kalman_velocity_noise": (0.01, 0.02, 0.03), "min_motion_iou": (0.05, 0.
 SEQUENCES = "TUD-Campus,ETH-Sunnyday,PETS09-S2L1,KITTI-13,KITTI-17,Venice-2"
 
 
+PEERS = "bytetrack,botsort,ocsort,sort,deepsort"
+
+
+def _score(pairs: dict[str, tuple | None]) -> dict | None:
+    """Combined metrics of the given sequences; None where a tracker could not run on one of
+    them (a total over fewer sequences would not compare)."""
+    if any(pair is None for pair in pairs.values()):
+        return None
+    return evaluate_pairs(pairs).combined
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m samtrack.eval.bench.mot15_loo",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--mot15", required=True, metavar="DIR")
     parser.add_argument("--seqs", default=SEQUENCES)
+    parser.add_argument("--peers", default=PEERS, help="trackers run with their own defaults "
+                        "on the same detections (comma-separated)")
     parser.add_argument("--out", default="eval/results")
     args = parser.parse_args(argv)
     clips = [mot15_clip(Path(args.mot15) / name) for name in args.seqs.split(",") if name]
+    peer_names = [name for name in args.peers.split(",") if name]
     samtrack, _ = method_factories(["samtrack-online"], "histogram")["samtrack-online"]
-    bytetrack, _ = method_factories(["bytetrack"], "histogram")["bytetrack"]
     points = [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())]
     runs: list[dict[str, tuple]] = []  # per grid point: clip name -> (gt, prediction)
     for point in points:
@@ -46,31 +60,42 @@ def main(argv: list[str] | None = None) -> int:
         runs.append({c.name: (c.gt, sequence_from_frames(
             run_method(lambda clip, p=point: samtrack(clip, **p), c).outputs, c.name))
             for c in clips})
-    peer = {c.name: (c.gt, sequence_from_frames(run_method(bytetrack, c).outputs, c.name))
-            for c in clips}
+    peers: dict[str, dict[str, tuple]] = {}  # peer -> clip name -> (gt, prediction)
+    for name in peer_names:
+        print(f"  {name}", file=sys.stderr)
+        factory, _ = method_factories([name], "histogram")[name]
+        peers[name] = {}
+        for c in clips:
+            try:
+                peers[name][c.name] = (c.gt, sequence_from_frames(run_method(factory, c).outputs,
+                                                                  c.name))
+            except PeerUnavailable:  # DeepSORT needs images: boxes-only sequences have none
+                peers[name][c.name] = None
     rows = []
-    chosen_pairs, peer_pairs = {}, {}
+    chosen_pairs: dict[str, tuple] = {}
     for c in clips:
         others = [o.name for o in clips if o.name != c.name]
         scores = [evaluate_pairs({n: run[n] for n in others}).combined["idf1"] for run in runs]
         best = max(range(len(points)), key=lambda i: scores[i])
-        ours = evaluate_pairs({c.name: runs[best][c.name]}).combined
-        theirs = evaluate_pairs({c.name: peer[c.name]}).combined
-        chosen_pairs[c.name], peer_pairs[c.name] = runs[best][c.name], peer[c.name]
+        chosen_pairs[c.name] = runs[best][c.name]
         rows.append((c.name, "images" if c.frames[0] is not None else "boxes only",
-                     points[best], ours, theirs))
-    total_ours = evaluate_pairs(chosen_pairs).combined
-    total_peer = evaluate_pairs(peer_pairs).combined
-    lines = ["| left out | input | settings chosen on the others | samtrack IDF1 (idsw) | "
-             "ByteTrack IDF1 (idsw) |", "|---|---|---|---|---|"]
-    for name, kind, point, ours, theirs in rows:
+                     points[best], [_score({c.name: pairs[c.name]})
+                                    for pairs in (chosen_pairs, *peers.values())]))
+    totals = [_score(pairs) for pairs in (chosen_pairs, *peers.values())]
+
+    def cells(results: list[dict | None]) -> str:
+        return " | ".join("-" if m is None else f"{m['idf1']:.3f} ({m['idsw']})"
+                          for m in results)
+
+    names = " | ".join(f"{name} IDF1 (idsw)" for name in peer_names)
+    lines = [f"| left out | input | settings chosen on the others | samtrack IDF1 (idsw) | "
+             f"{names} |", "|---|---|---|---|" + "---|" * len(peer_names)]
+    for name, kind, point, results in rows:
         setting = ", ".join(f"{k} {v}" for k, v in point.items())
-        lines.append(f"| {name} | {kind} | {setting} | {ours['idf1']:.3f} ({ours['idsw']}) | "
-                     f"{theirs['idf1']:.3f} ({theirs['idsw']}) |")
-    lines.append(f"| **all, combined** | | | {total_ours['idf1']:.3f} ({total_ours['idsw']}) | "
-                 f"{total_peer['idf1']:.3f} ({total_peer['idsw']}) |")
+        lines.append(f"| {name} | {kind} | {setting} | {cells(results)} |")
+    lines.append(f"| **all, combined** | | | {cells(totals)} |")
     text = ("MOT15 leave-one-sequence-out (public detections as boxes; samtrack online, "
-            "histogram embedder where images exist).\n"
+            "histogram embedder where images exist; peers with their own defaults).\n"
             f"Command: python -m samtrack.eval.bench.mot15_loo {' '.join(argv or sys.argv[1:])}"
             f"\nGrid: {GRID}\n\n" + "\n".join(lines) + "\n")
     out = Path(args.out)

@@ -1,5 +1,8 @@
+from pathlib import Path
+
 import pytest
 
+from samtrack.eval.bench import mot15_loo
 from samtrack.eval.bench.ablate import main as ablate_main
 from samtrack.eval.bench.harness import COLUMNS, main
 
@@ -36,3 +39,29 @@ def test_ablation_refuses_a_bad_override_at_once(override, message, capsys):
         ablate_main([override])
     assert stop.value.code == 2
     assert message in capsys.readouterr().err
+
+
+MOT15 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "MOT15"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (MOT15 / "KITTI-17").is_dir(), reason="../shared/data/MOT15 is absent")
+def test_leave_one_out_tunes_on_the_others_and_leaves_a_peer_without_images_out(
+        tmp_path, monkeypatch):
+    # two grid points keep it quick; the choice is still made on the other sequence
+    monkeypatch.setattr(mot15_loo, "GRID", {"reentry": (True, False)})
+    assert mot15_loo.main(["--mot15", str(MOT15), "--seqs", "TUD-Campus,KITTI-17",
+                           "--peers", "bytetrack,deepsort", "--out", str(tmp_path)]) == 0
+    table = (tmp_path / "mot15_loo.md").read_text().splitlines()
+    cells = [[c.strip(" *") for c in line.strip("|").split("|")] for line in table
+             if line.startswith("| ") and "IDF1" not in line]
+    rows = {c[0]: c[1:] for c in cells}  # input, settings, samtrack, bytetrack, deepsort
+    assert set(rows) == {"TUD-Campus", "KITTI-17", "all, combined"}
+    assert rows["TUD-Campus"][0] == "images" and rows["KITTI-17"][0] == "boxes only"
+    assert all(rows[name][1] in ("reentry True", "reentry False")
+               for name in ("TUD-Campus", "KITTI-17"))
+    # DeepSORT needs images: a cell for TUD-Campus, none for KITTI-17, so no total
+    assert rows["TUD-Campus"][4] != "-" and rows["KITTI-17"][4] == "-"
+    assert rows["all, combined"][4] == "-"
+    assert 0 < float(rows["all, combined"][2].split()[0]) <= 1  # samtrack's total
+    assert 0 < float(rows["all, combined"][3].split()[0]) <= 1  # ByteTrack's

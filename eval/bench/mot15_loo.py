@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from samtrack.eval.bench.harness import method_factories, mot15_clip, run_method
+from samtrack.eval.bench.peers import PEERS as KNOWN_PEERS
 from samtrack.eval.bench.peers import PeerUnavailable
 from samtrack.eval.data import sequence_from_frames
 from samtrack.eval.report import evaluate_pairs
@@ -28,8 +29,6 @@ from samtrack.pipeline.core.formats import write_text_atomic
 GRID = {"kalman_velocity_noise": (0.01, 0.02, 0.03), "min_motion_iou": (0.05, 0.1, 0.2),
         "reentry": (True, False)}
 SEQUENCES = "TUD-Campus,ETH-Sunnyday,PETS09-S2L1,KITTI-13,KITTI-17,Venice-2"
-
-
 PEERS = "bytetrack,botsort,ocsort,sort,deepsort"
 
 
@@ -50,8 +49,11 @@ def main(argv: list[str] | None = None) -> int:
                         "on the same detections (comma-separated)")
     parser.add_argument("--out", default="eval/results")
     args = parser.parse_args(argv)
-    clips = [mot15_clip(Path(args.mot15) / name) for name in args.seqs.split(",") if name]
     peer_names = [name for name in args.peers.split(",") if name]
+    unknown = sorted(set(peer_names) - set(KNOWN_PEERS))
+    if unknown:
+        parser.error(f"--peers: unknown {', '.join(unknown)} (known: {', '.join(KNOWN_PEERS)})")
+    clips = [mot15_clip(Path(args.mot15) / name) for name in args.seqs.split(",") if name]
     samtrack, _ = method_factories(["samtrack-online"], "histogram")["samtrack-online"]
     points = [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())]
     runs: list[dict[str, tuple]] = []  # per grid point: clip name -> (gt, prediction)
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.append({c.name: (c.gt, sequence_from_frames(
             run_method(lambda clip, p=point: samtrack(clip, **p), c).outputs, c.name))
             for c in clips})
-    peers: dict[str, dict[str, tuple]] = {}  # peer -> clip name -> (gt, prediction)
+    peers: dict[str, dict[str, tuple | None]] = {}  # peer -> clip -> (gt, prediction)
     for name in peer_names:
         print(f"  {name}", file=sys.stderr)
         factory, _ = method_factories([name], "histogram")[name]

@@ -386,11 +386,8 @@ def stray_fragments(model: IdentityModel, viewed: list[Fragment], fragments: lis
     limit = stray_limit(own, {f.index: f.length for f in viewed}, fence)
     if not np.isfinite(limit):
         return set()
-    by_tracklet: dict[int, list[Fragment]] = defaultdict(list)
-    for f in fragments:
-        by_tracklet[f.tracklet].append(f)
     out: set[int] = set()
-    for chain in by_tracklet.values():
+    for chain in _tracklet_chains(fragments).values():
         judged = [own[f.index] for f in chain if f.index in own]
         if judged and min(judged) > limit:
             out.update(f.index for f in chain)
@@ -443,6 +440,14 @@ def _label_maps(fragments: list[Fragment], labels: dict[int, int],
     return holders, source_map, online_map
 
 
+def _tracklet_chains(fragments: list[Fragment]) -> dict[int, list[Fragment]]:
+    """Tracklet -> its fragments, in the order given (time order for cut fragments)."""
+    chains: dict[int, list[Fragment]] = defaultdict(list)
+    for f in fragments:
+        chains[f.tracklet].append(f)
+    return chains
+
+
 def _fill_viewless(fragments: list[Fragment], labels: dict[int, int], k: int,
                    ) -> dict[int, int]:
     """Fragments without views take the identity of their tracklet's neighbouring fragments
@@ -455,9 +460,7 @@ def _fill_viewless(fragments: list[Fragment], labels: dict[int, int], k: int,
     online tracker followed it frame by frame on motion and appearance, which on the tuning
     clips was right far more often than extending one side (crowded-1: 0.863 -> 0.979)."""
     out = dict(labels)
-    by_tracklet: dict[int, list[Fragment]] = defaultdict(list)
-    for f in fragments:
-        by_tracklet[f.tracklet].append(f)
+    by_tracklet = _tracklet_chains(fragments)
     holders, source_map, online_map = _label_maps(fragments, out)
     for f in sorted((f for f in fragments if f.index not in out), key=lambda f: -f.length):
         chain = by_tracklet[f.tracklet]

@@ -20,8 +20,7 @@ import sys
 from pathlib import Path
 
 from samtrack.eval.bench.harness import method_factories, mot15_clip, run_method
-from samtrack.eval.bench.peers import PEERS as KNOWN_PEERS
-from samtrack.eval.bench.peers import PeerUnavailable
+from samtrack.eval.bench.peers import PEERS, PeerUnavailable
 from samtrack.eval.data import sequence_from_frames
 from samtrack.eval.report import evaluate_pairs
 from samtrack.pipeline.core.formats import write_text_atomic
@@ -29,7 +28,7 @@ from samtrack.pipeline.core.formats import write_text_atomic
 GRID = {"kalman_velocity_noise": (0.01, 0.02, 0.03), "min_motion_iou": (0.05, 0.1, 0.2),
         "reentry": (True, False)}
 SEQUENCES = "TUD-Campus,ETH-Sunnyday,PETS09-S2L1,KITTI-13,KITTI-17,Venice-2"
-PEERS = "bytetrack,botsort,ocsort,sort,deepsort"
+DEFAULT_PEERS = "bytetrack,botsort,ocsort,sort,deepsort"
 
 
 def _score(pairs: dict[str, tuple | None]) -> dict | None:
@@ -45,14 +44,14 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--mot15", required=True, metavar="DIR")
     parser.add_argument("--seqs", default=SEQUENCES)
-    parser.add_argument("--peers", default=PEERS, help="trackers run with their own defaults "
-                        "on the same detections (comma-separated)")
+    parser.add_argument("--peers", default=DEFAULT_PEERS, help="trackers run with their own "
+                        "defaults on the same detections (comma-separated)")
     parser.add_argument("--out", default="eval/results")
     args = parser.parse_args(argv)
     peer_names = [name for name in args.peers.split(",") if name]
-    unknown = sorted(set(peer_names) - set(KNOWN_PEERS))
+    unknown = sorted(set(peer_names) - set(PEERS))
     if unknown:
-        parser.error(f"--peers: unknown {', '.join(unknown)} (known: {', '.join(KNOWN_PEERS)})")
+        parser.error(f"--peers: unknown {', '.join(unknown)} (known: {', '.join(PEERS)})")
     clips = [mot15_clip(Path(args.mot15) / name) for name in args.seqs.split(",") if name]
     samtrack, _ = method_factories(["samtrack-online"], "histogram")["samtrack-online"]
     points = [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())]
@@ -71,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 peers[name][c.name] = (c.gt, sequence_from_frames(run_method(factory, c).outputs,
                                                                   c.name))
-            except PeerUnavailable:  # DeepSORT needs images: boxes-only sequences have none
-                peers[name][c.name] = None
+            except PeerUnavailable:  # DeepSORT without images, or the bench extra missing
+                peers[name][c.name] = None  # shown as "-", and the peer gets no total
     rows = []
     chosen_pairs: dict[str, tuple] = {}
     for c in clips:

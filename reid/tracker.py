@@ -136,7 +136,8 @@ class ReidTracker(Tracker):
         self.reentry = reentry or ReentryRules(c.reentry_appearance_gate, c.reentry_contrast,
                                                c.hold_contested, c.hold_margin)
         # the per-clip identity model, online (reid.online_identities); it needs appearance
-        self.online_identities = OnlineIdentities(c.num_identities) \
+        self.online_identities = OnlineIdentities(
+            c.num_identities, show_border_guesses=c.online_border_guesses) \
             if c.online_identity_model and self.embedder is not None else None
         self._view_costs = CostModel([
             Weighted(AppearanceCost(), c.appearance_weight,

@@ -243,28 +243,52 @@ def _log_entry(frame: int, keys: list[int], looks: list[np.ndarray], clean: list
                     step_iou=np.full(n, np.nan, np.float32))
 
 
-def test_online_guess_for_a_returning_object_waits_until_stable_then_names_it():
-    """A look-alike that leaves and comes back as a new tracklet, seen only at the border
-    (rough views): it is shown without an identity for its first frames, then as itself, and
-    never as the individual still in view."""
+def _return_at_the_border(show_border_guesses: bool) -> tuple[OnlineIdentities, list[int]]:
+    """Two look-alikes learned apart; 1 leaves and comes back as tracklet 7, ten frames half
+    out of view (rough views), then five frames whole: what is shown for it, frame by frame."""
     rng = np.random.default_rng(0)
     looks = {1: np.eye(8)[0] * 0.9 + 0.1, 2: np.eye(8)[1] * 0.9 + 0.1}
 
     def look(who: int) -> np.ndarray:
         return looks[who] + rng.normal(0, 0.02, 8)
 
-    online = OnlineIdentities(num_identities=2)
+    online = OnlineIdentities(num_identities=2, show_border_guesses=show_border_guesses)
     shown = []
     for t in range(30):  # both apart and fully visible: the model warms up and learns them
         online.observe(_log_entry(t, [1, 2], [look(1), look(2)], [True, True]))
     for t in range(30, 35):  # 1 is away
         online.observe(_log_entry(t, [2], [look(2)], [True]))
-    for t in range(35, 45):  # 1 is back, as tracklet 7, half out of view
+    for t in range(35, 50):
         shown.append(int(online.observe(_log_entry(t, [2, 7], [look(2), look(1)],
-                                                   [True, False]))[1]))
-    wait = online.min_views - 1
+                                                   [True, t >= 45]))[1]))
+    return online, shown
+
+
+def test_online_guess_for_a_returning_object_waits_until_stable_then_names_it():
+    """The returning look-alike is shown without an identity for its first frames, then as
+    itself while still at the border, and never as the individual still in view."""
+    online, shown = _return_at_the_border(show_border_guesses=True)
+    wait = online.guess_wait - 1
     assert shown[:wait] == [-1] * wait
     assert shown[wait:] == [1] * (len(shown) - wait)
+
+
+def test_border_guesses_setting_reaches_the_online_model():
+    built = TrackerConfig(embedder="histogram", online_identity_model=True,
+                          online_border_guesses=False).build()
+    assert built.online_identities.show_border_guesses is False
+    assert TrackerConfig(embedder="histogram", online_identity_model=True).build() \
+        .online_identities.show_border_guesses is True
+
+
+def test_border_guesses_off_names_a_returning_object_once_seen_whole():
+    """With border guesses off, the same object is shown without an identity while cut by
+    the border however long its guess has held, then as itself from its first clean view,
+    before it has the views to be decided."""
+    online, shown = _return_at_the_border(show_border_guesses=False)
+    assert online.guess_wait < 10  # the guess had held long enough while at the border
+    assert shown[:10] == [-1] * 10
+    assert shown[10:] == [1] * 5
 
 
 def _piece(index: int, tracklet: int, frames: range, online_id: int,

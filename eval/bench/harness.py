@@ -196,6 +196,9 @@ def method_factories(methods: list[str], embedder: str) -> dict[str, tuple[Calla
         elif m == "samtrack-online-model":  # online with the per-clip identity model
             out[m] = (lambda clip, **kw: samtrack(clip, online_identity_model=True, **kw),
                       False)
+        elif m == "samtrack-online-model-whole":  # the same, named only once seen whole
+            out[m] = (lambda clip, **kw: samtrack(clip, online_identity_model=True,
+                                                  online_border_guesses=False, **kw), False)
         elif m == "samtrack-offline":
             out[m] = (lambda clip, **kw: samtrack(clip, "offline", **kw), True)
         else:

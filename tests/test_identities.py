@@ -268,7 +268,7 @@ def test_online_guess_for_a_returning_object_waits_until_stable_then_names_it():
     """The returning look-alike is shown without an identity for its first frames, then as
     itself while still at the border, and never as the individual still in view."""
     online, shown = _return_at_the_border(show_border_guesses=True)
-    wait = online.guess_wait - 1
+    wait = online.min_views - 1
     assert shown[:wait] == [-1] * wait
     assert shown[wait:] == [1] * (len(shown) - wait)
 

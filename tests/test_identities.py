@@ -18,6 +18,7 @@ from samtrack.reid.fragments import Fragment, cliques
 from samtrack.reid.identities import (
     _fill_unconfirmed,
     _fill_viewless,
+    _name_late_entrants,
     stray_fragments,
     sustained_max,
 )
@@ -281,6 +282,23 @@ def test_border_guesses_setting_reaches_the_online_model():
         .online_identities.show_border_guesses is True
 
 
+def test_no_guess_is_shown_for_a_newcomer_that_looks_like_someone_in_view():
+    """1 is away; a new tracklet at the border looks like 2, who is in view. The only absent
+    individual (1) is below chance for it: no guess is shown however long it lasts, though
+    the guess is recorded for the wait's calibration as before."""
+    rng = np.random.default_rng(0)
+    looks = {1: np.eye(8)[0] * 0.9 + 0.1, 2: np.eye(8)[1] * 0.9 + 0.1}
+    online = OnlineIdentities(num_identities=2)
+    for t in range(30):
+        online.observe(_log_entry(t, [1, 2], [looks[1] + rng.normal(0, 0.02, 8),
+                                              looks[2] + rng.normal(0, 0.02, 8)], [True, True]))
+    shown = [int(online.observe(_log_entry(t, [2, 7], [looks[2] + rng.normal(0, 0.02, 8),
+                                                       looks[2] + rng.normal(0, 0.02, 8)],
+                                           [True, False]))[1]) for t in range(30, 45)]
+    assert shown == [-1] * 15
+    assert online._guesses[max(online._guesses)] == [1] * 15
+
+
 def test_border_guesses_off_names_a_returning_object_once_seen_whole():
     """With border guesses off, the same object is shown without an identity while cut by
     the border however long its guess has held, then as itself from its first clean view,
@@ -328,6 +346,30 @@ def test_unconfirmed_border_pieces_take_their_source_ids_identity_only_when_free
     assert filled[3] == 1
     assert 4 not in filled and 5 not in filled
     assert {i: filled[i] for i in labels} == labels
+
+
+def test_an_object_entering_at_the_clips_end_takes_an_identity_of_its_own():
+    """Identities 1 and 2 are in view to the end (frame 29). Tracklet 5 comes in at the
+    border in the last two frames while both are held: it takes a new identity. Tracklet 6,
+    the same at the border but gone before the end, tracklet 9, at the border for the last
+    five frames (long enough for the count to have seen it), and tracklet 7, seen whole at
+    the end (a spurious blob in view), stay unlabelled; so does the viewless touch of
+    tracklet 8."""
+    look = np.ones(4)
+    labelled = [_piece(0, 1, range(0, 30), 1), _piece(1, 2, range(0, 30), 2)]
+    entrant = _piece(2, 5, range(28, 30), 5)
+    entrant.rough_views = [look, look]
+    gone = _piece(3, 6, range(20, 22), 6)
+    gone.rough_views = [look, look]
+    whole = _piece(4, 7, range(28, 30), 7)
+    whole.views = [look, look]
+    touch = _piece(5, 8, range(28, 30), 8)
+    earlier = _piece(6, 9, range(25, 30), 9)
+    earlier.rough_views = [look] * 5
+    labels = {0: 1, 1: 2}
+    named = _name_late_entrants([*labelled, entrant, gone, whole, touch, earlier], labels,
+                                last_frame=29)
+    assert named == {0: 1, 1: 2, 2: 3}
 
 
 def test_guess_wait_is_read_off_the_clips_earlier_reentries():

@@ -137,7 +137,8 @@ class ReidTracker(Tracker):
                                                c.hold_contested, c.hold_margin)
         # the per-clip identity model, online (reid.online_identities); it needs appearance
         self.online_identities = OnlineIdentities(
-            c.num_identities, show_border_guesses=c.online_border_guesses) \
+            c.num_identities, show_border_guesses=c.online_border_guesses,
+            border_wait_factor=c.online_border_guess_wait) \
             if c.online_identity_model and self.embedder is not None else None
         self._view_costs = CostModel([
             Weighted(AppearanceCost(), c.appearance_weight,

@@ -244,7 +244,8 @@ def _log_entry(frame: int, keys: list[int], looks: list[np.ndarray], clean: list
                     step_iou=np.full(n, np.nan, np.float32))
 
 
-def _return_at_the_border(show_border_guesses: bool) -> tuple[OnlineIdentities, list[int]]:
+def _return_at_the_border(show_border_guesses: bool, border_wait_factor: float = 1.0,
+                          ) -> tuple[OnlineIdentities, list[int]]:
     """Two look-alikes learned apart; 1 leaves and comes back as tracklet 7, ten frames half
     out of view (rough views), then five frames whole: what is shown for it, frame by frame."""
     rng = np.random.default_rng(0)
@@ -253,7 +254,8 @@ def _return_at_the_border(show_border_guesses: bool) -> tuple[OnlineIdentities, 
     def look(who: int) -> np.ndarray:
         return looks[who] + rng.normal(0, 0.02, 8)
 
-    online = OnlineIdentities(num_identities=2, show_border_guesses=show_border_guesses)
+    online = OnlineIdentities(num_identities=2, show_border_guesses=show_border_guesses,
+                              border_wait_factor=border_wait_factor)
     shown = []
     for t in range(30):  # both apart and fully visible: the model warms up and learns them
         online.observe(_log_entry(t, [1, 2], [look(1), look(2)], [True, True]))
@@ -274,10 +276,22 @@ def test_online_guess_for_a_returning_object_waits_until_stable_then_names_it():
     assert shown[wait:] == [1] * (len(shown) - wait)
 
 
+def test_a_guess_on_border_views_waits_longer():
+    """A guess made only on views cut by the border can be made to hold twice the wait: the
+    same returning look-alike is named on its 10th border frame (the guess has held 2 x 5
+    frames), not its 5th, and from then on while still at the border."""
+    online, shown = _return_at_the_border(show_border_guesses=True, border_wait_factor=2.0)
+    need = 2 * online.min_views - 1  # frames shown without an identity
+    assert shown[:need] == [-1] * need
+    assert shown[need:] == [1] * (len(shown) - need)
+    assert OnlineIdentities().border_wait_factor == 1.5
+
+
 def test_border_guesses_setting_reaches_the_online_model():
     built = TrackerConfig(embedder="histogram", online_identity_model=True,
-                          online_border_guesses=False).build()
+                          online_border_guesses=False, online_border_guess_wait=3).build()
     assert built.online_identities.show_border_guesses is False
+    assert built.online_identities.border_wait_factor == 3
     assert TrackerConfig(embedder="histogram", online_identity_model=True).build() \
         .online_identities.show_border_guesses is True
 

@@ -50,15 +50,16 @@ class TrackerConfig(StrictModel):
         default=False, description="Online: once a moment shows every individual apart, name "
         "objects with the per-clip identity model (reid.online_identities) instead of the "
         "tracker's gallery rules. Off by default: it lifts online IDF1 on 1500-3000-frame "
-        "clips (long, report split: 0.817 -> 0.895, 18 -> 26 switches) but lowers it on "
-        "300-frame ones (report split: crowded 0.909 -> 0.848, all short sets 0.930 -> "
-        "0.911) and costs 3-7x the association time; offline mode always uses the model.")
+        "clips (long, report split: 0.817 -> 0.888, 18 -> 8 switches) but lowers it on "
+        "300-frame ones (report split: crowded 0.909 -> 0.839, all short sets 0.930 -> "
+        "0.903) and costs 3-7x the association time; offline mode always uses the model.")
     online_border_guesses: bool = Field(
         default=True, description="With online_identity_model: show the model's guess for a "
         "returning object while it is still cut by the frame's border. false: it is shown "
         "without an identity until seen whole once; far fewer identity switches, fewer frames "
-        "named (long, report split: 26 -> 6 switches, IDF1 0.895 -> 0.881; short sets, tune "
-        "split: IDF1 0.880 -> 0.854).")
+        "named (measured before online_border_guess_wait, i.e. against a wait of 1: long, "
+        "report split: 26 -> 6 switches, IDF1 0.895 -> 0.881; short sets, tune split: IDF1 "
+        "0.880 -> 0.854).")
     online_border_guess_wait: float = Field(
         default=1.5, ge=1, description="With online_identity_model: a guess made only on views "
         "cut by the border is shown once it has been the model's best for this many times the "

@@ -65,3 +65,17 @@ def test_leave_one_out_tunes_on_the_others_and_leaves_a_peer_without_images_out(
     assert rows["all, combined"][4] == "-"
     assert 0 < float(rows["all, combined"][2].split()[0]) <= 1  # samtrack's total
     assert 0 < float(rows["all, combined"][3].split()[0]) <= 1  # ByteTrack's
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (MOT15 / "KITTI-17").is_dir(), reason="../shared/data/MOT15 is absent")
+def test_leave_one_out_in_parallel_gives_the_same_table(tmp_path, monkeypatch):
+    """Grid points run in worker processes (--jobs 2) give the table one process gives."""
+    monkeypatch.setattr(mot15_loo, "GRID", {"reentry": (True, False)})
+    tables = []
+    for jobs in ("1", "2"):
+        out = tmp_path / jobs
+        assert mot15_loo.main(["--mot15", str(MOT15), "--seqs", "KITTI-17,KITTI-13", "--peers", "",
+                               "--out", str(out), "--jobs", jobs]) == 0
+        tables.append((out / "mot15_loo.md").read_text().split("\n", 3)[3])  # past the command
+    assert tables[0] == tables[1]

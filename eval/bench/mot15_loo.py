@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from samtrack.eval.bench.harness import method_factories, mot15_clip, run_method
@@ -43,6 +44,22 @@ def _score(pairs: dict[str, tuple | None]) -> dict | None:
     return evaluate_pairs(pairs).combined
 
 
+_CLIPS: list = []  # the sequences of this process (loaded once per worker)
+
+
+def _load_clips(seq_dirs: list[Path]) -> list:
+    _CLIPS[:] = [mot15_clip(d) for d in seq_dirs]
+    return _CLIPS
+
+
+def _run_point(point: dict) -> dict[str, tuple]:
+    """samtrack with one grid point's settings on every loaded sequence."""
+    print(f"  samtrack {point}", file=sys.stderr, flush=True)
+    samtrack, _ = method_factories(["samtrack-online"], "histogram")["samtrack-online"]
+    return {c.name: (c.gt, sequence_from_frames(
+        run_method(lambda clip: samtrack(clip, **point), c).outputs, c.name)) for c in _CLIPS}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m samtrack.eval.bench.mot15_loo",
                                      description=__doc__.split("\n\n")[0])
@@ -51,20 +68,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", default=DEFAULT_PEERS, help="trackers run with their own "
                         "defaults on the same detections (comma-separated)")
     parser.add_argument("--out", default="eval/results")
+    parser.add_argument("--jobs", type=int, default=1, help="grid points run in parallel "
+                        "(processes)")
     args = parser.parse_args(argv)
     peer_names = [name for name in args.peers.split(",") if name]
     unknown = sorted(set(peer_names) - set(PEERS))
     if unknown:
         parser.error(f"--peers: unknown {', '.join(unknown)} (known: {', '.join(PEERS)})")
-    clips = [mot15_clip(Path(args.mot15) / name) for name in args.seqs.split(",") if name]
-    samtrack, _ = method_factories(["samtrack-online"], "histogram")["samtrack-online"]
+    seq_dirs = [Path(args.mot15) / name for name in args.seqs.split(",") if name]
+    clips = _load_clips(seq_dirs)
     points = [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())]
-    runs: list[dict[str, tuple]] = []  # per grid point: clip name -> (gt, prediction)
-    for point in points:
-        print(f"  samtrack {point}", file=sys.stderr)
-        runs.append({c.name: (c.gt, sequence_from_frames(
-            run_method(lambda clip, p=point: samtrack(clip, **p), c).outputs, c.name))
-            for c in clips})
+    # per grid point: clip name -> (gt, prediction); grid points are independent, so they can
+    # run in parallel (each worker loads the sequences once)
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs, initializer=_load_clips,
+                                 initargs=(seq_dirs,)) as pool:
+            runs = list(pool.map(_run_point, points))
+    else:
+        runs = [_run_point(point) for point in points]
     peers: dict[str, dict[str, tuple | None]] = {}  # peer -> clip -> (gt, prediction)
     for name in peer_names:
         print(f"  {name}", file=sys.stderr)

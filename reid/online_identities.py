@@ -253,12 +253,10 @@ class OnlineIdentities:
                  np.stack(f.rough_views[-GUESS_VIEWS:]).astype(np.float32) for f in new]
         wait = self.guess_wait
         chance = -np.log(max(self.count, 1))
-        view_of = {f.index: v for f, v in zip(new, views, strict=True)}
-        for f, identity in self._assign_absent(new, views, held):
-            column = int(np.flatnonzero(self.model.labels == identity)[0])
+        for f, identity, posterior in self._assign_absent(new, views, held):
             guesses = self._guesses.setdefault(f.index, [])
             guesses.append(identity)
-            if log_mean_posterior(self.model, view_of[f.index])[column] < chance:
+            if posterior < chance:
                 continue  # looks like someone in view: no absent individual fits
             if not f.views and not self.show_border_guesses:  # seen only cut by the border
                 continue
@@ -327,26 +325,29 @@ class OnlineIdentities:
         # with everyone known in view nothing is assigned: a duplicate or a spurious mask (a
         # newcomer is found by its appearance above)
         held = {self.labels[f.index] for f in rows if f.index in self.labels}
-        for f, identity in self._assign_absent(due, [f.view_matrix() for f in due], held,
+        for f, identity, _ in self._assign_absent(due, [f.view_matrix() for f in due], held,
                                                keep_bonus=self.limit):
             self.labels[f.index] = identity
             if f.index in self._guesses:
                 self._learn_wait(self._guesses.pop(f.index), identity)
 
     def _assign_absent(self, fragments: list[Fragment], views: list[np.ndarray],
-                       held: set[int], keep_bonus: float = 0.0) -> list[tuple[Fragment, int]]:
+                       held: set[int], keep_bonus: float = 0.0,
+                       ) -> list[tuple[Fragment, int, float]]:
         """``fragments`` assigned at once (Hungarian) to the model's individuals not in
         ``held``, on the log mean posterior of their ``views``; the identity a fragment shows
-        now gets ``keep_bonus``. Empty when every individual is held."""
+        now gets ``keep_bonus``. Each comes with the log mean posterior of the identity it was
+        given (without the bonus). Empty when every individual is held."""
         identities = [int(i) for i in self.model.labels if int(i) not in held]
         if not identities:
             return []
         columns = [int(np.flatnonzero(self.model.labels == i)[0]) for i in identities]
-        evidence = np.zeros((len(fragments), len(identities)))
-        for r, (f, v) in enumerate(zip(fragments, views, strict=True)):
-            evidence[r] = log_mean_posterior(self.model, v)[columns]
+        posterior = np.stack([log_mean_posterior(self.model, v)[columns] for v in views])
+        evidence = posterior.copy()
+        for r, f in enumerate(fragments):
             keep = self.provisional.get(f.index, -1)
             if keep in identities:
                 evidence[r, identities.index(keep)] += keep_bonus
         rows, cols = linear_sum_assignment(-evidence)
-        return [(fragments[r], identities[c]) for r, c in zip(rows, cols, strict=True)]
+        return [(fragments[r], identities[c], float(posterior[r, c]))
+                for r, c in zip(rows, cols, strict=True)]

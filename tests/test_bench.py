@@ -79,3 +79,34 @@ def test_leave_one_out_in_parallel_gives_the_same_table(tmp_path, monkeypatch):
                                "--out", str(out), "--jobs", jobs]) == 0
         tables.append((out / "mot15_loo.md").read_text().split("\n", 3)[3])  # past the command
     assert tables[0] == tables[1]
+
+
+@pytest.mark.parametrize("setting, message", [
+    ('{"nokey": 1}', "tracker.nokey: Extra inputs"),
+    ('{"min_hits": 0}', "tracker.min_hits:"),
+    ("[1]", "not a JSON object"),
+    ("{bad", "not JSON"),
+])
+def test_trying_a_bad_setting_is_refused_before_any_run(setting, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        mot15_loo.main(["--mot15", "/nonexistent", "--try", setting])
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (MOT15 / "KITTI-17").is_dir(), reason="../shared/data/MOT15 is absent")
+def test_trying_settings_prints_each_sequence_and_the_others_combined(capsys):
+    """With two sequences, "the others" of one is the other one: the criterion column for
+    KITTI-13 must equal KITTI-17's own IDF1, and the settings must change the numbers."""
+    assert mot15_loo.main(["--mot15", str(MOT15), "--seqs", "KITTI-17,KITTI-13",
+                           "--try", '{"reentry": false}', "--try", '{"min_hits": 5}']) == 0
+    rows = [[c.strip() for c in line.strip("|").split("|")]
+            for line in capsys.readouterr().out.splitlines() if line.startswith("| {")]
+    own, others = rows[:2], rows[2:]
+    assert len(own) == 2 and len(others) == 2
+    for row, criterion in zip(own, others, strict=True):
+        assert row[0] == criterion[0]
+        assert criterion[2] == row[1].split()[0]  # without KITTI-13 = KITTI-17 alone
+        assert criterion[1] == row[2].split()[0]  # without KITTI-17 = KITTI-13 alone
+    assert own[0][1:] != own[1][1:]

@@ -12,21 +12,30 @@ footage (animals in a pen do, passers-by in a street mostly do not), which a use
 sets; the benchmark lets the other sequences decide it instead. ``low_score`` (0.1, 0.0) in the
 grid was tried and not kept: every left-out sequence chose 0.0, the total rose 0.479 -> 0.485,
 but TUD-Campus fell 0.431 -> 0.384 and ETH-Sunnyday 0.338 -> 0.319 (eval/results/mot15_loo.md).
+
+``--try SETTINGS`` (a JSON object of ``tracker`` options, repeatable) skips the leave-one-out and
+prints, per setting, every sequence's IDF1 and, per sequence, the combined IDF1 of the *others*:
+the number the leave-one-out would choose that sequence's settings by. It answers "would a
+setting that helps sequence X ever be chosen for X?" without a full grid run.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from samtrack.eval.bench.harness import method_factories, mot15_clip, run_method
 from samtrack.eval.bench.peers import PEERS, PeerUnavailable
 from samtrack.eval.data import sequence_from_frames
 from samtrack.eval.report import evaluate_pairs
 from samtrack.pipeline.core.formats import write_text_atomic
+from samtrack.reid.config import TrackerConfig
 
 GRID = {"kalman_velocity_noise": (0.01, 0.02, 0.03), "min_motion_iou": (0.05, 0.1, 0.2),
         "reentry": (True, False)}
@@ -58,6 +67,44 @@ def _run_point(point: dict) -> dict[str, tuple]:
         run_method(lambda clip: samtrack(clip, **point), c).outputs, c.name)) for c in _CLIPS}
 
 
+def _setting(text: str) -> dict:
+    """``--try``'s argument: a JSON object of valid tracker options (checked before any run)."""
+    try:
+        setting = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc.msg}): {text}") from None
+    if not isinstance(setting, dict):
+        raise argparse.ArgumentTypeError(f"not a JSON object: {text}")
+    try:
+        TrackerConfig(**setting)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise argparse.ArgumentTypeError(f"tracker.{where}: {error['msg']}") from None
+    return setting
+
+
+def _try_table(settings: list[dict], runs: list[dict[str, tuple]], names: list[str]) -> str:
+    """Per setting: each sequence's IDF1 (idsw), then per sequence the combined IDF1 of the
+    others (what the leave-one-out ranks settings by for that sequence), then the total."""
+    lines = ["| setting | " + " | ".join(names) + " | all |",
+             "|---|" + "---|" * (len(names) + 1)]
+    for setting, run in zip(settings, runs, strict=True):
+        own = [evaluate_pairs({n: run[n]}).combined for n in names]
+        total = evaluate_pairs(run).combined
+        lines.append(f"| {json.dumps(setting)} | " + " | ".join(
+            f"{m['idf1']:.3f} ({m['idsw']})" for m in own) + f" | {total['idf1']:.3f} |")
+    lines += ["", "Combined IDF1 of the other sequences (the leave-one-out's criterion):", "",
+              "| setting | " + " | ".join(f"without {n}" for n in names) + " |",
+              "|---|" + "---|" * len(names)]
+    for setting, run in zip(settings, runs, strict=True):
+        others = [evaluate_pairs({o: run[o] for o in names if o != n}).combined["idf1"]
+                  for n in names]
+        lines.append(f"| {json.dumps(setting)} | " + " | ".join(f"{v:.3f}" for v in others)
+                     + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m samtrack.eval.bench.mot15_loo",
                                      description=__doc__.split("\n\n")[0])
@@ -68,14 +115,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="eval/results")
     parser.add_argument("--jobs", type=int, default=1, help="grid points run in parallel "
                         "(processes)")
+    parser.add_argument("--try", dest="tries", action="append", type=_setting, default=[],
+                        metavar="SETTINGS", help="instead of the leave-one-out: run these "
+                        "tracker options (a JSON object; repeatable) on every sequence and "
+                        "print the per-sequence table")
     args = parser.parse_args(argv)
     peer_names = [name for name in args.peers.split(",") if name]
     unknown = sorted(set(peer_names) - set(PEERS))
     if unknown:
         parser.error(f"--peers: unknown {', '.join(unknown)} (known: {', '.join(PEERS)})")
     seq_dirs = [Path(args.mot15) / name for name in args.seqs.split(",") if name]
+    missing = [str(d) for d in seq_dirs if not (d / "seqinfo.ini").is_file()]
+    if missing:
+        parser.error(f"--mot15/--seqs: no seqinfo.ini in {missing[0]}")
     clips = _load_clips(seq_dirs)
-    points = [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())]
+    points = args.tries or [dict(zip(GRID, values, strict=True))
+                            for values in itertools.product(*GRID.values())]
     # per grid point: clip name -> (gt, prediction); grid points are independent, so they can
     # run in parallel (each worker loads the sequences once)
     if args.jobs > 1:
@@ -84,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
             runs = list(pool.map(_run_point, points))
     else:
         runs = [_run_point(point) for point in points]
+    if args.tries:
+        print(_try_table(points, runs, [c.name for c in clips]))
+        return 0
     peers: dict[str, dict[str, tuple | None]] = {}  # peer -> clip -> (gt, prediction)
     for name in peer_names:
         print(f"  {name}", file=sys.stderr)

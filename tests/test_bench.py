@@ -110,3 +110,12 @@ def test_trying_settings_prints_each_sequence_and_the_others_combined(capsys):
         assert criterion[2] == row[1].split()[0]  # without KITTI-13 = KITTI-17 alone
         assert criterion[1] == row[2].split()[0]  # without KITTI-17 = KITTI-13 alone
     assert own[0][1:] != own[1][1:]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (MOT15 / "KITTI-17").is_dir(), reason="../shared/data/MOT15 is absent")
+def test_trying_a_setting_on_one_sequence_has_no_others_to_combine(capsys):
+    assert mot15_loo.main(["--mot15", str(MOT15), "--seqs", "KITTI-17",
+                           "--try", '{"reentry": false}']) == 0
+    out = capsys.readouterr().out
+    assert "| {\"reentry\": false} | " in out and "without" not in out

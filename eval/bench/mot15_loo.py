@@ -94,6 +94,8 @@ def _try_table(settings: list[dict], runs: list[dict[str, tuple]], names: list[s
         total = evaluate_pairs(run).combined
         lines.append(f"| {json.dumps(setting)} | " + " | ".join(
             f"{m['idf1']:.3f} ({m['idsw']})" for m in own) + f" | {total['idf1']:.3f} |")
+    if len(names) < 2:
+        return "\n".join(lines)  # no "others" to combine
     lines += ["", "Combined IDF1 of the other sequences (the leave-one-out's criterion):", "",
               "| setting | " + " | ".join(f"without {n}" for n in names) + " |",
               "|---|" + "---|" * len(names)]

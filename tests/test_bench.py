@@ -82,7 +82,7 @@ def test_leave_one_out_in_parallel_gives_the_same_table(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("setting, message", [
-    ('{"nokey": 1}', "tracker.nokey: Extra inputs"),
+    ('{"nokey": 1}', "tracker.nokey: unknown key"),
     ('{"min_hits": 0}', "tracker.min_hits:"),
     ("[1]", "not a JSON object"),
     ("{bad", "not JSON"),

@@ -34,6 +34,7 @@ from samtrack.eval.bench.harness import method_factories, mot15_clip, run_method
 from samtrack.eval.bench.peers import PEERS, PeerUnavailable
 from samtrack.eval.data import sequence_from_frames
 from samtrack.eval.report import evaluate_pairs
+from samtrack.pipeline.core.configbase import format_error
 from samtrack.pipeline.core.formats import write_text_atomic
 from samtrack.reid.config import TrackerConfig
 
@@ -49,6 +50,17 @@ def _score(pairs: dict[str, tuple | None]) -> dict | None:
     if any(pair is None for pair in pairs.values()):
         return None
     return evaluate_pairs(pairs).combined
+
+
+def _others_idf1(run: dict[str, tuple], name: str) -> float:
+    """The leave-one-out's criterion for sequence ``name``: the combined IDF1 of one grid
+    point's run on every *other* sequence."""
+    return evaluate_pairs({n: pair for n, pair in run.items() if n != name}).combined["idf1"]
+
+
+def _cells(results: list[dict | None]) -> str:
+    """``IDF1 (idsw)`` table cells; ``-`` where a tracker could not run."""
+    return " | ".join("-" if m is None else f"{m['idf1']:.3f} ({m['idsw']})" for m in results)
 
 
 _CLIPS: list = []  # the sequences of this process (loaded once per worker)
@@ -78,9 +90,7 @@ def _setting(text: str) -> dict:
     try:
         TrackerConfig(**setting)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        raise argparse.ArgumentTypeError(f"tracker.{where}: {error['msg']}") from None
+        raise argparse.ArgumentTypeError(format_error(exc.errors()[0], ("tracker",))) from None
     return setting
 
 
@@ -90,20 +100,16 @@ def _try_table(settings: list[dict], runs: list[dict[str, tuple]], names: list[s
     lines = ["| setting | " + " | ".join(names) + " | all |",
              "|---|" + "---|" * (len(names) + 1)]
     for setting, run in zip(settings, runs, strict=True):
-        own = [evaluate_pairs({n: run[n]}).combined for n in names]
-        total = evaluate_pairs(run).combined
-        lines.append(f"| {json.dumps(setting)} | " + " | ".join(
-            f"{m['idf1']:.3f} ({m['idsw']})" for m in own) + f" | {total['idf1']:.3f} |")
+        own = _cells([_score({n: run[n]}) for n in names])
+        lines.append(f"| {json.dumps(setting)} | {own} | {_score(run)['idf1']:.3f} |")
     if len(names) < 2:
         return "\n".join(lines)  # no "others" to combine
     lines += ["", "Combined IDF1 of the other sequences (the leave-one-out's criterion):", "",
               "| setting | " + " | ".join(f"without {n}" for n in names) + " |",
               "|---|" + "---|" * len(names)]
     for setting, run in zip(settings, runs, strict=True):
-        others = [evaluate_pairs({o: run[o] for o in names if o != n}).combined["idf1"]
-                  for n in names]
-        lines.append(f"| {json.dumps(setting)} | " + " | ".join(f"{v:.3f}" for v in others)
-                     + " |")
+        others = " | ".join(f"{_others_idf1(run, n):.3f}" for n in names)
+        lines.append(f"| {json.dumps(setting)} | {others} |")
     return "\n".join(lines)
 
 
@@ -158,26 +164,20 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     chosen_pairs: dict[str, tuple] = {}
     for c in clips:
-        others = [o.name for o in clips if o.name != c.name]
-        scores = [evaluate_pairs({n: run[n] for n in others}).combined["idf1"] for run in runs]
+        scores = [_others_idf1(run, c.name) for run in runs]
         best = max(range(len(points)), key=lambda i: scores[i])
         chosen_pairs[c.name] = runs[best][c.name]
         rows.append((c.name, "images" if c.frames[0] is not None else "boxes only",
                      points[best], [_score({c.name: pairs[c.name]})
                                     for pairs in (chosen_pairs, *peers.values())]))
     totals = [_score(pairs) for pairs in (chosen_pairs, *peers.values())]
-
-    def cells(results: list[dict | None]) -> str:
-        return " | ".join("-" if m is None else f"{m['idf1']:.3f} ({m['idsw']})"
-                          for m in results)
-
     names = " | ".join(f"{name} IDF1 (idsw)" for name in peer_names)
     lines = [f"| left out | input | settings chosen on the others | samtrack IDF1 (idsw) | "
              f"{names} |", "|---|---|---|---|" + "---|" * len(peer_names)]
     for name, kind, point, results in rows:
         setting = ", ".join(f"{k} {v}" for k, v in point.items())
-        lines.append(f"| {name} | {kind} | {setting} | {cells(results)} |")
-    lines.append(f"| **all, combined** | | | {cells(totals)} |")
+        lines.append(f"| {name} | {kind} | {setting} | {_cells(results)} |")
+    lines.append(f"| **all, combined** | | | {_cells(totals)} |")
     text = ("MOT15 leave-one-sequence-out (public detections as boxes; samtrack online, "
             "histogram embedder where images exist; peers with their own defaults).\n"
             f"Command: python -m samtrack.eval.bench.mot15_loo {' '.join(argv or sys.argv[1:])}"

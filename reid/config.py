@@ -197,6 +197,11 @@ class TrackerConfig(StrictModel):
                                          "overlap covers this fraction of the smaller are one "
                                          "object: the smaller (or lower-scored) is dropped.")
 
+    duplicate_iou: float | None = Field(
+        default=None, gt=0, le=1, description="Two masks overlapping with at least this IoU "
+        "are one object: the higher-scored stays (non-maximum suppression, for detectors that "
+        "leave several boxes on one object). null: off.")
+
     # plain IoU baseline (type: iou)
     iou_threshold: float = Field(default=0.2, ge=0, le=1, description="type iou: minimum box "
                                  "IoU to continue a track.")

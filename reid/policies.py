@@ -23,10 +23,19 @@ class ContainmentDuplicates:
 
     The larger mask is kept (the duplicate is the part of the animal a stray masklet grabbed);
     on equal areas the higher score. Returns the mask of objects to keep and the dropped ones.
+
+    ``iou`` (off by default): two masks overlapping by at least this IoU are also one object,
+    and the better-scored stays: greedy non-maximum suppression, for detectors that leave
+    several boxes side by side on one object. Why it exists: MOT15's public detections do. On
+    PETS09-S2L1 a quarter of the boxes ranked below 0.7 overlap a better-scored box by IoU > 0.3,
+    and 7% of those are a person nobody else covers, against 88% of the rest; containment does
+    not see them (neither box holds the other). Pairs are then visited best-scored first, as
+    NMS does, so a suppressed box suppresses nothing.
     """
 
-    def __init__(self, containment: float = 0.8) -> None:
+    def __init__(self, containment: float = 0.8, iou: float | None = None) -> None:
         self.containment = containment
+        self.iou = iou
 
     def __call__(self, objects: FrameObjects) -> tuple[np.ndarray, list[int]]:
         keep = np.ones(len(objects), bool)
@@ -39,13 +48,23 @@ class ContainmentDuplicates:
         if not overlap.any():
             return keep, dropped
         masks, areas = objects.masks, objects.areas
-        for i, j in zip(*np.nonzero(np.triu(overlap)), strict=True):
+        pairs = list(zip(*np.nonzero(np.triu(overlap)), strict=True))
+        if self.iou is not None:
+            rank = np.empty(len(objects), int)
+            rank[np.argsort(-objects.scores, kind="stable")] = np.arange(len(objects))
+            pairs.sort(key=lambda p: (min(rank[p[0]], rank[p[1]]), max(rank[p[0]], rank[p[1]])))
+        for i, j in pairs:
             if not (keep[i] and keep[j]):
                 continue
             inter = int((masks[i] & masks[j]).sum())
-            if inter / max(min(areas[i], areas[j]), 1) < self.containment:
+            union = max(int(areas[i]) + int(areas[j]) - inter, 1)
+            if self.iou is not None and inter / union >= self.iou:
+                # two detections of one object side by side: the better-scored one stays
+                drop = j if (objects.scores[i], areas[i]) >= (objects.scores[j], areas[j]) else i
+            elif inter / max(min(areas[i], areas[j]), 1) >= self.containment:
+                drop = j if (areas[i], objects.scores[i]) >= (areas[j], objects.scores[j]) else i
+            else:
                 continue
-            drop = j if (areas[i], objects.scores[i]) >= (areas[j], objects.scores[j]) else i
             keep[drop] = False
             dropped.append(int(drop))
         return keep, dropped

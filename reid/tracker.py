@@ -131,7 +131,8 @@ class ReidTracker(Tracker):
         self.record = record
         # offline linking reads the per-frame log; it is kept whenever offline mode is on
         self.keep_log = c.mode == "offline" if keep_log is None else keep_log
-        self.duplicates = duplicates or ContainmentDuplicates(c.duplicate_containment)
+        self.duplicates = duplicates or ContainmentDuplicates(c.duplicate_containment,
+                                                              c.duplicate_iou)
         self.trust = trust or SourceTrust()
         self.reentry = reentry or ReentryRules(c.reentry_appearance_gate, c.reentry_contrast,
                                                c.hold_contested, c.hold_margin)

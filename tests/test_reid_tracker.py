@@ -1,5 +1,6 @@
 """Tracker behaviour on small hand-built sequences (histogram embedder: fast, weight-free)."""
 
+import cv2
 import numpy as np
 from reid_helpers import BLUE, GREEN, RED, frame
 
@@ -117,9 +118,6 @@ def test_source_id_swap_in_view_is_fixed():
 
 
 def test_duplicate_masks_on_one_object_are_suppressed():
-    import cv2
-
-
     tr = _tracker()
     image, objs = frame(0, [((50, 60), RED, 1)], radius=12)
     small = np.zeros((1, *objs.image_size), np.uint8)

@@ -5,11 +5,13 @@ import samtrack.reid.association as association
 from samtrack.pipeline.config import load_config
 from samtrack.pipeline.core.errors import ConfigError
 from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.sources.masks import box_masks
 from samtrack.reid.association import assign
 from samtrack.reid.contrast import SceneContrast
 from samtrack.reid.costs import appearance_distance, patch_iou, position_cost
 from samtrack.reid.embedders import HistogramEmbedder, MobileNetV2Embedder
 from samtrack.reid.motion import BoxKalman, mahalanobis_centres
+from samtrack.reid.policies import ContainmentDuplicates
 from samtrack.reid.tracker import covered_by_others
 from samtrack.reid.tracks import Gallery, LastSeen
 
@@ -194,3 +196,23 @@ def test_kalman_velocity_noise_sets_how_fast_it_follows_acceleration():
         return abs(kf.velocity[0] - 2 * 7)
 
     assert velocity_error(0.02) < velocity_error(0.01)
+
+
+def _side_by_side() -> FrameObjects:
+    """Three boxes in a row, each overlapping its neighbours by IoU 0.43 and the far one by
+    0.11; stored worst-first, so a pass in storage order would not be NMS."""
+    boxes = np.array([[8, 0, 10, 10], [4, 0, 10, 10], [0, 0, 10, 10]], float)  # C, B, A
+    return FrameObjects.from_masks(box_masks(boxes, (12, 20)), frame_index=0,
+                                   scores=[0.7, 0.8, 0.9])
+
+
+def test_duplicate_iou_is_greedy_nms_best_scored_first():
+    keep, dropped = ContainmentDuplicates(iou=0.3)(_side_by_side())
+    # A (best) suppresses B; B, suppressed, no longer suppresses C (which A barely touches)
+    assert keep.tolist() == [True, False, True] and dropped == [1]
+
+
+def test_duplicate_iou_off_or_above_the_overlap_keeps_side_by_side_boxes():
+    for policy in (ContainmentDuplicates(), ContainmentDuplicates(iou=0.5)):
+        keep, dropped = policy(_side_by_side())
+        assert keep.all() and dropped == []  # neither holds 80% of the other either

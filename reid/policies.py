@@ -48,12 +48,11 @@ class ContainmentDuplicates:
         if not overlap.any():
             return keep, dropped
         masks, areas = objects.masks, objects.areas
-        pairs = list(zip(*np.nonzero(np.triu(overlap)), strict=True))
-        if self.iou is not None:
-            rank = np.empty(len(objects), int)
-            rank[np.argsort(-objects.scores, kind="stable")] = np.arange(len(objects))
-            pairs.sort(key=lambda p: (min(rank[p[0]], rank[p[1]]), max(rank[p[0]], rank[p[1]])))
-        for i, j in pairs:
+        # NMS visits pairs best-scored first; the containment rule alone keeps storage order
+        order = np.argsort(-objects.scores, kind="stable") if self.iou is not None \
+            else np.arange(len(objects))
+        for a, b in zip(*np.nonzero(np.triu(overlap[np.ix_(order, order)])), strict=True):
+            i, j = order[a], order[b]
             if not (keep[i] and keep[j]):
                 continue
             inter = int((masks[i] & masks[j]).sum())

@@ -26,6 +26,7 @@ import numpy as np
 from natsort import natsorted
 from pycocotools import mask as coco_mask
 
+from samtrack.eval.points import is_point_file, read_points
 from samtrack.pipeline.core.formats import FormatError, read_id_map, read_mot_txt, read_mots_txt
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.geometry import xywh_to_xyxy
@@ -38,10 +39,12 @@ class FrameTracks:
     rles: list[dict] | None = None  # masks, when the format has them
     classes: np.ndarray | None = None  # MOTChallenge class column (ground truth)
     zero_marked: np.ndarray | None = None  # int(conf column): 0 = do not consider
+    points: np.ndarray | None = None  # (N, 2) x, y: point ground truth (eval.points)
 
 
-def _empty_frame(has_masks: bool) -> FrameTracks:
-    return FrameTracks(np.zeros(0, np.int64), np.zeros((0, 4)), [] if has_masks else None)
+def _empty_frame(has_masks: bool, has_points: bool = False) -> FrameTracks:
+    return FrameTracks(np.zeros(0, np.int64), np.zeros((0, 4)), [] if has_masks else None,
+                       points=np.zeros((0, 2)) if has_points else None)
 
 
 @dataclass
@@ -53,6 +56,7 @@ class SequenceTracks:
     kind: str = ""  # png | mots | mot
     length: int | None = None  # declared length (seqinfo.ini), if known
     names: dict[int, str] | None = None  # PNG ID maps: frame -> file stem (matched by name)
+    has_points: bool = False  # one point per object (animal-tracking ground truth)
 
     @property
     def num_frames(self) -> int:
@@ -60,7 +64,7 @@ class SequenceTracks:
         return max(last, self.length or 0)
 
     def get(self, frame: int) -> FrameTracks:
-        return self.frames.get(frame) or _empty_frame(self.has_masks)
+        return self.frames.get(frame) or _empty_frame(self.has_masks, self.has_points)
 
     @property
     def num_objects(self) -> int:
@@ -204,6 +208,17 @@ def _from_mots(path: Path, name: str) -> SequenceTracks:
     return seq
 
 
+def _from_points(path: Path, name: str) -> SequenceTracks:
+    seq = SequenceTracks(name, has_masks=False, source=str(path), kind="points",
+                         has_points=True)
+    for frame, animals in read_points(path).items():
+        ids = np.array(sorted(animals), np.int64)
+        points = np.array([animals[i] for i in ids], np.float64).reshape(-1, 2)
+        boxes = np.column_stack([points, points])  # a point is a box of no size
+        seq.frames[frame] = FrameTracks(ids, boxes, points=points)
+    return seq
+
+
 def _from_mot(path: Path, name: str) -> SequenceTracks:
     rows = read_mot_txt(path)
     seq = SequenceTracks(name, has_masks=False, source=str(path), kind="mot")
@@ -241,7 +256,9 @@ def _seqinfo_length(path: Path) -> int | None:
 
 
 def load_tracks(path: str | Path, name: str | None = None) -> SequenceTracks:
-    """Load a PNG ID-map folder, a MOTS txt, a MOTChallenge txt or a samtrack run folder."""
+    """Load a PNG ID-map folder, a MOTS txt, a MOTChallenge txt, point ground truth
+    (:mod:`eval.points`: SLEAP .slp, CSV, idtracker.ai .npy, frame,id,x,y txt) or a samtrack
+    run folder."""
     path = Path(path)
     name = name or path.stem
     if not path.exists():
@@ -252,6 +269,8 @@ def load_tracks(path: str | Path, name: str | None = None) -> SequenceTracks:
         if (path / "gt").is_dir():
             return load_tracks(ground_truth_path(path), name)  # a sequence folder
         return _from_png_folder(path, name)
+    if is_point_file(path):
+        return _from_points(path, name)
     with path.open() as fh:
         first = next((ln.strip() for ln in fh if ln.strip()), "")
     if not first:  # "found nothing" is a legitimate result: every object is missed

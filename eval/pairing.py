@@ -23,6 +23,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from samtrack.eval.data import SequenceTracks
+from samtrack.eval.points import DEFAULT_RADIUS, point_similarity
 from samtrack.pipeline.core.formats import FormatError
 from samtrack.pipeline.core.geometry import box_iou, rle_iou
 
@@ -102,16 +103,26 @@ def align_to_ground_truth(gt: SequenceTracks, pred: SequenceTracks) -> SequenceT
 
 
 def pair_sequences(gt: SequenceTracks, pred: SequenceTracks, preproc: str = "auto",
-                   name: str | None = None) -> PairedSequence:
-    """Similarity per frame over the ground truth's frames (``seqLength`` when declared)."""
+                   name: str | None = None, radius: float = DEFAULT_RADIUS) -> PairedSequence:
+    """Similarity per frame over the ground truth's frames (``seqLength`` when declared):
+    mask IoU, box IoU, or for point ground truth the point-in-mask similarity within
+    ``radius`` px (:func:`eval.points.point_similarity`)."""
     pred = align_to_ground_truth(gt, pred)
     mode = resolve_preproc(gt, preproc)
     use_masks = gt.has_masks and pred.has_masks
-    paired = PairedSequence(name or gt.name, measure="mask" if use_masks else "box",
-                            preproc=mode)
+    if gt.has_points and not pred.has_masks:
+        raise FormatError(f"{gt.source}: point ground truth scores masks; {pred.source} has "
+                          "boxes only")
+    measure = "point" if gt.has_points else "mask" if use_masks else "box"
+    paired = PairedSequence(name or gt.name, measure=measure, preproc=mode)
     for frame in range(1, gt.num_frames + 1):
         g, p = gt.get(frame), pred.get(frame)
-        sim = rle_iou(g.rles or [], p.rles or []) if use_masks else box_iou(g.boxes, p.boxes)
+        if gt.has_points:
+            size = tuple(p.rles[0]["size"]) if p.rles else (0, 0)
+            sim = point_similarity(g.points, p.rles or [], size, radius)  # type: ignore[arg-type]
+        else:
+            sim = rle_iou(g.rles or [], p.rles or []) if use_masks else \
+                box_iou(g.boxes, p.boxes)
         gt_keep = np.ones(len(g.ids), bool)
         pred_keep = np.ones(len(p.ids), bool)
         if mode in ("mot17", "mot20"):

@@ -26,6 +26,7 @@ from samtrack.eval.data import (
 )
 from samtrack.eval.metrics import Fragmentation, Switch, accumulate, clear_metrics, switch_report
 from samtrack.eval.pairing import pair_sequences
+from samtrack.eval.points import DEFAULT_RADIUS
 from samtrack.pipeline.core.formats import write_text_atomic
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.reid.base import TrackResult
@@ -97,11 +98,11 @@ def _fmt(value: Any) -> str:
 
 
 def evaluate_pairs(pairs: dict[str, tuple], preproc: str = "auto",
-                   iou_threshold: float = 0.5) -> EvalReport:
+                   iou_threshold: float = 0.5, radius: float = DEFAULT_RADIUS) -> EvalReport:
     """Evaluate ``{name: (gt SequenceTracks, pred SequenceTracks)}``."""
     accs, raw, switches, frags, modes = {}, {}, [], [], {}
     for name, (gt, pred) in pairs.items():
-        paired = pair_sequences(gt, pred, preproc, name=name)
+        paired = pair_sequences(gt, pred, preproc, name=name, radius=radius)
         modes[name] = {"preproc": paired.preproc, "measure": paired.measure}
         accs[name] = accumulate(paired, iou_threshold)
         raw[name] = hota_mod.trackeval_sequence(paired)
@@ -113,12 +114,13 @@ def evaluate_pairs(pairs: dict[str, tuple], preproc: str = "auto",
         per_seq[name].update(hota_mod.summarize(raw[name]))
     combined.update(hota_mod.summarize(hota_mod.combine(raw)))
     settings = {"iou_threshold": iou_threshold, "sequences": modes,
+                "point_radius": radius,
                 "motp": "mean IoU of matches (TrackEval); motp_dist = motmetrics' 1 - IoU"}
     return EvalReport(combined, per_seq, switches, frags, settings)
 
 
 def evaluate_paths(gt: str | Path, pred: str | Path, preproc: str = "auto",
-                   iou_threshold: float = 0.5) -> EvalReport:
+                   iou_threshold: float = 0.5, radius: float = DEFAULT_RADIUS) -> EvalReport:
     """One sequence (file/folder vs file/folder) or a folder of ``<seq>/gt/`` sequences."""
     gt, pred = Path(gt), Path(pred)
     seqs = discover_sequences(gt)
@@ -131,7 +133,7 @@ def evaluate_paths(gt: str | Path, pred: str | Path, preproc: str = "auto",
         pairs = {name: (load_tracks(ground_truth_path(folder), name),
                         load_tracks(find_prediction(pred, name), name))
                  for name, folder in seqs.items()}
-    return evaluate_pairs(pairs, preproc, iou_threshold)
+    return evaluate_pairs(pairs, preproc, iou_threshold, radius)
 
 
 Tracks = str | Path | SequenceTracks | TrackResult | list[FrameObjects]
@@ -150,12 +152,12 @@ def as_sequence(tracks: Tracks, name: str) -> SequenceTracks:
 
 
 def evaluate(gt: Tracks, pred: Tracks, *, preproc: str = "auto", iou_threshold: float = 0.5,
-             name: str | None = None) -> EvalReport:
+             name: str | None = None, radius: float = DEFAULT_RADIUS) -> EvalReport:
     """Score ``pred`` against ``gt``: the numbers ``samtrack eval`` prints, from paths or from
     a tracker's result in memory (``evaluate(gt="gt/", pred=tracker.finalize())``). A path
     that is a folder of ``<seq>/gt/`` sequences is scored per sequence and combined."""
     if isinstance(gt, (str, Path)) and isinstance(pred, (str, Path)):
-        return evaluate_paths(gt, pred, preproc, iou_threshold)
+        return evaluate_paths(gt, pred, preproc, iou_threshold, radius)
     label = name or (Path(gt).stem if isinstance(gt, (str, Path)) else "sequence")
     return evaluate_pairs({label: (as_sequence(gt, label), as_sequence(pred, label))},
-                          preproc, iou_threshold)
+                          preproc, iou_threshold, radius)

@@ -95,11 +95,15 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "ID-map folder (mask IoU), a MOTS txt (mask IoU), a MOTChallenge txt (box IoU) or a "
         "samtrack run folder.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--gt", required=True, metavar="PATH", help="ground truth: a sequence "
-                   "(PNG folder, MOTS txt, MOT txt, <seq>/ with gt/) or a folder of <seq>/gt/")
+                   "(PNG folder, MOTS txt, MOT txt, <seq>/ with gt/; points: SLEAP .slp, CSV "
+                   "frame,track_id,x,y, idtracker.ai .npy, frame,id,x,y txt) or a folder of "
+                   "<seq>/gt/")
     p.add_argument("--pred", required=True, metavar="PATH", help="predictions: one sequence, "
                    "or for a folder of sequences a folder with <seq>.txt or <seq>/ runs")
     p.add_argument("--iou", type=float, default=_default(EvalConfig, "iou"),
                    help=_help(EvalConfig, "iou"))
+    p.add_argument("--radius", type=float, default=_default(EvalConfig, "radius"),
+                   help=_help(EvalConfig, "radius"))
     p.add_argument("--preproc", choices=["auto", "off", "mot15", "mot17", "mot20"],
                    default="auto", help="MOTChallenge ground-truth preprocessing as TrackEval "
                    "does it (auto: on for MOTChallenge txt ground truth)")
@@ -266,12 +270,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     _validate(EvalConfig, "--iou", iou=args.iou)
+    _validate(EvalConfig, "--radius", radius=args.radius)
     pred = Path(args.pred)
     state, why = run_status(pred) if is_run_folder(pred) else ("complete", "")
     if state == "unfinished" and not args.allow_incomplete:
         raise UserError(f"{pred}: run did not finish ({why}); its outputs are partial "
                         "(pass --allow-incomplete to score the frames written so far)")
-    report = evaluate_paths(args.gt, args.pred, args.preproc, args.iou)
+    report = evaluate_paths(args.gt, args.pred, args.preproc, args.iou, args.radius)
     if state != "complete":
         report.settings["partial_run"] = why
         print(f"samtrack: warning: {pred}: partial run ({why}); scored as it is",

@@ -23,6 +23,7 @@ from samtrack.pipeline.core.configbase import (
     load_yaml_mapping,
     raise_config_error,
 )
+from samtrack.eval.points import DEFAULT_RADIUS
 from samtrack.pipeline.core.video import MAX_PIXELS
 from samtrack.pipeline.sources import SourceOptions, registered_sources
 from samtrack.pipeline.viz import ANNOTATORS, DEFAULT_ANNOTATORS
@@ -61,7 +62,7 @@ class SourceConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    name: str = Field(default="motion", description="Mask source: " + ", ".join(
+    name: str = Field(default="auto", description="Mask source: " + ", ".join(
         f"{n} ({s.summary})" for n, s in sorted(registered_sources().items())))
 
     def options(self, name: str | None = None) -> SourceOptions:
@@ -90,9 +91,13 @@ class OutputConfig(StrictModel):
 
 class EvalConfig(StrictModel):
     gt: str | None = Field(default=None, description="Ground truth to score the run against at "
-                           "the end: PNG ID-map folder, MOTS txt or MOTChallenge txt.")
+                           "the end: PNG ID-map folder, MOTS txt, MOTChallenge txt, or points "
+                           "(SLEAP .slp, CSV, idtracker.ai .npy, frame,id,x,y txt).")
     iou: float = Field(default=0.5, gt=0, le=1, description="IoU (mask, or box for boxes) a "
                        "prediction needs to match a ground-truth object.")
+    radius: float = Field(default=DEFAULT_RADIUS, ge=0, le=10000, description="Point ground "
+                          "truth: an animal's point within this many pixels of a mask (or "
+                          "inside it) matches it.")
 
     @field_validator("gt")
     @classmethod
@@ -172,7 +177,7 @@ def config_from_dict(data: dict[str, Any] | None, where: str = "<config>") -> Co
     registry = registered_sources()
     messages: list[str] = []
     source_options: dict[str, SourceOptions] = {}
-    name = source_raw.get("name", "motion")
+    name = source_raw.get("name", "auto")
     if name not in registry:
         messages.append(f"source.name: unknown source {name!r}; choose from "
                         f"{', '.join(sorted(registry))}")

@@ -27,9 +27,10 @@ from samtrack.pipeline.core import __version__
 from samtrack.pipeline.core.device import resolve_device
 from samtrack.pipeline.core.errors import ConfigError, UserError
 from samtrack.pipeline.core.video import VideoError, VideoFrame, VideoReader
+from samtrack.pipeline.health import RunHealth
 from samtrack.pipeline.outputs import RunInterrupted, RunWriter, default_run_dir
 from samtrack.pipeline.render import VizOptions, render
-from samtrack.pipeline.sources import SourceContext, build_source
+from samtrack.pipeline.sources import SourceContext, build_source, registered_sources
 from samtrack.reid.base import Tracker
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,10 @@ def run(config: Config) -> RunResult:
                         max_pixels=config.video.max_pixels)
     timed = _TimedVideo(video)
     device = resolve_device(config.device)
-    source = build_source(config.source.name, config.source.options(),
-                          SourceContext(device=device))
+    context = SourceContext(device=device, num_objects=config.tracker.num_identities,
+                            options={name: config.source.options(name)
+                                     for name in registered_sources()})
+    source = build_source(config.source.name, config.source.options(), context)
     offline = config.tracker.type == "reid" and config.tracker.mode == "offline"
     # online runs write each frame as it comes; offline runs need the whole clip (as RLE)
     tracker = config.tracker.build(device=device, record=offline)
@@ -123,9 +126,15 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
     timing = {"decode": 0.0, "source": 0.0, "track": 0.0, "write": 0.0}
     frames = objects_total = 0
     ids: set[int] = set()
+    health = RunHealth()
     started = time.perf_counter()
     with writer:
         writer.write_config(config.to_dict())
+        t_prepare = time.perf_counter()
+        decided = source.prepare(video)
+        timing["source"] += time.perf_counter() - t_prepare
+        if decided:
+            log.info(decided)
         stream = source.frames(timed)  # type: ignore[arg-type]
         bar = tqdm(total=len(video), unit="frame", disable=config.quiet, desc="samtrack",
                    leave=False)
@@ -141,6 +150,7 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
                 decode = timed.seconds - decode_before
                 timing["decode"] += decode
                 timing["source"] += (t1 - t0) - decode
+                health.observe(objects)
                 tracked = tracker.update(objects, frame.image)
                 t2 = time.perf_counter()
                 timing["track"] += t2 - t1
@@ -188,6 +198,17 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
     }
     if identities:  # how many individuals, estimated or given, and how decided
         summary["identities"] = identities
+    source_summary = source.summary()
+    if source_summary:
+        summary["source_details"] = source_summary
+    individuals = config.tracker.num_identities or identities.get("num_identities") or \
+        source_summary.get("count")
+    chosen = source_summary.get("chosen", config.source.name)
+    warnings = health.check(tracks=len(ids), individuals=individuals, source=chosen,
+                            camera=source_summary.get("camera"))
+    for warning in warnings:
+        log.warning("health: %s", warning)
+    summary["health"] = health.summary(warnings)
     if hasattr(tracker, "timing"):
         summary["tracker_ms_per_frame"] = {k: round(1000 * v / frames, 3)
                                            for k, v in tracker.timing.items()}
@@ -195,7 +216,8 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
         pred = load_tracks(writer.dir / "masks") if "id_maps" in config.output.writers else \
             load_tracks(writer.dir / "tracks.txt")
         try:
-            report = evaluate_pairs({gt.name: (gt, pred)}, iou_threshold=config.eval.iou)
+            report = evaluate_pairs({gt.name: (gt, pred)}, iou_threshold=config.eval.iou,
+                                    radius=config.eval.radius)
         except UserError as exc:
             # the tracks are fine; only scoring them against this ground truth failed
             log.warning("eval.gt: not scored: %s", exc)

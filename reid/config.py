@@ -103,6 +103,15 @@ class TrackerConfig(StrictModel):
         "where a track should be is as likely a neighbour as the track itself (SORT and "
         "ByteTrack require overlap for the same reason); with appearance, a nearby mask that "
         "looks right may still match (a dropped frame, a fast turn).")
+    reach: float = Field(default=0.5, ge=0, description="A confident mask left unmatched "
+                         "continues a tracklet left unmatched whose last centroid lies within "
+                         "this many of its own box diagonals per frame and looks alike "
+                         "(objects that move in bursts leave the motion model's gate); 0: off.")
+    crossings: Literal["motion", "off"] = Field(
+        default="motion", description="When objects that touched are apart again, the "
+        "identities that went in are matched to the objects that came out by where each was "
+        "heading (reid.tracker.ReidTracker._follow_crossings); off: the masks' frame-to-frame "
+        "matches stand.")
     max_cost: float = Field(default=1.2, gt=0, description="Pairs costing more never match "
                             "in view.")
     appearance_gate: float = Field(default=0.45, gt=0, description="Appearance distance above "

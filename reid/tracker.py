@@ -29,6 +29,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 
 from samtrack.pipeline.core.frames import FrameObjects
@@ -54,7 +55,15 @@ from samtrack.reid.identities import link_identities, relabel
 from samtrack.reid.motion import BoxKalman
 from samtrack.reid.online_identities import OnlineIdentities
 from samtrack.reid.policies import ContainmentDuplicates, ReentryRules, SourceTrust
-from samtrack.reid.tracks import FrameLog, Gallery, Identity, LastSeen, Tracklet, TrackState
+from samtrack.reid.tracks import (
+    CrossingEntry,
+    FrameLog,
+    Gallery,
+    Identity,
+    LastSeen,
+    Tracklet,
+    TrackState,
+)
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,36 @@ def isolated(boxes: np.ndarray) -> np.ndarray:
     iou = box_iou(boxes, boxes)
     np.fill_diagonal(iou, 0)
     return ~(iou > 0).any(axis=1)
+
+
+def touching(boxes: np.ndarray, patches: list[tuple[np.ndarray, tuple[int, int]]],
+             ) -> np.ndarray:
+    """``(N, N)`` bool: masks that touch or overlap (8-connected), checked only where their
+    boxes, grown by one pixel, meet. Finer than box overlap: two slanted, elongated animals
+    side by side have overlapping boxes without touching."""
+    n = len(boxes)
+    out = np.zeros((n, n), bool)
+    if n < 2:
+        return out
+    grown = boxes + np.array([-1, -1, 1, 1], boxes.dtype)
+    candidates = np.argwhere(np.triu(box_intersection(grown, grown) > 0, 1))
+    for a, b in candidates:
+        (pa, (ax, ay)), (pb, (bx, by)) = patches[a], patches[b]
+        x1, y1 = max(ax, bx) - 1, max(ay, by) - 1
+        x2 = min(ax + pa.shape[1], bx + pb.shape[1]) + 1
+        y2 = min(ay + pa.shape[0], by + pb.shape[0]) + 1
+        if x2 <= x1 or y2 <= y1:
+            continue
+        window = np.zeros((2, y2 - y1, x2 - x1), np.uint8)
+        for k, (p, (px, py)) in enumerate(((pa, (ax, ay)), (pb, (bx, by)))):
+            sx1, sy1 = max(x1, px), max(y1, py)
+            sx2, sy2 = min(x2, px + p.shape[1]), min(y2, py + p.shape[0])
+            if sx2 > sx1 and sy2 > sy1:
+                window[k, sy1 - y1:sy2 - y1, sx1 - x1:sx2 - x1] = \
+                    p[sy1 - py:sy2 - py, sx1 - px:sx2 - px]
+        grown_a = cv2.dilate(window[0], np.ones((3, 3), np.uint8))
+        out[a, b] = out[b, a] = bool((grown_a & window[1]).any())
+    return out
 
 
 def covered_by_others(boxes: np.ndarray, fraction: float = 0.5) -> np.ndarray:
@@ -306,12 +345,26 @@ class ReidTracker(Tracker):
                 j = int(low[k])
                 assigned[j] = rest[r]
                 details[j] = (None, float(miou[r, k]), float(cost[r, k]))
+        # stage 2b: near misses: objects that move in bursts (a larva darting half its length)
+        # leave the constant-velocity gate and their old mask; within reach, they continue
+        rest = [t for t in live if t not in assigned.values()]
+        left = np.array([j for j in high if j not in assigned], np.int64)
+        if c.reach > 0 and rest and len(left):
+            reach, app = self._reach_cost(rest, left, boxes, patches, centroids, embeddings,
+                                          source_ids, borders)
+            for r, k in assign(reach, 1.0):
+                j = int(left[k])
+                assigned[j] = rest[r]
+                details[j] = (_f(app[r, k]), 0.0, float(reach[r, k]))
         # update matched tracklets
         for j, tracklet in assigned.items():
             self._update_tracklet(tracklet, frame, boxes[j], patches[j], centroids[j],
                                   None if embeddings is None else embeddings[j], bool(clean[j]),
                                   borders[j])
             self._note_source(frame, tracklet, int(source_ids[j]), details[j])
+        # touching objects: remember how each came in; once apart, motion decides who is who
+        if c.crossings == "motion":
+            self._follow_crossings(frame, assigned, touching(boxes, patches))
         # stage 3: unmatched confident masks start tentative tracklets
         for j in high:
             j = int(j)
@@ -405,6 +458,27 @@ class ReidTracker(Tracker):
         gate &= ~np.isnan(app) | (miou >= c.min_motion_iou)
         return np.where(gate, cost, np.inf), miou, app
 
+    def _reach_cost(self, tracklets, cols, boxes, patches, centroids, embeddings, source_ids,
+                    borders) -> tuple[np.ndarray, np.ndarray]:
+        """Distance from each tracklet's last centroid to each mask, in units of how far the
+        object can plausibly have gone: ``reach`` times its own size (box diagonal) per frame
+        since it was last seen; 1 = the edge of reach. Only pairs that appearance vouches for
+        (within ``appearance_gate``) can match."""
+        c = self.config
+        partial = np.array([bool(borders[j]) for j in cols], bool)
+        _, _, app = self._view_cost(tracklets, boxes[cols], [patches[j] for j in cols],
+                                    None if embeddings is None else embeddings[cols],
+                                    source_ids[cols], partial)
+        last = np.array([t.centroid for t in tracklets], np.float64)
+        size = np.array([np.hypot(t.last_box[2] - t.last_box[0], t.last_box[3] - t.last_box[1])
+                         for t in tracklets])
+        steps = np.array([t.misses + 1 for t in tracklets], np.float64)
+        dist = np.linalg.norm(last[:, None, :] - centroids[cols][None, :, :], axis=2)
+        cost = dist / np.maximum(c.reach * size * steps, 1e-9)[:, None]
+        # without appearance a mask out of the motion gate is as likely a neighbour
+        ok = ~np.isnan(app) & (np.nan_to_num(app, nan=np.inf) <= c.appearance_gate)
+        return np.where(ok, cost, np.inf), app
+
     def _new_tracklet(self, frame, box, patch, centroid, embedding, source_id, borders):
         c = self.config
         kalman = BoxKalman(box, c.kalman_position_noise, c.kalman_velocity_noise,
@@ -440,6 +514,95 @@ class ReidTracker(Tracker):
                 tracklet.pending_embeddings.append(embedding)
             else:
                 tracklet.identity.gallery.add(embedding)
+
+    def _follow_crossings(self, frame: int, assigned: dict[int, Tracklet],
+                          touch: np.ndarray) -> None:
+        """Crossings resolved by motion continuity.
+
+        Two animals that touch or overlap become one blob (or two pieces of one): the masks
+        through it may follow the wrong animal, and look-alikes cannot be told apart by
+        appearance. Their motion can: an animal darting through a resting one comes out on
+        the far side still moving. Each tracklet records its position and velocity when it
+        starts touching; when every tracklet of the group is apart again, the identities that
+        went in are matched to the tracklets that came out on distance to where each was
+        heading (Hungarian), and swapped when that is clearly better than the tracklets'
+        own continuation (``verify_ratio``). Only short crossings (``motion_horizon`` frames
+        from the last apart sighting to the first) of objects whose velocity was seen are
+        judged so: later, or without a velocity, where an object was heading says little about
+        where it is. A trusted source's ids that agree with the continuation also stand.
+        """
+        c = self.config
+        apart = ~touch.any(axis=1)
+        for j, tracklet in assigned.items():
+            if apart[j]:
+                continue
+            if tracklet.crossing is None:
+                tracklet.crossing = _entry_state(tracklet, frame)
+            tracklet.crossed_with |= {assigned[k].key for k in np.flatnonzero(touch[j])
+                                      if k in assigned}
+        by_key = {t.key: t for t in self.tracklets}
+        out_of = [t for j, t in assigned.items() if apart[j] and t.crossing is not None]
+        done: set[int] = set()
+        for tracklet in out_of:
+            if tracklet.key in done:
+                continue
+            group = {tracklet.key}
+            frontier = [tracklet]
+            while frontier:  # everything it touched, and what those touched
+                for key in frontier.pop().crossed_with:
+                    if key not in group and key in by_key:
+                        group.add(key)
+                        frontier.append(by_key[key])
+            members = [by_key[k] for k in group]
+            if any(m.crossing is None or m.last_frame != frame for m in members) or \
+                    any(not apart[j] for j, t in assigned.items() if t.key in group):
+                continue  # some are still touching, or were not seen: not over yet
+            done |= group
+            entries = [m.crossing for m in members]
+            short = frame - min(e.frame for e in entries) <= c.motion_horizon
+            if len(members) > 1 and short:
+                self._resolve_crossing(frame, members)
+            for m in members:
+                m.crossing = None
+                m.crossed_with = set()
+                m.recent = []
+        for j, tracklet in assigned.items():
+            if apart[j] and tracklet.crossing is None:
+                tracklet.recent = [*tracklet.recent[-(RECENT - 1):],
+                                   (frame, tracklet.centroid.copy())]
+
+    def _resolve_crossing(self, frame: int, members: list[Tracklet]) -> None:
+        c = self.config
+        entries = [m.crossing for m in members]
+        if any(e is None or e.identity is None or e.velocity is None for e in entries):
+            return
+        if self.trust.trusted and all(
+                m.source_id >= 0 and m.source_id == e.source_id for m, e in
+                zip(members, entries, strict=True)):
+            return  # the source followed each object through, and has never erred
+        heading = np.array([e.centroid + e.velocity * (frame - e.frame) for e in entries])
+        now = np.array([m.centroid for m in members])
+        cost = np.linalg.norm(heading[:, None, :] - now[None, :, :], axis=2)
+        rows = {id(e.identity): r for r, e in enumerate(entries)}
+        current = [(rows.get(id(m.identity)), col) for col, m in enumerate(members)]
+        if any(r is None for r, _ in current):
+            return  # an identity left or joined the group meanwhile
+        current_cost = sum(cost[r, col] for r, col in current)
+        best = assign(cost, np.inf)
+        best_cost = sum(cost[r, col] for r, col in best)
+        if len(best) != len(members) or best_cost >= c.verify_ratio * current_cost:
+            return
+        identities = [e.identity for e in entries]
+        for r, col in best:
+            tracklet, identity = members[col], identities[r]
+            if tracklet.identity is identity:
+                continue
+            old = tracklet.track_id
+            tracklet.identity = identity
+            identity.tracklet = tracklet
+            self.events.append(RepairEvent(frame, "swap_fixed", tracklet.source_id, old,
+                                           identity.track_id, None, None,
+                                           float(cost[r, col])))
 
     def _note_source(self, frame, tracklet, source_id, detail):
         """An in-view match whose source id belonged to another identity: a repaired swap."""
@@ -622,6 +785,22 @@ class ReidTracker(Tracker):
         for tid, identity in list(self.identities.items()):
             if identity.absent and frame - identity.last_seen.frame > c.max_age:
                 del self.identities[tid]
+
+
+RECENT = 4  # apart sightings kept for a tracklet's velocity into a crossing
+
+
+def _entry_state(tracklet: Tracklet, frame: int) -> CrossingEntry:
+    """Position and velocity of a tracklet as it starts touching: its last apart sighting and
+    the mean step over the few before (None when it was not seen apart twice)."""
+    recent = tracklet.recent
+    if len(recent) < 2:  # no velocity seen: nothing to judge the crossing on
+        return CrossingEntry(frame, tracklet.centroid.copy(), None, tracklet.identity,
+                             tracklet.source_id)
+    (first_frame, first), (last_frame, last) = recent[0], recent[-1]
+    velocity = (last - first) / max(last_frame - first_frame, 1)
+    return CrossingEntry(last_frame, last.copy(), velocity, tracklet.identity,
+                         tracklet.source_id)
 
 
 def _f(value) -> float | None:

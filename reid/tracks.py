@@ -120,6 +120,17 @@ class Identity:
         return self.tracklet is None
 
 
+@dataclass
+class CrossingEntry:
+    """Where a tracklet was, and how it moved, when it began touching another object."""
+
+    frame: int
+    centroid: np.ndarray
+    velocity: np.ndarray | None  # px per frame over its last apart sightings; None: unseen
+    identity: Identity | None
+    source_id: int = -1
+
+
 @dataclass(eq=False)  # compared by identity (membership tests stay O(1) per item)
 class Tracklet:
     key: int
@@ -145,6 +156,11 @@ class Tracklet:
     # the absent identity's last sighting before this tracklet took it (restored on a switch)
     previous_last_seen: LastSeen | None = None
     own_gallery: Gallery = field(default_factory=Gallery)
+    # motion through a crossing: the last apart sightings (frame, centroid), the state when
+    # it began touching others, and the tracklets it touched since
+    recent: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    crossing: CrossingEntry | None = None
+    crossed_with: set[int] = field(default_factory=set)
 
     @property
     def track_id(self) -> int:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 
 from samtrack.eval.bench.failures import FailureSpec, simulate
 from samtrack.eval.bench.peers import PeerUnavailable, build_peer
@@ -173,6 +174,19 @@ class _Ceiling:
         return objects.with_track_ids(ids)
 
 
+def _setting(text: str):
+    """A method setting's value: a number, true/false/null, else the text itself (so that
+    ``crossings=off`` stays the word YAML would read as false)."""
+    if text in ("true", "false", "null"):
+        return yaml.safe_load(text)
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def method_factories(methods: list[str], embedder: str) -> dict[str, tuple[Callable, bool]]:
     shared: dict[str, object] = {}
 
@@ -187,6 +201,15 @@ def method_factories(methods: list[str], embedder: str) -> dict[str, tuple[Calla
 
     out: dict[str, tuple[Callable, bool]] = {}
     for m in methods:
+        base, *settings = m.split(":")
+        if settings and base.startswith("samtrack-"):
+            # "samtrack-offline:reach=0:crossings=off": a samtrack method with tracker options
+            # changed, for ablations side by side in one table
+            made, offline = method_factories([base], embedder)[base]
+            options = {k: _setting(v) for k, v in (x.split("=", 1) for x in settings)}
+            out[m] = ((lambda made, options: lambda clip, **kw: made(clip, **options, **kw))(
+                made, options), offline)
+            continue
         if m == "raw":
             out[m] = (lambda clip: _Raw(), False)
         elif m == "ceiling":

@@ -71,6 +71,9 @@ class FrameObjects:
         track_ids: ``(N,)`` identity assigned by the tracker, ``-1`` until tracked.
         embeddings: optional ``(N, D)`` appearance vectors, filled by the re-id stage.
         frame_name: file stem used to name per-frame outputs (``000123`` for ``000123.jpg``).
+        data: further per-object columns by name (each ``(N, ...)``), selected together with
+            the rest, as supervision's ``Detections.data`` (e.g. ``merged``: the mask is one
+            piece of a blob of touching animals).
     """
 
     frame_index: int
@@ -80,6 +83,7 @@ class FrameObjects:
     track_ids: np.ndarray
     embeddings: np.ndarray | None = None
     frame_name: str = ""
+    data: dict[str, np.ndarray] = field(default_factory=dict)
     _dense: np.ndarray | None = field(default=None, repr=False)
     _rles: list[RLE] | None = field(default=None, repr=False)
     _boxes: np.ndarray | None = field(default=None, repr=False)
@@ -96,6 +100,7 @@ class FrameObjects:
         track_ids: np.ndarray | Sequence[int] | None = None,
         embeddings: np.ndarray | None = None,
         frame_name: str = "",
+        data: dict[str, np.ndarray] | None = None,
     ) -> FrameObjects:
         """Build from boolean masks ``(N, H, W)``; missing per-object fields get defaults.
 
@@ -113,6 +118,7 @@ class FrameObjects:
             track_ids=_column(track_ids, n, -1, np.int64, "track_ids"),
             embeddings=embeddings,
             frame_name=frame_name,
+            data=_data_columns(data, n),
             _dense=masks.astype(bool, copy=False),
         )
         if embeddings is not None and len(embeddings) != n:
@@ -130,6 +136,7 @@ class FrameObjects:
         source_ids: np.ndarray | Sequence[int] | None = None,
         track_ids: np.ndarray | Sequence[int] | None = None,
         frame_name: str = "",
+        data: dict[str, np.ndarray] | None = None,
     ) -> FrameObjects:
         """Build from COCO RLEs without decoding them."""
         n = len(rles)
@@ -140,6 +147,7 @@ class FrameObjects:
             source_ids=_column(source_ids, n, -1, np.int64, "source_ids"),
             track_ids=_column(track_ids, n, -1, np.int64, "track_ids"),
             frame_name=frame_name,
+            data=_data_columns(data, n),
             _rles=list(rles),
         )
 
@@ -253,6 +261,7 @@ class FrameObjects:
             source_ids=self.source_ids[idx],
             track_ids=self.track_ids[idx],
             embeddings=None if self.embeddings is None else self.embeddings[idx],
+            data={key: value[idx] for key, value in self.data.items()},
             _dense=None if self._dense is None else self._dense[idx],
             _rles=None if self._rles is None else [self._rles[i] for i in idx],
             _boxes=None if self._boxes is None else self._boxes[idx],
@@ -281,6 +290,15 @@ class FrameObjects:
             if values[i] > 0:
                 out[masks[i]] = values[i]
         return out
+
+
+def _data_columns(data: dict[str, np.ndarray] | None, n: int) -> dict[str, np.ndarray]:
+    columns = {key: np.asarray(value) for key, value in (data or {}).items()}
+    for key, value in columns.items():
+        if value.ndim == 0 or value.shape[0] != n:
+            raise ValueError(f"data[{key!r}] has {0 if value.ndim == 0 else value.shape[0]} "
+                             f"rows for {n} objects")
+    return columns
 
 
 def _column(values, n: int, default, dtype, name: str) -> np.ndarray:

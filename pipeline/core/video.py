@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 MAX_PIXELS = 3840 * 2160  # 4K UHD (video.max_pixels)
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm"}
+SEEK_GAP = 250  # frames; beyond this gap sample() seeks instead of grabbing through
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 
 
@@ -192,9 +193,17 @@ class VideoReader:
             return
         cap = cv2.VideoCapture(str(self.path))
         try:
+            position = 0  # the frame the next grab() returns
             for i in picks:
-                cap.set(cv2.CAP_PROP_POS_FRAMES, int(i))
+                # Seeking decodes from the last keyframe, often slower than decoding the frames
+                # between picks: grab (decode without conversion) across short gaps, seek long ones.
+                if i - position > SEEK_GAP:
+                    cap.set(cv2.CAP_PROP_POS_FRAMES, int(i))
+                    position = int(i)
+                while position < i and cap.grab():
+                    position += 1
                 ok, image = cap.read()
+                position += 1
                 if ok:
                     yield image
         finally:

@@ -1,6 +1,12 @@
 """Mask sources. Importing this package registers the built-in ones."""
 
-from samtrack.pipeline.sources import masks, motion, sam2_sources  # noqa: F401  (registration)
+from samtrack.pipeline.sources import (  # noqa: F401  (registration)
+    auto,
+    background,
+    masks,
+    motion,
+    sam2_sources,
+)
 from samtrack.pipeline.sources.base import (
     MaskSource,
     SourceContext,

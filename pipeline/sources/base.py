@@ -12,8 +12,8 @@ sources (the SAM2 ones, user plug-ins) only need to call :func:`register_source`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -34,9 +34,30 @@ class MaskSource(Protocol):
 
     name: str
 
+    def prepare(self, video: VideoReader) -> str | None:
+        """Look at the clip before streaming it (a background model, a choice of method);
+        returns one line saying what was decided, or None."""
+        ...
+
     def frames(self, video: VideoReader) -> Iterator[tuple[VideoFrame, FrameObjects]]:
         """Yield each decoded frame with its objects, in order."""
         ...
+
+    def summary(self) -> dict:
+        """What the source derived from the clip, for summary.json (empty when nothing)."""
+        ...
+
+
+class SourceBase:
+    """Defaults of the optional parts of :class:`MaskSource`: nothing to prepare or report."""
+
+    name = "source"
+
+    def prepare(self, video: VideoReader) -> str | None:
+        return None
+
+    def summary(self) -> dict:
+        return {}
 
 
 @dataclass(frozen=True)
@@ -44,6 +65,11 @@ class SourceContext:
     """Run-wide settings a source may need besides its own options."""
 
     device: str = "auto"
+    #: the options of every registered source by name (``auto`` builds the one it picks)
+    options: Mapping[str, SourceOptions] = field(default_factory=dict)
+    #: animals known to be in view (``tracker.num_identities``): sources that can split
+    #: touching animals use it; None: unknown
+    num_objects: int | None = None
 
 
 SourceFactory = Callable[[SourceOptions, SourceContext], MaskSource]

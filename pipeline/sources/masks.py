@@ -33,7 +33,12 @@ from samtrack.pipeline.core.formats import (
 )
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.video import VideoFrame, VideoReader
-from samtrack.pipeline.sources.base import SourceContext, SourceOptions, register_source
+from samtrack.pipeline.sources.base import (
+    SourceBase,
+    SourceContext,
+    SourceOptions,
+    register_source,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,12 @@ class MasksOptions(SourceOptions):
         default=None, gt=0, description="mot format: divide raw scores by this and clip to "
         "[0, 1] (MOT15 detector scores run to ~100); None keeps scores as they are, clipped."
     )
+    ids: Literal["auto", "track", "none"] = Field(
+        default="auto", description="What the ids in the files are: track (the same object "
+        "keeps its id: SAM2's video predictor, a tracker), none (numbers per frame only: a "
+        "per-frame segmenter's instance maps; samtrack assigns every identity); auto: none "
+        "when the PNG maps are plainly numbered per frame (1..n in reading order in every "
+        "sampled map), else track.")
     max_objects: int = Field(
         default=1000, ge=1, description="A frame with more objects than this is refused: each "
         "object is a full-frame mask for the tracker, so thousands of ids in one frame (noise "
@@ -86,7 +97,7 @@ def resolve_format(path: Path, fmt: str) -> str:
     return sniff_txt_format(path)
 
 
-class MasksSource:
+class MasksSource(SourceBase):
     """Yields the stored masks of each frame; see the module docstring."""
 
     name = "masks"
@@ -112,6 +123,46 @@ class MasksSource:
                 self._by_frame[row.frame].append(row)
         else:
             self._mot = read_mot_txt(self.path)
+        self.ids = options.ids
+        self.ids_why = "given" if options.ids != "auto" else ""
+        if options.ids == "auto":
+            self.ids, self.ids_why = self._judge_ids()
+
+    def _judge_ids(self) -> tuple[str, str]:
+        """Per-frame numbering is plain when every sampled map numbers its objects 1..n in
+        reading order (top to bottom, as connected-component labelling does) and at least
+        three of them hold several objects; anything else is taken as identities."""
+        if self.format != "png":
+            return "track", "ids from a txt file are taken as identities"
+        files = list(self._png.values())
+        picks = np.unique(np.linspace(0, len(files) - 1, min(20, len(files))).astype(int))
+        several = 0
+        for i in picks:
+            objects = FrameObjects.from_id_map(read_id_map(files[i]), frame_index=int(i))
+            ids = objects.source_ids
+            if not len(ids):
+                continue
+            if not np.array_equal(np.sort(ids), np.arange(1, len(ids) + 1)):
+                return "track", "ids are not 1..n in every map"
+            if len(ids) > 1:
+                several += 1
+                boxes = objects.boxes  # reading order: first row, then first column
+                if not np.array_equal(ids[np.lexsort((boxes[:, 0], boxes[:, 1]))],
+                                      np.arange(1, len(ids) + 1)):
+                    return "track", "ids are not in reading order"
+        if several < 3:
+            return "track", "too few maps with several objects to tell"
+        return "none", (f"every one of {len(picks)} sampled maps numbers its objects 1..n "
+                        "from the top: a per-frame segmenter's numbering, not identities")
+
+    def prepare(self, video: VideoReader) -> str | None:
+        if self.options.ids == "auto" and self.ids == "none":
+            return (f"source.masks: ids ignored ({self.ids_why}); set source.masks.ids: track "
+                    "to keep them")
+        return None
+
+    def summary(self) -> dict:
+        return {"ids": self.ids, "ids_why": self.ids_why}
 
     def frames(self, video: VideoReader) -> Iterator[tuple[VideoFrame, FrameObjects]]:
         for frame in video:
@@ -120,10 +171,14 @@ class MasksSource:
     def objects_for(self, frame: VideoFrame) -> FrameObjects:
         size = (frame.image.shape[0], frame.image.shape[1])
         if self.format == "png":
-            return self._from_png(frame, size)
-        if self.format == "mots":
-            return self._from_mots(frame, size)
-        return self._from_mot(frame, size)
+            objects = self._from_png(frame, size)
+        elif self.format == "mots":
+            objects = self._from_mots(frame, size)
+        else:
+            objects = self._from_mot(frame, size)
+        if self.ids == "none":
+            objects.source_ids = np.full(len(objects), -1, np.int64)
+        return objects
 
     def _from_png(self, frame: VideoFrame, size: tuple[int, int]) -> FrameObjects:
         file = self._png.get(frame.name)

@@ -26,7 +26,13 @@ from pydantic import Field
 
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.video import VideoFrame, VideoReader
-from samtrack.pipeline.sources.base import SourceContext, SourceOptions, register_source
+from samtrack.pipeline.sources.background import camera_motion, to_grey
+from samtrack.pipeline.sources.base import (
+    SourceBase,
+    SourceContext,
+    SourceOptions,
+    register_source,
+)
 
 
 class MotionOptions(SourceOptions):
@@ -65,13 +71,17 @@ class MotionOptions(SourceOptions):
         "priming is fast enough to absorb a slow animal into the background.)")
 
 
-class MotionSource:
+class MotionSource(SourceBase):
     """Background-subtraction mask source; see the module docstring."""
 
     name = "motion"
 
     def __init__(self, options: MotionOptions) -> None:
         self.options = options
+        self.camera: str | None = None  # "static" | "moving", from the priming frames
+
+    def summary(self) -> dict:
+        return {} if self.camera is None else {"camera": self.camera}
 
     def _subtractor(self):
         o = self.options
@@ -96,6 +106,8 @@ class MotionSource:
             samples = [self._prepare(img) for img in video.sample(o.prime_frames)]
             if samples:
                 background = np.median(np.stack(samples), axis=0).astype(np.uint8)
+                grey = np.stack([to_grey(img) for img in samples])
+                self.camera = camera_motion(grey, to_grey(background).astype(np.float32))[0]
                 for _ in range(o.prime_repeats):
                     subtractor.apply(background, learningRate=-1)
         for frame in video:

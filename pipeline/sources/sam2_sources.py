@@ -32,7 +32,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from samtrack.pipeline.core.device import resolve_device
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.video import VideoFrame, VideoReader
-from samtrack.pipeline.sources.base import SourceContext, SourceOptions, register_source
+from samtrack.pipeline.sources.base import (
+    SourceBase,
+    SourceContext,
+    SourceOptions,
+    register_source,
+)
 from samtrack.pipeline.sources.sam2_model import ALIASES, MODELS, build_model, model_name
 
 log = logging.getLogger(__name__)
@@ -202,7 +207,7 @@ def new_objects(candidates: list[np.ndarray], existing: list[np.ndarray],
     return out
 
 
-class Sam2VideoSource:
+class Sam2VideoSource(SourceBase):
     """SAM2 video predictor in windows; see the module docstring."""
 
     name = "sam2-video"
@@ -359,7 +364,7 @@ class Sam2VideoSource:
         return m
 
 
-class Sam2AutoSource:
+class Sam2AutoSource(SourceBase):
     """SAM2's automatic mask generator per frame; see the module docstring."""
 
     name = "sam2-auto"

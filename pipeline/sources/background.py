@@ -1,0 +1,561 @@
+"""``background`` source: animals segmented against a model of the empty arena (static cameras).
+
+This is how lab tracking tools (idtracker.ai, TRex, ToxTrac) segment: the camera and the arena
+do not move, so whatever differs from the empty arena is an animal. Every quantity is derived
+from the clip itself, because the next user's clip has other animals, other light and another
+camera:
+
+* **Background**: a per-pixel quantile of frames sampled across the whole clip. The quantile is
+  taken on the far side from the animals (a low one when animals are lighter than the floor, a
+  high one when darker), so an animal that sits still is learnt out as long as it leaves its
+  spot for ``away_fraction`` of the clip (a median would need it gone half the time). Slow light
+  drift is followed by a per-frame brightness offset and a slow running update of the pixels
+  that show no animal.
+* **Polarity** (dark animals on a light floor, or light on dark): the side on which the clip's
+  changes are the most extreme pixels of their own frame. Ghosts of animals that moved away
+  differ from the background too, but they show ordinary floor.
+* **Thresholds**: hysteresis on the contrast to the background. The low threshold is twice the
+  noise edge of the clip's contrast histogram (the triangle method finds where the noise peak
+  ends); the high one separates, by Otsu's method, the animal cores from the faint pixels above
+  the low one. A blob is kept when it holds a core, so faint tails and wings stay attached to
+  their animal while sensor noise and compression speckle never start a blob.
+* **Area and count**: the number of animals is the largest blob count that at least
+  ``count_support`` of the sampled frames reach (animals are apart some of the time); one
+  animal's area is the median blob area in those frames. Blobs below ``min_area_fraction`` of
+  it are dropped; a blob of k animals' area is split into k.
+* **Arena**: a well (a circle around all the animals, with strong edges) is found in the
+  background image and whatever lies outside is ignored; or it is given as a circle, polygon or
+  mask image.
+* **Touching animals** are split by k-means on the blob's pixels, started from where the animals
+  were in the previous frame, so a pair keeps its sides through a touch. The pieces are marked
+  ``merged`` (their boxes overlap, so the identity engine treats the stretch as a crossing).
+
+Everything the model derived is in ``summary()`` (written to summary.json), so a user can see
+why a clip segmented as it did.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import cv2
+import numpy as np
+from pydantic import Field, model_validator
+
+from samtrack.pipeline.core.errors import InputError
+from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.core.video import VideoFrame, VideoReader
+from samtrack.pipeline.sources.base import (
+    SourceBase,
+    SourceContext,
+    SourceOptions,
+    register_source,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_SAMPLES = 400  # frames held at once for the background model (memory: samples x frame)
+CAMERA_SIZE = 256  # px: the camera check compares downscaled frames
+
+
+class RoiOptions(SourceOptions):
+    """Where the animals can be (``source.background.roi.*``)."""
+
+    shape: Literal["auto", "none", "circle", "polygon", "mask"] = Field(
+        default="auto", description="auto: a well found in the background (a circle holding "
+        "every animal, with strong edges), else the whole frame; none: the whole frame; "
+        "circle/polygon/mask: as given below.")
+    circle: tuple[float, float, float] | None = Field(
+        default=None, description="shape circle: [x, y, radius] in pixels.")
+    polygon: list[tuple[float, float]] | None = Field(
+        default=None, description="shape polygon: [[x, y], ...] in pixels (3 points or more).")
+    mask: str | None = Field(default=None, description="shape mask: an image file the size of "
+                             "the frames; non-zero pixels are the arena.")
+
+    @model_validator(mode="after")
+    def _shape_has_its_value(self) -> RoiOptions:
+        needs = {"circle": self.circle, "polygon": self.polygon, "mask": self.mask}
+        if self.shape in needs and needs[self.shape] is None:
+            raise ValueError(f"shape {self.shape} needs roi.{self.shape}")
+        if self.polygon is not None and len(self.polygon) < 3:
+            raise ValueError("polygon needs at least 3 points")
+        if self.circle is not None and self.circle[2] <= 0:
+            raise ValueError("circle radius must be positive")
+        return self
+
+
+class BackgroundOptions(SourceOptions):
+    """Options of the ``background`` source (``source.background.*``)."""
+
+    samples: int = Field(default=40, ge=3, le=MAX_SAMPLES, description="Frames sampled "
+                         "evenly over the clip to build the background model.")
+    away_fraction: float = Field(default=0.1, gt=0, lt=0.5, description="An animal is learnt "
+                                 "out of the background where it is away from a pixel at "
+                                 "least this fraction of the sampled frames.")
+    polarity: Literal["auto", "dark", "light"] = Field(
+        default="auto", description="Animals darker or lighter than the floor; auto: found "
+        "from the clip.")
+    num_objects: int | None = Field(
+        default=None, ge=1, le=10000, description="Animals in the arena (splits touching "
+        "ones); None: tracker.num_identities, else estimated from the clip.")
+    count_support: float = Field(default=0.25, gt=0, le=1, description="The estimated count "
+                                 "is the most blobs seen in at least this fraction of the "
+                                 "sampled frames.")
+    min_area_fraction: float = Field(default=0.25, gt=0, le=1, description="Blobs smaller "
+                                     "than this fraction of one animal's area are dropped.")
+    max_area_fraction: float = Field(default=0.5, gt=0, le=1, description="Blobs larger than "
+                                     "this fraction of the frame are dropped (light changes).")
+    split: bool = Field(default=True, description="Split a blob of several animals' area "
+                        "into that many masks.")
+    drift_rate: float = Field(default=0.005, ge=0, le=1, description="Per frame, pixels "
+                              "showing no animal move this fraction towards the current frame "
+                              "(slow light drift); 0: the background stays as sampled.")
+    roi: RoiOptions = Field(default_factory=RoiOptions, description="The arena.")
+
+
+@dataclass
+class BackgroundModel:
+    """What the source learnt from the clip (every field derived from the sampled frames)."""
+
+    image: np.ndarray  # float32 (H, W) grey background
+    polarity: int  # +1: animals lighter than the floor, -1: darker
+    low: float  # hysteresis thresholds on the contrast to the background (grey levels)
+    high: float
+    roi: np.ndarray | None  # uint8 (H, W) arena, None = whole frame
+    roi_found: str  # how the arena was decided
+    single_area: float  # px: one animal
+    area_spread: float  # relative spread of single-animal areas (MAD / median)
+    count: int  # animals: given, or estimated
+    count_estimated: bool
+    camera: str  # "static" | "moving"
+    changed_fraction: float  # median fraction of the frame that differs from the background
+    samples: int
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        data = {k: v for k, v in asdict(self).items() if k not in ("image", "roi")}
+        data["polarity"] = "light" if self.polarity > 0 else "dark"
+        for key in ("low", "high", "single_area", "area_spread", "changed_fraction"):
+            data[key] = round(float(data[key]), 4)
+        return data
+
+
+# --------------------------------------------------------------------------- pixel work
+def to_grey(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+
+
+def contrast(grey: np.ndarray, background: np.ndarray, polarity: int,
+             roi: np.ndarray | None) -> np.ndarray:
+    """Float32 contrast of each pixel to the background, towards the animals' side, minus the
+    frame's overall brightness shift (the median over a grid of arena pixels)."""
+    diff = cv2.subtract(grey.astype(np.float32), background)
+    if polarity < 0:
+        diff = -diff
+    grid = diff[::8, ::8] if roi is None else diff[::8, ::8][roi[::8, ::8] > 0]
+    if grid.size:
+        diff -= float(np.median(grid))
+    return diff
+
+
+def core_blobs(diff: np.ndarray, low: float, high: float, roi: np.ndarray | None,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hysteresis segmentation: components of ``diff > low`` (holes filled) holding a pixel
+    above ``high``. Returns the label image, the kept labels and their areas."""
+    weak = (diff > low).astype(np.uint8)
+    if roi is not None:
+        weak &= roi
+    contours, _ = cv2.findContours(weak, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros_like(weak)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(filled, connectivity=8)
+    strong = labels[(diff > high) & (filled > 0)]
+    keep = np.unique(strong)
+    keep = keep[keep > 0]
+    return labels, keep, stats[keep, cv2.CC_STAT_AREA].astype(np.int64)
+
+
+def _triangle(values: np.ndarray) -> float:
+    """Triangle threshold of non-negative contrasts: where the noise peak's tail ends."""
+    clipped = np.clip(values, 0, 255).astype(np.uint8).reshape(1, -1)
+    threshold, _ = cv2.threshold(clipped, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_TRIANGLE)
+    return float(max(threshold, 1.0))
+
+
+def _otsu(values: np.ndarray) -> float:
+    clipped = np.clip(values, 0, 255).astype(np.uint8).reshape(1, -1)
+    threshold, _ = cv2.threshold(clipped, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    return float(threshold)
+
+
+def find_polarity(stack: np.ndarray) -> int:
+    """+1 when the clip's changes are lighter than the floor, -1 when darker.
+
+    A pixel that differs from the median background is either an animal or the ghost of one
+    that moved away. Animals are the most extreme pixels of their own frame; ghosts show floor.
+    So each side's changes are scored by how far they lie from their frame's median."""
+    median = np.median(stack, axis=0)
+    diff = stack.astype(np.float32) - median
+    edge = 2 * _triangle(np.abs(diff[:, ::4, ::4]))
+    frame_median = np.median(stack[:, ::4, ::4], axis=(1, 2))[:, None, None]
+    away = stack.astype(np.float32) - frame_median
+    lighter = away[diff > edge]
+    darker = -away[diff < -edge]
+    light_score = float(np.mean(lighter)) if lighter.size else 0.0
+    dark_score = float(np.mean(darker)) if darker.size else 0.0
+    return 1 if light_score >= dark_score else -1
+
+
+def camera_motion(stack: np.ndarray, background: np.ndarray) -> tuple[str, float]:
+    """``("static" | "moving", shift)``: the median shift (px, full size) of the sampled frames
+    against the background by phase correlation. A panning camera shifts the frames; a static
+    one does not, whatever moves inside it."""
+    h, w = background.shape
+    scale = min(1.0, CAMERA_SIZE / max(h, w))
+    size = (max(int(w * scale), 16), max(int(h * scale), 16))
+    window = cv2.createHanningWindow(size, cv2.CV_32F)
+    ref = cv2.resize(background.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    shifts = []
+    for grey in stack:
+        img = cv2.resize(grey.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+        (dx, dy), _ = cv2.phaseCorrelate(ref, img, window)
+        shifts.append(np.hypot(dx, dy) / scale)
+    shift = float(np.median(shifts))
+    # one downscaled pixel of sub-pixel-accurate shift is far above the jitter of a still camera
+    return ("moving" if shift > 1.0 / scale else "static"), shift
+
+
+def find_arena(background: np.ndarray, stack_fg: np.ndarray) -> np.ndarray | None:
+    """A circular well in the background that holds every animal seen, or None.
+
+    Hough circles on the (downscaled) background, largest first; a candidate is kept when its
+    rim has strong edges along most of its length and no foreground of the samples lies
+    outside it (an arena is where the animals are)."""
+    h, w = background.shape
+    scale = min(1.0, 512 / max(h, w))
+    small = cv2.resize(background, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(np.clip(small, 0, 255).astype(np.uint8), (5, 5), 0)
+    side = min(small.shape)
+    circles = cv2.HoughCircles(small, cv2.HOUGH_GRADIENT, dp=1, minDist=side / 4, param1=60,
+                               param2=30, minRadius=int(side * 0.25), maxRadius=int(side * 0.75))
+    if circles is None:
+        return None
+    gx = cv2.Sobel(small.astype(np.float32), cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(small.astype(np.float32), cv2.CV_32F, 0, 1)
+    grad = np.hypot(gx, gy)
+    strong_edge = np.quantile(grad, 0.9)
+    ys_fg, xs_fg = np.nonzero(stack_fg)
+    for x, y, r in sorted(circles[0], key=lambda c: -c[2]):
+        angles = np.linspace(0, 2 * np.pi, 360, endpoint=False)
+        rim_x = np.clip((x + r * np.cos(angles)).round().astype(int), 0, small.shape[1] - 1)
+        rim_y = np.clip((y + r * np.sin(angles)).round().astype(int), 0, small.shape[0] - 1)
+        # the rim's strongest edge within two pixels, so a slightly wrong radius still counts
+        support = np.mean([grad[max(ry - 2, 0):ry + 3, max(rx - 2, 0):rx + 3].max() > strong_edge
+                           for rx, ry in zip(rim_x, rim_y, strict=True)])
+        if support < 0.5:
+            continue
+        cx, cy, radius = x / scale, y / scale, r / scale * 1.03  # margin: the rim itself
+        if len(xs_fg) and np.mean(np.hypot(xs_fg - cx, ys_fg - cy) > radius) > 0.001:
+            continue
+        roi = np.zeros((h, w), np.uint8)
+        cv2.circle(roi, (round(cx), round(cy)), round(radius), 1, thickness=-1)
+        return roi
+    return None
+
+
+def given_arena(roi: RoiOptions, size: tuple[int, int]) -> np.ndarray | None:
+    h, w = size
+    if roi.shape in ("auto", "none"):
+        return None
+    out = np.zeros((h, w), np.uint8)
+    if roi.shape == "circle":
+        assert roi.circle is not None
+        x, y, r = roi.circle
+        cv2.circle(out, (round(x), round(y)), round(r), 1, thickness=-1)
+    elif roi.shape == "polygon":
+        assert roi.polygon is not None
+        cv2.fillPoly(out, [np.round(np.asarray(roi.polygon)).astype(np.int32)], 1)
+    else:
+        assert roi.mask is not None
+        image = cv2.imread(roi.mask, cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise InputError(f"{roi.mask}: cannot read as an image (source.background.roi.mask)")
+        if image.shape != (h, w):
+            raise InputError(f"{roi.mask}: size {image.shape[1]}x{image.shape[0]} differs from "
+                             f"the frames' {w}x{h} (source.background.roi.mask)")
+        out = (image > 0).astype(np.uint8)
+    if not out.any():
+        raise InputError("source.background.roi: the arena covers no pixel of the frame")
+    return out
+
+
+def estimate_count(areas_by_frame: list[np.ndarray], support: float) -> tuple[int, float, float]:
+    """``(count, single_area, spread)`` from the blob areas of the sampled frames.
+
+    Fragments (below a quarter of the median blob) are not counted. The count is the most blobs
+    that at least ``support`` of the frames show; one animal's area is the median blob area of
+    the frames that show exactly that many, and its spread the relative median deviation."""
+    every = np.concatenate(areas_by_frame) if areas_by_frame else np.zeros(0)
+    if not every.size:
+        return 0, 0.0, 0.0
+    floor = 0.25 * float(np.median(every))
+    counts = np.array([int((a >= floor).sum()) for a in areas_by_frame])
+    count = 0
+    for n in range(int(counts.max()), 0, -1):
+        if np.mean(counts >= n) >= support:
+            count = n
+            break
+    pool = [a[a >= floor] for a, c in zip(areas_by_frame, counts, strict=True) if c == count]
+    single = np.concatenate(pool) if pool else every[every >= floor]
+    area = float(np.median(single))
+    spread = float(np.median(np.abs(single - area)) / area) if area else 0.0
+    return count, area, spread
+
+
+def build_model(stack: np.ndarray, options: BackgroundOptions,
+                num_objects: int | None) -> BackgroundModel:
+    """The background model of a clip from its sampled grey frames ``(S, H, W)`` uint8."""
+    notes: list[str] = []
+    polarity = {"light": 1, "dark": -1}.get(options.polarity) or find_polarity(stack)
+    k = min(int(options.away_fraction * len(stack)), len(stack) - 1)
+    # the quantile on the far side from the animals: np.partition is O(S) per pixel
+    index = k if polarity > 0 else len(stack) - 1 - k
+    background = np.partition(stack, index, axis=0)[index].astype(np.float32)
+    camera, _shift = camera_motion(stack, background)
+    roi = given_arena(options.roi, background.shape)
+    roi_found = options.roi.shape
+    diffs = [contrast(g, background, polarity, roi) for g in stack]
+    low = 2 * _triangle(np.concatenate([d[::4, ::4].ravel() for d in diffs]))
+    above = np.concatenate([d[d > low] for d in diffs])
+    high = max(_otsu(above), low) if above.size else low
+    changed = float(np.median([np.mean(np.abs(d) > low) for d in diffs]))
+    if options.roi.shape == "auto":
+        fg = np.zeros(background.shape, np.uint8)
+        for d in diffs:
+            fg |= (d > high).astype(np.uint8)
+        roi = find_arena(background, fg)
+        roi_found = "well found" if roi is not None else "whole frame (no well found)"
+        if roi is not None:
+            diffs = [contrast(g, background, polarity, roi) for g in stack]
+    areas = [core_blobs(d, low, high, roi)[2] for d in diffs]
+    h, w = background.shape
+    areas = [a[a <= options.max_area_fraction * h * w] for a in areas]
+    count, single, spread = estimate_count(areas, options.count_support)
+    estimated = num_objects is None
+    if num_objects is not None:
+        if count != num_objects:
+            notes.append(f"{num_objects} animals given; the sampled frames suggest {count}")
+            full = [a for a in areas if len(a) == num_objects]
+            if full:
+                single = float(np.median(np.concatenate(full)))
+        count = num_objects
+    if single <= 0:
+        notes.append("no animal found in the sampled frames")
+    return BackgroundModel(image=background, polarity=polarity, low=low, high=high, roi=roi,
+                           roi_found=roi_found, single_area=single, area_spread=spread,
+                           count=count, count_estimated=estimated, camera=camera,
+                           changed_fraction=changed, samples=len(stack), notes=notes)
+
+
+# --------------------------------------------------------------------------- splitting
+@dataclass
+class Animal:
+    """One mask of the previous frame, as the next frame's split needs it."""
+
+    ys: np.ndarray  # pixel rows and columns of its last whole (unsplit) mask
+    xs: np.ndarray
+    centroid: np.ndarray  # (x, y) of that mask
+    velocity: np.ndarray  # (dx, dy) per frame: centroid change since the frame before
+    age: int = 0  # frames since that mask: > 0 while it is inside a blob of several
+
+    def predicted(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Its last whole mask and centroid moved on by its velocity to the next frame."""
+        step = self.velocity * (self.age + 1)
+        dx, dy = np.round(step).astype(int)
+        return self.ys + dy, self.xs + dx, self.centroid + step
+
+
+def split_by_prediction(ys: np.ndarray, xs: np.ndarray, animals: list[Animal],
+                        shape: tuple[int, int]) -> np.ndarray:
+    """Labels ``0..k-1`` for a blob's pixels: each goes to the animal whose predicted mask
+    (last mask moved on by its velocity) it lies in or nearest to; where predictions overlap,
+    to the nearer predicted centroid. Through a crossing each piece keeps following its
+    animal's motion instead of the blob's left and right halves."""
+    y0, x0 = int(ys.min()), int(xs.min())
+    h, w = int(ys.max()) - y0 + 1, int(xs.max()) - x0 + 1
+    distances = []
+    centre_distances = []
+    for animal in animals:
+        py, px, centre = animal.predicted()
+        inside = (py >= y0) & (py < y0 + h) & (px >= x0) & (px < x0 + w)
+        outside = np.ones((h, w), np.uint8)
+        outside[py[inside] - y0, px[inside] - x0] = 0
+        if outside.all():  # predicted wholly outside the blob's box: distance to its centre
+            dist = np.hypot(xs - centre[0], ys - centre[1]).astype(np.float32)
+        else:
+            field = cv2.distanceTransform(outside, cv2.DIST_L2, 3)
+            dist = field[ys - y0, xs - x0]
+        distances.append(dist)
+        centre_distances.append(np.hypot(xs - centre[0], ys - centre[1]))
+    dist = np.stack(distances)
+    # inside two predictions at once (distance 0 to both): the nearer centre decides
+    return np.lexsort((np.stack(centre_distances), dist), axis=0)[0]
+
+
+def split_by_kmeans(ys: np.ndarray, xs: np.ndarray, k: int, iterations: int = 10) -> np.ndarray:
+    """Labels ``0..k-1`` for a blob's pixels by k-means on their coordinates, started from
+    pixels at even steps along the blob's main axis (deterministic)."""
+    points = np.column_stack([xs, ys]).astype(np.float32)
+    centred = points - points.mean(0)
+    axis = np.linalg.svd(centred[:: max(len(points) // 2000, 1)], full_matrices=False)[2][0]
+    order = np.argsort(centred @ axis)
+    centres = points[order[((np.arange(k) + 0.5) * len(points) / k).astype(int)]]
+    labels = np.zeros(len(points), np.int64)
+    for _ in range(iterations):
+        labels = ((points[:, None, :] - centres[None]) ** 2).sum(-1).argmin(1)
+        moved = np.array([points[labels == j].mean(0) if (labels == j).any() else centres[j]
+                          for j in range(k)], np.float32)
+        if np.allclose(moved, centres, atol=0.1):
+            break
+        centres = moved
+    return labels
+
+
+class BackgroundSource(SourceBase):
+    """Background-model mask source; see the module docstring."""
+
+    name = "background"
+
+    def __init__(self, options: BackgroundOptions, num_objects: int | None = None) -> None:
+        self.options = options
+        self.num_objects = options.num_objects or num_objects
+        self.model: BackgroundModel | None = None
+        self._previous: list[Animal] = []
+
+    def fit(self, video: VideoReader) -> BackgroundModel:
+        """Build the background model from frames sampled over the whole clip."""
+        stack = np.stack([to_grey(img) for img in video.sample(self.options.samples)])
+        if stack.size == 0:
+            raise InputError(f"{video.path}: no frame could be decoded for the background")
+        self.model = build_model(stack, self.options, self.num_objects)
+        self._previous = []
+        return self.model
+
+    def prepare(self, video: VideoReader) -> str | None:
+        m = self.model or self.fit(video)
+        count = f"{m.count} animals" + (" (estimated)" if m.count_estimated else "")
+        return (f"background model from {m.samples} frames: {count} of ~{m.single_area:.0f} px, "
+                f"{'light' if m.polarity > 0 else 'dark'} on "
+                f"{'dark' if m.polarity > 0 else 'light'}, arena: {m.roi_found}")
+
+    def frames(self, video: VideoReader) -> Iterator[tuple[VideoFrame, FrameObjects]]:
+        model = self.model or self.fit(video)
+        for frame in video:
+            yield frame, self.segment(frame, model)
+
+    def segment(self, frame: VideoFrame, model: BackgroundModel) -> FrameObjects:
+        """The animals of one frame: hysteresis blobs, area-checked, touching ones split."""
+        grey = to_grey(frame.image)
+        diff = contrast(grey, model.image, model.polarity, model.roi)
+        labels, keep, areas = core_blobs(diff, model.low, model.high, model.roi)
+        h, w = grey.shape
+        o = self.options
+        ok = (areas >= o.min_area_fraction * model.single_area) & \
+             (areas <= o.max_area_fraction * h * w)
+        keep, areas = keep[ok], areas[ok]
+        pieces: list[tuple[np.ndarray, np.ndarray, Animal | None, bool]] = []
+        for label, k in zip(keep, self._animals_per_blob(areas, model), strict=True):
+            ys, xs = np.nonzero(labels == label)
+            if k == 1:
+                pieces.append((ys, xs, None, False))
+                continue
+            before = self._previous_in(labels, label)
+            if len(before) == k:
+                split = split_by_prediction(ys, xs, before, (h, w))
+            else:
+                split, before = split_by_kmeans(ys, xs, k), [None] * k
+            for j in range(k):
+                pieces.append((ys[split == j], xs[split == j], before[j], True))
+        if o.drift_rate > 0:
+            still = (diff <= model.low).astype(np.uint8)
+            cv2.accumulateWeighted(grey.astype(np.float32), model.image, o.drift_rate,
+                                   mask=still)
+        masks = np.zeros((len(pieces), h, w), bool)
+        for i, (ys, xs, _, _) in enumerate(pieces):
+            masks[i, ys, xs] = True
+        objects = FrameObjects.from_masks(
+            masks, frame_index=frame.index, frame_name=frame.name,
+            data={"merged": np.array([p[3] for p in pieces], bool)})
+        self._remember(pieces, objects.centroids)
+        return objects
+
+    def _remember(self, pieces, centroids: np.ndarray) -> None:
+        """Keep this frame's animals with their velocities for the next frame's splits: a
+        piece of a split knows its animal; a whole blob takes the previous animal whose
+        centroid is nearest (within the blob's own size), else it is at rest."""
+        previous = self._previous
+        animals = []
+        for (ys, xs, parent, merged), centre in zip(pieces, centroids, strict=True):
+            if merged and parent is not None:
+                # a piece is a guess shaped by the split: the animal is still best described
+                # by its last whole mask, moving on as it was when it went in
+                animals.append(Animal(parent.ys, parent.xs, parent.centroid, parent.velocity,
+                                      parent.age + 1))
+                continue
+            if parent is None and previous:
+                near = np.array([np.hypot(*(a.centroid - centre)) for a in previous])
+                size = np.hypot(np.ptp(xs) + 1, np.ptp(ys) + 1)
+                parent = previous[int(near.argmin())] if near.min() <= size else None
+            velocity = (centre - parent.centroid) if parent is not None else np.zeros(2)
+            animals.append(Animal(ys, xs, centre.astype(np.float64), velocity))
+        self._previous = animals
+
+    def _animals_per_blob(self, areas: np.ndarray, model: BackgroundModel) -> np.ndarray:
+        """How many animals each blob holds: its area in animals, then, when the count is
+        known, blobs that clearly hold more than they were given take the missing ones."""
+        if not len(areas) or model.single_area <= 0 or not self.options.split:
+            return np.ones(len(areas), np.int64)
+        ratio = areas / model.single_area
+        parts = np.maximum(np.round(ratio), 1).astype(np.int64)
+        if model.count <= 0:
+            return parts
+        # a blob is "clearly more" beyond one animal's natural spread of areas
+        tolerance = 1 + max(3 * model.area_spread, 0.1)
+        while parts.sum() < model.count:
+            load = ratio / parts
+            j = int(np.argmax(load))
+            if load[j] <= tolerance:
+                break
+            parts[j] += 1
+        while parts.sum() > model.count and (parts > 1).any():
+            load = np.where(parts > 1, ratio / parts, np.inf)
+            parts[int(np.argmin(load))] -= 1
+        return parts
+
+    def _previous_in(self, labels: np.ndarray, label: int) -> list[Animal]:
+        """The previous frame's animals whose predicted mask overlaps this blob more than any
+        other (a thin, curved animal's centroid can lie off its own body)."""
+        h, w = labels.shape
+        found = []
+        for animal in self._previous:
+            py, px, _ = animal.predicted()
+            inside = (py >= 0) & (py < h) & (px >= 0) & (px < w)
+            hits = labels[py[inside], px[inside]]
+            hits = hits[hits > 0]
+            if hits.size and np.bincount(hits).argmax() == label:
+                found.append(animal)
+        return found
+
+    def summary(self) -> dict:
+        return {} if self.model is None else self.model.summary()
+
+
+@register_source("background", BackgroundOptions,
+                 "static camera: animals against a background model of the clip (lab arenas)")
+def _build(options: SourceOptions, context: SourceContext) -> BackgroundSource:
+    assert isinstance(options, BackgroundOptions)
+    return BackgroundSource(options, num_objects=context.num_objects)
+

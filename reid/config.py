@@ -104,8 +104,9 @@ class TrackerConfig(StrictModel):
         "ByteTrack require overlap for the same reason); with appearance, a nearby mask that "
         "looks right may still match (a dropped frame, a fast turn).")
     reach: float = Field(default=0.5, ge=0, description="A confident mask left unmatched "
-                         "continues a tracklet left unmatched whose last centroid lies within "
-                         "this many of its own box diagonals per frame and looks alike "
+                         "continues a tracklet seen in the previous frame and left unmatched whose "
+                         "last centroid lies within this many of its own box diagonals, when "
+                         "it looks alike and is of similar area "
                          "(objects that move in bursts leave the motion model's gate); 0: off.")
     crossings: Literal["motion", "off"] = Field(
         default="motion", description="When objects that touched are apart again, the "

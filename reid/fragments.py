@@ -9,7 +9,8 @@ online tracklets are cut at every such place and the pieces are judged on appear
 * it was missed for a frame or more, or left and came back (a re-entry starts a new tracklet);
 * the mask source changed its id for it (the source thinks something happened);
 * the frame-to-frame link was unusually weak: its motion IoU is among the clip's lowest
-  (``weak_step_quantile`` of all links; a threshold of the clip, not an absolute number).
+  (``weak_step_quantile`` of all links; a threshold of the clip, not an absolute number), or
+  it was made by reach, without any overlap.
 
 A fragment is *apart* when its object touched no other object throughout; only apart,
 fully visible frames give *views* (embeddings) to the model, since a crop of two touching animals
@@ -75,7 +76,9 @@ class Fragment:
 
 def weak_step_limit(log: list[FrameLog], quantile: float = WEAK_STEP_QUANTILE) -> float:
     """The motion IoU below which a frame-to-frame link counts as weak in this clip."""
-    steps = [e.step_iou[np.isfinite(e.step_iou)] for e in log if e.step_iou is not None]
+    # negative steps are reach links (no overlap): always cut, and no part of the clip's scale
+    steps = [e.step_iou[np.isfinite(e.step_iou) & (e.step_iou >= 0)] for e in log
+             if e.step_iou is not None]
     values = np.concatenate(steps) if steps else np.zeros(0)
     return float(np.quantile(values, quantile)) if values.size else 0.0
 
@@ -104,7 +107,7 @@ class FragmentCutter:
             current = self._open.get(key)
             continues = (current is not None and self._last_frame.get(key) == entry.frame - 1
                          and current.apart == apart and current.source_id == source
-                         and not steps[row] < self.weak)
+                         and not steps[row] < self.weak and not steps[row] < 0)
             if not continues:
                 previous = current
                 current = Fragment(len(self.fragments), key, source, apart)

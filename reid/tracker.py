@@ -347,7 +347,8 @@ class ReidTracker(Tracker):
                 details[j] = (None, float(miou[r, k]), float(cost[r, k]))
         # stage 2b: near misses: objects that move in bursts (a larva darting half its length)
         # leave the constant-velocity gate and their old mask; within reach, they continue
-        rest = [t for t in live if t not in assigned.values()]
+        # (only tracklets seen in the previous frame: a burst is one frame's jump)
+        rest = [t for t in live if t not in assigned.values() and t.misses == 0]
         left = np.array([j for j in high if j not in assigned], np.int64)
         if c.reach > 0 and rest and len(left):
             reach, app = self._reach_cost(rest, left, boxes, patches, centroids, embeddings,
@@ -355,7 +356,8 @@ class ReidTracker(Tracker):
             for r, k in assign(reach, 1.0):
                 j = int(left[k])
                 assigned[j] = rest[r]
-                details[j] = (_f(app[r, k]), 0.0, float(reach[r, k]))
+                # no overlap to speak of: logged as a link below every IoU (always a cut)
+                details[j] = (_f(app[r, k]), REACH_STEP, float(reach[r, k]))
         # update matched tracklets
         for j, tracklet in assigned.items():
             self._update_tracklet(tracklet, frame, boxes[j], patches[j], centroids[j],
@@ -461,9 +463,10 @@ class ReidTracker(Tracker):
     def _reach_cost(self, tracklets, cols, boxes, patches, centroids, embeddings, source_ids,
                     borders) -> tuple[np.ndarray, np.ndarray]:
         """Distance from each tracklet's last centroid to each mask, in units of how far the
-        object can plausibly have gone: ``reach`` times its own size (box diagonal) per frame
-        since it was last seen; 1 = the edge of reach. Only pairs that appearance vouches for
-        (within ``appearance_gate``) can match."""
+        object can plausibly have gone: ``reach`` times its own size (box diagonal); 1 = the
+        edge of reach. Only pairs that appearance vouches for (within ``appearance_gate``) and
+        whose areas are within a factor of two can match: a spurious blob or a fragment near
+        a moving animal is not the animal."""
         c = self.config
         partial = np.array([bool(borders[j]) for j in cols], bool)
         _, _, app = self._view_cost(tracklets, boxes[cols], [patches[j] for j in cols],
@@ -472,11 +475,14 @@ class ReidTracker(Tracker):
         last = np.array([t.centroid for t in tracklets], np.float64)
         size = np.array([np.hypot(t.last_box[2] - t.last_box[0], t.last_box[3] - t.last_box[1])
                          for t in tracklets])
-        steps = np.array([t.misses + 1 for t in tracklets], np.float64)
         dist = np.linalg.norm(last[:, None, :] - centroids[cols][None, :, :], axis=2)
-        cost = dist / np.maximum(c.reach * size * steps, 1e-9)[:, None]
+        cost = dist / np.maximum(c.reach * size, 1e-9)[:, None]
+        last_area = np.array([max(int(t.patch.sum()), 1) for t in tracklets], np.float64)
+        area = np.array([max(int(patches[j][0].sum()), 1) for j in cols], np.float64)
+        ratio = area[None, :] / last_area[:, None]
         # without appearance a mask out of the motion gate is as likely a neighbour
-        ok = ~np.isnan(app) & (np.nan_to_num(app, nan=np.inf) <= c.appearance_gate)
+        ok = ~np.isnan(app) & (np.nan_to_num(app, nan=np.inf) <= c.appearance_gate) & \
+            (ratio >= 0.5) & (ratio <= 2.0)
         return np.where(ok, cost, np.inf), app
 
     def _new_tracklet(self, frame, box, patch, centroid, embedding, source_id, borders):
@@ -665,10 +671,12 @@ class ReidTracker(Tracker):
             # a view mostly hidden behind another object (the sliver of an animal walking in
             # behind a neighbour) says little about appearance: only the fixed gate applies
             covered = covered_by_others(boxes)[idx]
-            limit = np.where(covered, c.reentry_appearance_gate, self.reentry.limit())
+            full = c.num_identities is not None and len(self.identities) >= c.num_identities
+            # with every identity known there are no passers-by to keep out: the scene's
+            # contrast limit guards against those, so only the fixed gate applies
+            limit = np.where(covered | full, c.reentry_appearance_gate, self.reentry.limit())
             cost = np.where((app0 <= limit[None, :]) | partial[None, :], cost,
                             np.inf)
-            full = c.num_identities is not None and len(self.identities) >= c.num_identities
             # with every identity known, a returning object *is* one of the absent ones
             pairs = assign(cost, np.inf if full else c.reentry_max_cost)
         done = set()
@@ -787,6 +795,9 @@ class ReidTracker(Tracker):
                 del self.identities[tid]
 
 
+#: the step IoU logged for a link made by reach: below any real IoU, so the identity model
+#: always cuts a fragment there (the link is a guess, however plausible)
+REACH_STEP = -1.0
 RECENT = 4  # apart sightings kept for a tracklet's velocity into a crossing
 
 

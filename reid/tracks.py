@@ -193,4 +193,5 @@ class FrameLog:
     positions: np.ndarray | None = None  # (N, 2) centroids over the frame diagonal
     source_ids: np.ndarray | None = None  # the mask source's id per object; -1: none
     step_iou: np.ndarray | None = None  # motion IoU of the match that continued the tracklet
+    # (negative: continued by reach, without overlap)
     # (NaN where the object started a tracklet): how sure the frame-to-frame link was

@@ -101,8 +101,12 @@ class FrameObjects:
         embeddings: np.ndarray | None = None,
         frame_name: str = "",
         data: dict[str, np.ndarray] | None = None,
+        boxes: np.ndarray | None = None,
     ) -> FrameObjects:
         """Build from boolean masks ``(N, H, W)``; missing per-object fields get defaults.
+
+        ``boxes``: the masks' tight xyxy boxes when the caller already knows them (a source
+        that built the masks from pixel lists), saving a pass over every mask.
 
         ``frame_index`` -1 (not given): a tracker numbers such frames in the order it sees them.
         """
@@ -120,6 +124,8 @@ class FrameObjects:
             frame_name=frame_name,
             data=_data_columns(data, n),
             _dense=masks.astype(bool, copy=False),
+            _boxes=None if boxes is None else _column(boxes, n * 4, 0, np.float32,
+                                                      "boxes").reshape(n, 4),
         )
         if embeddings is not None and len(embeddings) != n:
             raise ValueError(f"embeddings has {len(embeddings)} rows for {n} masks")

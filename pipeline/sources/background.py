@@ -37,6 +37,7 @@ why a clip segmented as it did.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -59,6 +60,9 @@ log = logging.getLogger(__name__)
 
 MAX_SAMPLES = 400  # frames held at once for the background model (memory: samples x frame)
 CAMERA_SIZE = 256  # px: the camera check compares downscaled frames
+#: a still arena's animals change a few percent of a frame at most; a frame that differs from
+#: the background over more than this, while shifted against it, was filmed by a moving camera
+MOVING_CHANGED_FRACTION = 0.05
 
 
 class RoiOptions(SourceOptions):
@@ -161,21 +165,41 @@ def contrast(grey: np.ndarray, background: np.ndarray, polarity: int,
     return diff
 
 
+@dataclass
+class Blob:
+    """One connected region of an animal's contrast: its pixels (absolute rows and columns)."""
+
+    ys: np.ndarray
+    xs: np.ndarray
+
+    @property
+    def area(self) -> int:
+        return len(self.ys)
+
+
 def core_blobs(diff: np.ndarray, low: float, high: float, roi: np.ndarray | None,
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Hysteresis segmentation: components of ``diff > low`` (holes filled) holding a pixel
-    above ``high``. Returns the label image, the kept labels and their areas."""
+               min_area: float = 0) -> list[Blob]:
+    """Hysteresis segmentation: regions of ``diff > low`` (outer contours, holes filled) that
+    hold a pixel above ``high``. Works per contour in its bounding box, never on a full-frame
+    label image: a frame holds a few animals and a megapixel of floor."""
     weak = (diff > low).astype(np.uint8)
     if roi is not None:
         weak &= roi
     contours, _ = cv2.findContours(weak, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    filled = np.zeros_like(weak)
-    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(filled, connectivity=8)
-    strong = labels[(diff > high) & (filled > 0)]
-    keep = np.unique(strong)
-    keep = keep[keep > 0]
-    return labels, keep, stats[keep, cv2.CC_STAT_AREA].astype(np.int64)
+    blobs = []
+    for contour in contours:
+        x, y, w, h = cv2.boundingRect(contour)
+        if w * h < min_area:
+            continue
+        filled = np.zeros((h, w), np.uint8)
+        cv2.drawContours(filled, [contour], -1, 1, thickness=cv2.FILLED, offset=(-x, -y))
+        inside = filled > 0
+        if not (diff[y:y + h, x:x + w][inside] > high).any():
+            continue
+        ys, xs = np.nonzero(inside)
+        if len(ys) >= min_area:
+            blobs.append(Blob(ys + y, xs + x))
+    return blobs
 
 
 def _triangle(values: np.ndarray) -> float:
@@ -196,12 +220,12 @@ def find_polarity(stack: np.ndarray) -> int:
 
     A pixel that differs from the median background is either an animal or the ghost of one
     that moved away. Animals are the most extreme pixels of their own frame; ghosts show floor.
-    So each side's changes are scored by how far they lie from their frame's median."""
-    median = np.median(stack, axis=0)
-    diff = stack.astype(np.float32) - median
-    edge = 2 * _triangle(np.abs(diff[:, ::4, ::4]))
-    frame_median = np.median(stack[:, ::4, ::4], axis=(1, 2))[:, None, None]
-    away = stack.astype(np.float32) - frame_median
+    So each side's changes are scored by how far they lie from their frame's median. Every
+    other pixel in each direction is plenty for a vote of whole animals."""
+    stack = stack[:, ::2, ::2].astype(np.float32)
+    diff = stack - np.median(stack, axis=0)
+    edge = 2 * _triangle(np.abs(diff[:, ::2, ::2]))
+    away = stack - np.median(stack[:, ::2, ::2], axis=(1, 2))[:, None, None]
     lighter = away[diff > edge]
     darker = -away[diff < -edge]
     light_score = float(np.mean(lighter)) if lighter.size else 0.0
@@ -324,7 +348,7 @@ def build_model(stack: np.ndarray, options: BackgroundOptions,
     # the quantile on the far side from the animals: np.partition is O(S) per pixel
     index = k if polarity > 0 else len(stack) - 1 - k
     background = np.partition(stack, index, axis=0)[index].astype(np.float32)
-    camera, _shift = camera_motion(stack, background)
+    shifted, _shift = camera_motion(stack, background)
     roi = given_arena(options.roi, background.shape)
     roi_found = options.roi.shape
     diffs = [contrast(g, background, polarity, roi) for g in stack]
@@ -332,6 +356,10 @@ def build_model(stack: np.ndarray, options: BackgroundOptions,
     above = np.concatenate([d[d > low] for d in diffs])
     high = max(_otsu(above), low) if above.size else low
     changed = float(np.median([np.mean(np.abs(d) > low) for d in diffs]))
+    # a shift alone can be the animals themselves on a plain floor (phase correlation follows
+    # whatever has contrast): the scene must also have changed beyond what animals cover
+    camera = "moving" if shifted == "moving" and changed > MOVING_CHANGED_FRACTION else \
+        "static"
     if options.roi.shape == "auto":
         fg = np.zeros(background.shape, np.uint8)
         for d in diffs:
@@ -340,7 +368,8 @@ def build_model(stack: np.ndarray, options: BackgroundOptions,
         roi_found = "well found" if roi is not None else "whole frame (no well found)"
         if roi is not None:
             diffs = [contrast(g, background, polarity, roi) for g in stack]
-    areas = [core_blobs(d, low, high, roi)[2] for d in diffs]
+    areas = [np.array([b.area for b in core_blobs(d, low, high, roi)], np.int64)
+             for d in diffs]
     h, w = background.shape
     areas = [a[a <= options.max_area_fraction * h * w] for a in areas]
     count, single, spread = estimate_count(areas, options.count_support)
@@ -371,9 +400,28 @@ class Animal:
     velocity: np.ndarray  # (dx, dy) per frame: centroid change since the frame before
     age: int = 0  # frames since that mask: > 0 while it is inside a blob of several
 
-    def predicted(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Its last whole mask and centroid moved on by its velocity to the next frame."""
-        step = self.velocity * (self.age + 1)
+    def predicted(self, blob: np.ndarray | None = None, origin: tuple[int, int] = (0, 0),
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Its last whole mask and centroid moved along its velocity to the next frame.
+
+        Without a blob: as far as the velocity carries it (``age + 1`` frames). Inside a blob
+        of several animals (``blob``: its boolean crop at ``origin`` = (y, x)): as far along
+        that path as lies best within the blob. Animals in contact may stop (two flies
+        resting side by side) or go on (a larva darting over another); the blob says which.
+        """
+        steps = [self.age + 1]
+        if blob is not None:
+            y0, x0 = origin
+            h, w = blob.shape
+            best = -1
+            for s in range(self.age + 2):
+                dx, dy = np.round(self.velocity * s).astype(int)
+                py, px = self.ys + dy - y0, self.xs + dx - x0
+                inside = (py >= 0) & (py < h) & (px >= 0) & (px < w)
+                overlap = int(blob[py[inside], px[inside]].sum())
+                if overlap >= best:  # ties: the farther, as the velocity says
+                    best, steps = overlap, [s]
+        step = self.velocity * steps[0]
         dx, dy = np.round(step).astype(int)
         return self.ys + dy, self.xs + dx, self.centroid + step
 
@@ -381,15 +429,18 @@ class Animal:
 def split_by_prediction(ys: np.ndarray, xs: np.ndarray, animals: list[Animal],
                         shape: tuple[int, int]) -> np.ndarray:
     """Labels ``0..k-1`` for a blob's pixels: each goes to the animal whose predicted mask
-    (last mask moved on by its velocity) it lies in or nearest to; where predictions overlap,
+    (last whole mask moved along its velocity, as far as fits the blob) it lies in or nearest
+    to; where predictions overlap,
     to the nearer predicted centroid. Through a crossing each piece keeps following its
     animal's motion instead of the blob's left and right halves."""
     y0, x0 = int(ys.min()), int(xs.min())
     h, w = int(ys.max()) - y0 + 1, int(xs.max()) - x0 + 1
+    blob = np.zeros((h, w), bool)
+    blob[ys - y0, xs - x0] = True
     distances = []
     centre_distances = []
     for animal in animals:
-        py, px, centre = animal.predicted()
+        py, px, centre = animal.predicted(blob, (y0, x0))
         inside = (py >= y0) & (py < y0 + h) & (px >= x0) & (px < x0 + w)
         outside = np.ones((h, w), np.uint8)
         outside[py[inside] - y0, px[inside] - x0] = 0
@@ -433,14 +484,17 @@ class BackgroundSource(SourceBase):
         self.options = options
         self.num_objects = options.num_objects or num_objects
         self.model: BackgroundModel | None = None
+        self.fit_seconds = 0.0
         self._previous: list[Animal] = []
 
     def fit(self, video: VideoReader) -> BackgroundModel:
         """Build the background model from frames sampled over the whole clip."""
-        stack = np.stack([to_grey(img) for img in video.sample(self.options.samples)])
-        if stack.size == 0:
+        started = time.perf_counter()
+        grey = [to_grey(img) for img in video.sample(self.options.samples)]
+        if not grey:
             raise InputError(f"{video.path}: no frame could be decoded for the background")
-        self.model = build_model(stack, self.options, self.num_objects)
+        self.model = build_model(np.stack(grey), self.options, self.num_objects)
+        self.fit_seconds = time.perf_counter() - started
         self._previous = []
         return self.model
 
@@ -460,19 +514,22 @@ class BackgroundSource(SourceBase):
         """The animals of one frame: hysteresis blobs, area-checked, touching ones split."""
         grey = to_grey(frame.image)
         diff = contrast(grey, model.image, model.polarity, model.roi)
-        labels, keep, areas = core_blobs(diff, model.low, model.high, model.roi)
-        h, w = grey.shape
         o = self.options
-        ok = (areas >= o.min_area_fraction * model.single_area) & \
-             (areas <= o.max_area_fraction * h * w)
-        keep, areas = keep[ok], areas[ok]
+        blobs = core_blobs(diff, model.low, model.high, model.roi,
+                           min_area=o.min_area_fraction * model.single_area)
+        h, w = grey.shape
+        blobs = [b for b in blobs if b.area <= o.max_area_fraction * h * w]
+        areas = np.array([b.area for b in blobs], np.int64)
         pieces: list[tuple[np.ndarray, np.ndarray, Animal | None, bool]] = []
-        for label, k in zip(keep, self._animals_per_blob(areas, model), strict=True):
-            ys, xs = np.nonzero(labels == label)
+        owners = self._previous_blobs(blobs, (h, w))
+        for index, (blob, k) in enumerate(zip(blobs, self._animals_per_blob(areas, model),
+                                              strict=True)):
+            ys, xs = blob.ys, blob.xs
             if k == 1:
                 pieces.append((ys, xs, None, False))
                 continue
-            before = self._previous_in(labels, label)
+            before = [a for a, owner in zip(self._previous, owners, strict=True)
+                      if owner == index]
             if len(before) == k:
                 split = split_by_prediction(ys, xs, before, (h, w))
             else:
@@ -484,13 +541,16 @@ class BackgroundSource(SourceBase):
             cv2.accumulateWeighted(grey.astype(np.float32), model.image, o.drift_rate,
                                    mask=still)
         masks = np.zeros((len(pieces), h, w), bool)
+        boxes = np.zeros((len(pieces), 4), np.float32)
+        centroids = np.zeros((len(pieces), 2))
         for i, (ys, xs, _, _) in enumerate(pieces):
             masks[i, ys, xs] = True
-        objects = FrameObjects.from_masks(
-            masks, frame_index=frame.index, frame_name=frame.name,
+            boxes[i] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+            centroids[i] = (xs.mean(), ys.mean())
+        self._remember(pieces, centroids)
+        return FrameObjects.from_masks(
+            masks, frame_index=frame.index, frame_name=frame.name, boxes=boxes,
             data={"merged": np.array([p[3] for p in pieces], bool)})
-        self._remember(pieces, objects.centroids)
-        return objects
 
     def _remember(self, pieces, centroids: np.ndarray) -> None:
         """Keep this frame's animals with their velocities for the next frame's splits: a
@@ -535,22 +595,29 @@ class BackgroundSource(SourceBase):
             parts[int(np.argmin(load))] -= 1
         return parts
 
-    def _previous_in(self, labels: np.ndarray, label: int) -> list[Animal]:
-        """The previous frame's animals whose predicted mask overlaps this blob more than any
-        other (a thin, curved animal's centroid can lie off its own body)."""
-        h, w = labels.shape
-        found = []
+    def _previous_blobs(self, blobs: list[Blob], size: tuple[int, int]) -> list[int]:
+        """For each of the previous frame's animals, the blob its predicted mask overlaps most
+        (-1: none). Overlap, not the predicted centroid: a thin, curved animal's centroid can
+        lie off its own body."""
+        if not self._previous or not blobs:
+            return [-1] * len(self._previous)
+        h, w = size
+        canvas = np.zeros((h, w), np.int32)  # blob index + 1 at each blob pixel
+        for index, blob in enumerate(blobs):
+            canvas[blob.ys, blob.xs] = index + 1
+        owners = []
         for animal in self._previous:
             py, px, _ = animal.predicted()
             inside = (py >= 0) & (py < h) & (px >= 0) & (px < w)
-            hits = labels[py[inside], px[inside]]
+            hits = canvas[py[inside], px[inside]]
             hits = hits[hits > 0]
-            if hits.size and np.bincount(hits).argmax() == label:
-                found.append(animal)
-        return found
+            owners.append(int(np.bincount(hits).argmax()) - 1 if hits.size else -1)
+        return owners
 
     def summary(self) -> dict:
-        return {} if self.model is None else self.model.summary()
+        if self.model is None:
+            return {}
+        return {**self.model.summary(), "fit_s": round(self.fit_seconds, 3)}
 
 
 @register_source("background", BackgroundOptions,

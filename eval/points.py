@@ -180,7 +180,7 @@ def point_similarity(points: np.ndarray, rles: list[dict], image_size: tuple[int
     masks = coco_mask.decode(list(rles))  # (H, W, N)
     reach = int(np.ceil(radius)) + 1
     for i, (x, y) in enumerate(points):
-        xi, yi = int(round(x)), int(round(y))
+        xi, yi = round(float(x)), round(float(y))
         x1, x2 = max(xi - reach, 0), min(xi + reach + 1, w)
         y1, y2 = max(yi - reach, 0), min(yi + reach + 1, h)
         if x2 <= x1 or y2 <= y1:

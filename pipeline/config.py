@@ -17,13 +17,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from samtrack.eval.points import DEFAULT_RADIUS
 from samtrack.pipeline.core.configbase import (
     StrictModel,
     format_error,
     load_yaml_mapping,
     raise_config_error,
 )
-from samtrack.eval.points import DEFAULT_RADIUS
 from samtrack.pipeline.core.video import MAX_PIXELS
 from samtrack.pipeline.sources import SourceOptions, registered_sources
 from samtrack.pipeline.viz import ANNOTATORS, DEFAULT_ANNOTATORS

@@ -19,8 +19,11 @@ from samtrack.pipeline.core.frames import FrameObjects
 LARGE_MASK_FRACTION = 0.25
 #: more tracks than this many times the individuals: identities are fragmenting
 TRACKS_PER_INDIVIDUAL = 2.0
-#: more frames than this fraction without any mask: the objects are being missed
+#: more frames than this fraction without any mask, while nothing had left the view: the
+#: objects are being missed
 EMPTY_FRAME_FRACTION = 0.1
+#: px: an object this near the frame's edge can leave the view there
+BORDER = 3
 #: sources that model a still camera's background
 STILL_CAMERA_SOURCES = ("background", "motion")
 
@@ -33,14 +36,20 @@ class RunHealth:
     empty_frames: list[int] = field(default_factory=list)
     largest_fraction: float = 0.0
     largest_frame: int = -1
+    _left_through_border: bool = False  # the last objects seen all touched the border
 
     def observe(self, objects: FrameObjects) -> None:
         self.frames += 1
         if not len(objects):
-            self.empty_frames.append(objects.frame_index)
+            # after every object went out through the border, an empty view is the scene
+            if not self._left_through_border:
+                self.empty_frames.append(objects.frame_index)
             return
         h, w = objects.image_size
         boxes = objects.boxes
+        at_border = (boxes[:, 0] <= BORDER) | (boxes[:, 1] <= BORDER) | \
+            (boxes[:, 2] >= w - BORDER) | (boxes[:, 3] >= h - BORDER)
+        self._left_through_border = bool(at_border.all())
         box_fraction = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / (h * w)
         big = np.flatnonzero(box_fraction > max(LARGE_MASK_FRACTION, self.largest_fraction))
         if len(big):  # only then count pixels: a box bounds its mask's area
@@ -65,7 +74,8 @@ class RunHealth:
         if self.frames and len(self.empty_frames) > EMPTY_FRAME_FRACTION * self.frames:
             first = self.empty_frames[0]
             warnings.append(f"{len(self.empty_frames)} of {self.frames} frames have no mask "
-                            f"(first: frame {first}): objects are being missed")
+                            f"although nothing left through the border (first: frame {first}): "
+                            "objects are being missed")
         return warnings
 
     def summary(self, warnings: list[str]) -> dict:

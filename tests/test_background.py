@@ -50,7 +50,7 @@ def test_every_animal_whole_in_every_frame_and_the_touching_pair_split(tmp_path,
 
 
 def test_resting_animal_is_not_learnt_into_the_background(tmp_path):
-    folder, truths = write(tmp_path / "dark", "dark")
+    folder, _ = write(tmp_path / "dark", "dark")
     source = BackgroundSource(BackgroundOptions(away_fraction=0.1))
     source.fit(VideoReader(folder))
     x, y, _ = animal_tracks()[0][0]  # where animal 0 rests for a third of the clip
@@ -67,7 +67,7 @@ def test_given_arena_drops_blobs_outside_it(tmp_path):
 
 
 def test_roi_options_need_their_shape():
-    with pytest.raises(ValueError, match="needs roi.circle"):
+    with pytest.raises(ValueError, match=r"needs roi\.circle"):
         RoiOptions(shape="circle")
 
 

@@ -71,7 +71,7 @@ def test_defaults_and_overrides(tmp_path):
 
 def test_no_config_runs_on_defaults():
     config = load_config(None)
-    assert config.source.name == "motion" and config.video.path is None
+    assert config.source.name == "auto" and config.video.path is None
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))

@@ -322,3 +322,12 @@ def test_a_click_prompts_sam2_and_selects_the_new_object(tmp_path, small_scene):
     assert [o["name"] for o in tracks["objects"]] == ["Sheep1"]
     prompted = [c for c in fake.calls if c[0] == "add_new_points_or_box"]
     assert len(prompted) == 1 and prompted[0][3] == answer["sam2_object"]
+
+
+def test_default_source_runs_on_a_stream_without_look_ahead(small_scene, tmp_path):
+    # auto cannot sample a stream ahead for a background model: it falls back to motion
+    session = LiveSession(load_config(None, {"quiet": True}),
+                          LiveStream(str(small_scene / "img1")), tmp_path / "live").start()
+    session.done.wait(60)
+    assert session.error is None
+    assert session.source.chosen is not None and session.source.chosen.name == "motion"

@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -187,6 +188,10 @@ def _setting(text: str):
     return text
 
 
+def _with_options(made: Callable, options: dict, clip: Clip, **kw):
+    return made(clip, **options, **kw)
+
+
 def method_factories(methods: list[str], embedder: str) -> dict[str, tuple[Callable, bool]]:
     shared: dict[str, object] = {}
 
@@ -207,8 +212,7 @@ def method_factories(methods: list[str], embedder: str) -> dict[str, tuple[Calla
             # changed, for ablations side by side in one table
             made, offline = method_factories([base], embedder)[base]
             options = {k: _setting(v) for k, v in (x.split("=", 1) for x in settings)}
-            out[m] = ((lambda made, options: lambda clip, **kw: made(clip, **options, **kw))(
-                made, options), offline)
+            out[m] = (partial(_with_options, made, options), offline)
             continue
         if m == "raw":
             out[m] = (lambda clip: _Raw(), False)

@@ -52,6 +52,12 @@ class AutoSource(SourceBase):
     def prepare(self, video: VideoReader) -> str | None:
         if self.chosen is not None:
             return None
+        if len(video) == 0:  # a live stream: nothing to look ahead at
+            motion_options = self.context.options.get("motion") or MotionOptions()
+            assert isinstance(motion_options, MotionOptions)
+            self.chosen = MotionSource(motion_options)
+            self.reason = "a live stream: no frames ahead to model the background from"
+            return f"source auto -> motion ({self.reason})"
         background_options = self.context.options.get("background") or BackgroundOptions()
         assert isinstance(background_options, BackgroundOptions)
         background = BackgroundSource(background_options, self.context.num_objects)

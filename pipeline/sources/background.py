@@ -99,9 +99,9 @@ class BackgroundOptions(SourceOptions):
     away_fraction: float = Field(default=0.1, gt=0, lt=0.5, description="An animal is learnt "
                                  "out of the background where it is away from a pixel at "
                                  "least this fraction of the sampled frames.")
-    polarity: Literal["auto", "dark", "light"] = Field(
-        default="auto", description="Animals darker or lighter than the floor; auto: found "
-        "from the clip.")
+    polarity: Literal["auto", "dark", "light", "both"] = Field(
+        default="auto", description="Animals darker or lighter than the floor, or with parts "
+        "of both (a shadow, a dark head); auto: found from the clip.")
     num_objects: int | None = Field(
         default=None, ge=1, le=10000, description="Animals in the arena (splits touching "
         "ones); None: tracker.num_identities, else estimated from the clip.")
@@ -124,8 +124,9 @@ class BackgroundOptions(SourceOptions):
 class BackgroundModel:
     """What the source learnt from the clip (every field derived from the sampled frames)."""
 
-    image: np.ndarray  # float32 (H, W) grey background
-    polarity: int  # +1: animals lighter than the floor, -1: darker
+    #: float32 (H, W) grey background per side the animals differ on: "light" (animals
+    #: lighter than it: a low quantile of the samples) and/or "dark" (a high quantile)
+    floors: dict[str, np.ndarray]
     low: float  # hysteresis thresholds on the contrast to the background (grey levels)
     high: float
     roi: np.ndarray | None  # uint8 (H, W) arena, None = whole frame
@@ -139,9 +140,19 @@ class BackgroundModel:
     samples: int
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def polarity(self) -> str:
+        """light, dark or both: how the animals differ from the floor."""
+        return "both" if len(self.floors) > 1 else next(iter(self.floors))
+
+    @property
+    def image(self) -> np.ndarray:
+        """One background image (the first side's), for the checks that need a picture."""
+        return next(iter(self.floors.values()))
+
     def summary(self) -> dict:
-        data = {k: v for k, v in asdict(self).items() if k not in ("image", "roi")}
-        data["polarity"] = "light" if self.polarity > 0 else "dark"
+        data = {k: v for k, v in asdict(self).items() if k not in ("floors", "roi")}
+        data["polarity"] = self.polarity
         for key in ("low", "high", "single_area", "area_spread", "changed_fraction"):
             data[key] = round(float(data[key]), 4)
         return data
@@ -152,13 +163,17 @@ def to_grey(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
 
 
-def contrast(grey: np.ndarray, background: np.ndarray, polarity: int,
+def contrast(grey: np.ndarray, floors: dict[str, np.ndarray],
              roi: np.ndarray | None) -> np.ndarray:
-    """Float32 contrast of each pixel to the background, towards the animals' side, minus the
-    frame's overall brightness shift (the median over a grid of arena pixels)."""
-    diff = cv2.subtract(grey.astype(np.float32), background)
-    if polarity < 0:
-        diff = -diff
+    """Float32 contrast of each pixel to the background, towards the animals' side(s) (the
+    larger where there are two), minus the frame's overall brightness shift (the median over
+    a grid of arena pixels)."""
+    grey = grey.astype(np.float32)
+    diff = None
+    for side, floor in floors.items():
+        d = cv2.subtract(grey, floor) if side == "light" else cv2.subtract(floor, grey)
+        diff = d if diff is None else np.maximum(diff, d)
+    assert diff is not None
     grid = diff[::8, ::8] if roi is None else diff[::8, ::8][roi[::8, ::8] > 0]
     if grid.size:
         diff -= float(np.median(grid))
@@ -215,22 +230,25 @@ def _otsu(values: np.ndarray) -> float:
     return float(threshold)
 
 
-def find_polarity(stack: np.ndarray) -> int:
-    """+1 when the clip's changes are lighter than the floor, -1 when darker.
+def find_sides(stack: np.ndarray) -> tuple[str, ...]:
+    """The sides on which the animals differ from the floor: ("light",), ("dark",) or both.
 
     A pixel that differs from the median background is either an animal or the ghost of one
-    that moved away. Animals are the most extreme pixels of their own frame; ghosts show floor.
-    So each side's changes are scored by how far they lie from their frame's median. Every
-    other pixel in each direction is plenty for a vote of whole animals."""
+    that moved away. Animals are extreme pixels of their own frame; ghosts show floor. So each
+    side's changes are scored by how far they lie from their frame's median, and a side is
+    the animals' when that exceeds the clip's noise edge (lab animals: one side; an animal
+    with light and dark parts, or with a shadow: both); with neither, the stronger side.
+    Every other pixel in each direction is plenty for a vote of whole animals."""
     stack = stack[:, ::2, ::2].astype(np.float32)
     diff = stack - np.median(stack, axis=0)
     edge = 2 * _triangle(np.abs(diff[:, ::2, ::2]))
     away = stack - np.median(stack[:, ::2, ::2], axis=(1, 2))[:, None, None]
     lighter = away[diff > edge]
     darker = -away[diff < -edge]
-    light_score = float(np.mean(lighter)) if lighter.size else 0.0
-    dark_score = float(np.mean(darker)) if darker.size else 0.0
-    return 1 if light_score >= dark_score else -1
+    scores = {"light": float(np.mean(lighter)) if lighter.size else 0.0,
+              "dark": float(np.mean(darker)) if darker.size else 0.0}
+    sides = tuple(side for side, score in scores.items() if score > edge)
+    return sides or (max(scores, key=scores.__getitem__),)
 
 
 def camera_motion(stack: np.ndarray, background: np.ndarray) -> tuple[str, float]:
@@ -343,15 +361,22 @@ def build_model(stack: np.ndarray, options: BackgroundOptions,
                 num_objects: int | None) -> BackgroundModel:
     """The background model of a clip from its sampled grey frames ``(S, H, W)`` uint8."""
     notes: list[str] = []
-    polarity = {"light": 1, "dark": -1}.get(options.polarity) or find_polarity(stack)
+    sides = {"light": ("light",), "dark": ("dark",), "both": ("light", "dark")}.get(
+        options.polarity) or find_sides(stack)
     k = min(int(options.away_fraction * len(stack)), len(stack) - 1)
-    # the quantile on the far side from the animals: np.partition is O(S) per pixel
-    index = k if polarity > 0 else len(stack) - 1 - k
-    background = np.partition(stack, index, axis=0)[index].astype(np.float32)
+    # the quantile on the far side from the animals (np.partition is O(S) per pixel). With
+    # animals on both sides there is no far side: a light quantile would keep their dark
+    # parts and a dark one their light parts, so both take the median (an animal must then
+    # be away half the time to be learnt out)
+    indices = {"light": k, "dark": len(stack) - 1 - k} if len(sides) == 1 else \
+        {"light": len(stack) // 2, "dark": len(stack) // 2}
+    ordered = np.partition(stack, sorted({indices[s] for s in sides}), axis=0)
+    floors = {side: ordered[indices[side]].astype(np.float32) for side in sides}
+    background = floors[sides[0]]
     shifted, _shift = camera_motion(stack, background)
     roi = given_arena(options.roi, background.shape)
     roi_found = options.roi.shape
-    diffs = [contrast(g, background, polarity, roi) for g in stack]
+    diffs = [contrast(g, floors, roi) for g in stack]
     low = 2 * _triangle(np.concatenate([d[::4, ::4].ravel() for d in diffs]))
     above = np.concatenate([d[d > low] for d in diffs])
     high = max(_otsu(above), low) if above.size else low
@@ -367,7 +392,7 @@ def build_model(stack: np.ndarray, options: BackgroundOptions,
         roi = find_arena(background, fg)
         roi_found = "well found" if roi is not None else "whole frame (no well found)"
         if roi is not None:
-            diffs = [contrast(g, background, polarity, roi) for g in stack]
+            diffs = [contrast(g, floors, roi) for g in stack]
     areas = [np.array([b.area for b in core_blobs(d, low, high, roi)], np.int64)
              for d in diffs]
     h, w = background.shape
@@ -383,7 +408,7 @@ def build_model(stack: np.ndarray, options: BackgroundOptions,
         count = num_objects
     if single <= 0:
         notes.append("no animal found in the sampled frames")
-    return BackgroundModel(image=background, polarity=polarity, low=low, high=high, roi=roi,
+    return BackgroundModel(floors=floors, low=low, high=high, roi=roi,
                            roi_found=roi_found, single_area=single, area_spread=spread,
                            count=count, count_estimated=estimated, camera=camera,
                            changed_fraction=changed, samples=len(stack), notes=notes)
@@ -501,9 +526,10 @@ class BackgroundSource(SourceBase):
     def prepare(self, video: VideoReader) -> str | None:
         m = self.model or self.fit(video)
         count = f"{m.count} animals" + (" (estimated)" if m.count_estimated else "")
+        looks = {"light": "light on dark", "dark": "dark on light",
+                 "both": "light and dark parts"}[m.polarity]
         return (f"background model from {m.samples} frames: {count} of ~{m.single_area:.0f} px, "
-                f"{'light' if m.polarity > 0 else 'dark'} on "
-                f"{'dark' if m.polarity > 0 else 'light'}, arena: {m.roi_found}")
+                f"{looks}, arena: {m.roi_found}")
 
     def frames(self, video: VideoReader) -> Iterator[tuple[VideoFrame, FrameObjects]]:
         model = self.model or self.fit(video)
@@ -513,7 +539,7 @@ class BackgroundSource(SourceBase):
     def segment(self, frame: VideoFrame, model: BackgroundModel) -> FrameObjects:
         """The animals of one frame: hysteresis blobs, area-checked, touching ones split."""
         grey = to_grey(frame.image)
-        diff = contrast(grey, model.image, model.polarity, model.roi)
+        diff = contrast(grey, model.floors, model.roi)
         o = self.options
         blobs = core_blobs(diff, model.low, model.high, model.roi,
                            min_area=o.min_area_fraction * model.single_area)
@@ -538,8 +564,9 @@ class BackgroundSource(SourceBase):
                 pieces.append((ys[split == j], xs[split == j], before[j], True))
         if o.drift_rate > 0:
             still = (diff <= model.low).astype(np.uint8)
-            cv2.accumulateWeighted(grey.astype(np.float32), model.image, o.drift_rate,
-                                   mask=still)
+            for floor in model.floors.values():
+                cv2.accumulateWeighted(grey.astype(np.float32), floor, o.drift_rate,
+                                       mask=still)
         masks = np.zeros((len(pieces), h, w), bool)
         boxes = np.zeros((len(pieces), 4), np.float32)
         centroids = np.zeros((len(pieces), 2))

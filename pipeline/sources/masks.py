@@ -123,10 +123,8 @@ class MasksSource(SourceBase):
                 self._by_frame[row.frame].append(row)
         else:
             self._mot = read_mot_txt(self.path)
-        self.ids = options.ids
+        self.ids = options.ids  # "auto" until prepare() has looked at the maps
         self.ids_why = "given" if options.ids != "auto" else ""
-        if options.ids == "auto":
-            self.ids, self.ids_why = self._judge_ids()
 
     def _judge_ids(self) -> tuple[str, str]:
         """Per-frame numbering is plain when every sampled map numbers its objects 1..n in
@@ -156,6 +154,8 @@ class MasksSource(SourceBase):
                         "from the top: a per-frame segmenter's numbering, not identities")
 
     def prepare(self, video: VideoReader) -> str | None:
+        if self.ids == "auto":
+            self.ids, self.ids_why = self._judge_ids()
         if self.options.ids == "auto" and self.ids == "none":
             return (f"source.masks: ids ignored ({self.ids_why}); set source.masks.ids: track "
                     "to keep them")
@@ -165,6 +165,7 @@ class MasksSource(SourceBase):
         return {"ids": self.ids, "ids_why": self.ids_why}
 
     def frames(self, video: VideoReader) -> Iterator[tuple[VideoFrame, FrameObjects]]:
+        self.prepare(video)
         for frame in video:
             yield frame, self.objects_for(frame)
 

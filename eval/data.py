@@ -28,7 +28,7 @@ from pycocotools import mask as coco_mask
 
 from samtrack.eval.points import is_point_file, read_points
 from samtrack.pipeline.core.formats import FormatError, read_id_map, read_mot_txt, read_mots_txt
-from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.core.frames import FrameObjects, rle_from_pixels
 from samtrack.pipeline.core.geometry import xywh_to_xyxy
 
 
@@ -109,15 +109,7 @@ def id_map_tracks(id_map: np.ndarray) -> FrameTracks:
         idx = pixels[a:b]
         cols, rows = np.divmod(idx, h)
         boxes[k] = (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
-        breaks = np.flatnonzero(np.diff(idx) != 1)
-        run_starts = np.r_[idx[0], idx[breaks + 1]]
-        run_ends = np.r_[idx[breaks] + 1, idx[-1] + 1]
-        gaps = run_starts - np.r_[0, run_ends[:-1]]
-        counts = np.empty(2 * len(run_starts) + 1, np.int64)
-        counts[0:-1:2] = gaps
-        counts[1::2] = run_ends - run_starts
-        counts[-1] = h * w - run_ends[-1]
-        rles.append(coco_mask.frPyObjects({"counts": counts.tolist(), "size": [h, w]}, h, w))
+        rles.append(rle_from_pixels(idx, (h, w)))
     return FrameTracks(ids.astype(np.int64), boxes, rles)
 
 

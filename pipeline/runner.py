@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -82,7 +83,9 @@ def run(config: Config) -> RunResult:
                         on_bad_frame=config.video.on_bad_frame, max_frames=config.video.max_frames,
                         max_pixels=config.video.max_pixels)
     timed = _TimedVideo(video)
-    device = resolve_device(config.device)
+    # resolved by whatever needs it (a SAM2 source, a CNN embedder): resolving here would
+    # import torch (~400 MB) for runs that never use it
+    device = config.device
     context = SourceContext(device=device, num_objects=config.tracker.num_identities,
                             options={name: config.source.options(name)
                                      for name in registered_sources()})
@@ -182,7 +185,8 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
         "source": config.source.name,
         "tracker": config.tracker.type,
         "mode": config.tracker.mode,
-        "device": device,
+        # the device models ran on; "cpu" when no model ran (torch never imported)
+        "device": resolve_device(device) if "torch" in sys.modules else "cpu",
         "fps": video.fps,
         "image_size": list(video.image_size or []),
         "frames": frames,

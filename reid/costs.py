@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from samtrack.pipeline.core.geometry import box_iou
+from samtrack.pipeline.core.geometry import box_iou, crop_intersection
 from samtrack.reid.motion import mahalanobis_centres
 from samtrack.reid.tracks import Gallery, LastSeen, Tracklet
 
@@ -175,27 +175,11 @@ def view_distance(rows: Sequence[np.ndarray | None] | np.ndarray | None,
     return out
 
 
-def crop_masks(masks: np.ndarray, boxes: np.ndarray) -> list[tuple[np.ndarray, tuple[int, int]]]:
-    """Each mask cropped to its integer box: ``(patch, (x, y) origin)``."""
-    out = []
-    for m, (x1, y1, x2, y2) in zip(masks, boxes.astype(int), strict=True):
-        out.append((m[y1:y2, x1:x2], (int(x1), int(y1))))
-    return out
-
-
 def patch_iou(a: np.ndarray, a_origin: tuple[int, int], b: np.ndarray,
               b_origin: tuple[int, int]) -> float:
     """IoU of two boolean patches placed at their origins in the same image plane."""
-    ax, ay = a_origin
-    bx, by = b_origin
-    x1, y1 = max(ax, bx), max(ay, by)
-    x2 = min(ax + a.shape[1], bx + b.shape[1])
-    y2 = min(ay + a.shape[0], by + b.shape[0])
-    area_a, area_b = int(a.sum()), int(b.sum())
-    if x2 <= x1 or y2 <= y1:
-        return 0.0
-    inter = int((a[y1 - ay:y2 - ay, x1 - ax:x2 - ax] & b[y1 - by:y2 - by, x1 - bx:x2 - bx]).sum())
-    union = area_a + area_b - inter
+    inter = crop_intersection((a, a_origin), (b, b_origin))
+    union = int(a.sum()) + int(b.sum()) - inter
     return inter / union if union > 0 else 0.0
 
 

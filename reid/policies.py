@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 from samtrack.pipeline.core.frames import FrameObjects
-from samtrack.pipeline.core.geometry import box_iou
+from samtrack.pipeline.core.geometry import box_iou, crop_intersection
 from samtrack.reid.contrast import SceneContrast
 
 
@@ -47,7 +47,7 @@ class ContainmentDuplicates:
         np.fill_diagonal(overlap, False)
         if not overlap.any():
             return keep, dropped
-        masks, areas = objects.masks, objects.areas
+        crops, areas = objects.crops, objects.areas
         # NMS visits pairs best-scored first; the containment rule alone keeps storage order
         order = np.argsort(-objects.scores, kind="stable") if self.iou is not None \
             else np.arange(len(objects))
@@ -55,7 +55,7 @@ class ContainmentDuplicates:
             i, j = order[a], order[b]
             if not (keep[i] and keep[j]):
                 continue
-            inter = int((masks[i] & masks[j]).sum())
+            inter = crop_intersection(crops[i], crops[j])
             union = max(int(areas[i]) + int(areas[j]) - inter, 1)
             if self.iou is not None and inter / union >= self.iou:
                 # two detections of one object side by side: the better-scored one stays

@@ -45,7 +45,6 @@ from samtrack.reid.costs import (
     Side,
     SourceIdAgreement,
     Weighted,
-    crop_masks,
     mahalanobis_gate,
     motion_iou,
     partial_view_scale,
@@ -303,7 +302,7 @@ class ReidTracker(Tracker):
         dets = objects if keep.all() else objects[det_index]  # no copy of dense masks
         n = len(dets)
         boxes = dets.boxes
-        patches = crop_masks(dets.masks, boxes) if n else []
+        patches = dets.crops
         centroids = dets.centroids
         source_ids = dets.source_ids
         embeddings = None

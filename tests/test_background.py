@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -120,3 +121,19 @@ def test_explicit_still_camera_source_on_a_panning_clip_is_warned_about(tmp_path
                                           "quiet": True}))
     summary = json.loads((result.out_dir / "summary.json").read_text())
     assert any("camera moves" in w for w in summary["health"]["warnings"])
+
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (REAL / "zebrafish-07").is_dir(), reason="../shared/data/real is absent")
+def test_real_larvae_from_their_pixels_with_every_default(tmp_path):
+    """The headline of the real benchmark, pinned: zebrafish-07 from its pixels, count not
+    given, scored on its true points (eval.bench.real)."""
+    from samtrack.eval.bench.real import CLIPS, run_clip
+
+    clip = next(c for c in CLIPS if c.name == "zebrafish-07")
+    row = run_clip(REAL, clip, told=False, work=tmp_path)
+    assert row["source"] == "background" and row["count"] == "4 of 4"
+    assert row["idf1"] >= 0.99 and row["idsw"] == 0

@@ -61,11 +61,8 @@ def test_touching_is_finer_than_overlapping_boxes():
         a[i, i:i + 2] = True
         b[i, i + 6:i + 8] = True
     from samtrack.pipeline.core.frames import FrameObjects
-    from samtrack.reid.costs import crop_masks
-
     objects = FrameObjects.from_masks(np.stack([a, b]))
-    patches = crop_masks(objects.masks, objects.boxes)
-    assert not touching(objects.boxes, patches).any()
+    assert not touching(objects.boxes, objects.crops).any()
     b[10, 12:16] = True  # a bridge to a (columns 10-11 on that row)
     objects = FrameObjects.from_masks(np.stack([a, b]))
-    assert touching(objects.boxes, crop_masks(objects.masks, objects.boxes))[0, 1]
+    assert touching(objects.boxes, objects.crops)[0, 1]

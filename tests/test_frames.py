@@ -60,3 +60,23 @@ def test_mismatched_columns_are_rejected():
         FrameObjects.from_masks(np.zeros((2, 4, 4), bool), frame_index=0, scores=[0.5])
     with pytest.raises(ValueError, match=r"\(N, H, W\)"):
         FrameObjects.from_masks(np.zeros((4, 4), bool), frame_index=0)
+
+
+def test_masks_are_carried_cut_to_their_boxes_and_given_boxes_are_honoured():
+    import cv2
+
+    masks = np.zeros((2, 60, 80), bool)
+    cv2.circle(masks[0].view(np.uint8), (20, 30), 8, 1, -1)
+    masks[1, 5:9, 70:80] = True
+    plain = FrameObjects.from_masks(masks)
+    hinted = FrameObjects.from_masks(masks, boxes=[[10, 20, 30.5, 40], [69, 4, 80, 10]])
+    for objects in (plain, hinted):
+        np.testing.assert_array_equal(objects.boxes, [[12, 22, 29, 39], [70, 5, 80, 9]])
+        np.testing.assert_array_equal(objects.masks, masks)
+        assert [p.shape for p, _ in objects.crops] == [(17, 17), (4, 10)]
+        np.testing.assert_array_equal(objects.areas, masks.sum(axis=(1, 2)))
+    # the RLE made from the crops is the one pycocotools makes from the full frame
+    from samtrack.pipeline.core.frames import encode_rle
+
+    assert [r["counts"] for r in plain.rles] == [r["counts"] for r in encode_rle(masks)]
+    np.testing.assert_array_equal(plain.compact().masks, masks)

@@ -1,5 +1,15 @@
 """Speed benchmark (prints numbers; ``python -m samtrack.eval.bench.speed``), not a timed test.
 
+* **what a user sees**: dense boolean masks at 1280x720 and 1024x1024, 10 and 50 objects, fed
+  as a SAM2 user feeds them (``FrameObjects.from_masks`` + ``update`` with the default
+  histogram appearance and the default record), side by side with roboflow ``trackers``'
+  ByteTrack and McByte on the same frames in the same run (``sv.Detections`` with the same
+  masks and boxes; the ratios printed); and samtrack told the boxes too (``boxes=``, as a
+  supervision user holding ``sv.Detections`` can);
+* memory of online library use: RSS growth over 5000 updates without ``finalize()``
+  (``--updates``);
+* ``samtrack run`` end to end on a real clip by stage (decode, source, track, write), frames/s
+  and peak RSS (``--run VIDEO``, e.g. ``../shared/data/real/flies-2-long/video.mp4``);
 * tracker time per frame *excluding the embedding network*, at 10 and 100 objects: discs on a
   random walk, embeddings precomputed and handed over by a pass-through embedder, so only
   duplicate suppression, costs, gating, assignment and bookkeeping are timed;
@@ -67,6 +77,108 @@ def synthetic_frames(count: int, frames: int, size: tuple[int, int], radius: int
     return out
 
 
+def dense_frames(count: int, frames: int, size: tuple[int, int], radius: int, seed: int = 0):
+    """Frames of discs on a random walk: (image, dense bool masks (N, H, W), xyxy boxes)."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    grid = int(np.ceil(np.sqrt(count)))
+    pos = np.array([(x, y) for y in np.linspace(radius * 2, h - radius * 2, grid)
+                    for x in np.linspace(radius * 2, w - radius * 2, grid)][:count], float)
+    colours = rng.integers(40, 220, (count, 3))
+    out = []
+    for _ in range(frames):
+        pos += rng.normal(0, 1.5, pos.shape)
+        image = np.full((h, w, 3), (60, 120, 80), np.uint8)
+        masks = np.zeros((count, h, w), np.uint8)
+        for i, (x, y) in enumerate(pos):
+            cv2.circle(masks[i], (int(x), int(y)), radius, 1, -1)
+            cv2.circle(image, (int(x), int(y)), radius, tuple(int(c) for c in colours[i]), -1)
+        dense = masks.astype(bool)
+        boxes = np.array([(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) for ys, xs in
+                          (np.nonzero(m) for m in dense)], np.float32)
+        out.append((image, dense, boxes))
+    return out
+
+
+def versus_peers(count: int, size: tuple[int, int], frames: int = 60) -> dict[str, float]:
+    """ms/frame of samtrack (masks only, and masks + boxes) and of trackers' ByteTrack and
+    McByte on the same frames."""
+    import supervision as sv
+    import trackers
+
+    data = dense_frames(count, frames, size, radius=20)
+    out: dict[str, float] = {}
+    for name, with_boxes in (("samtrack", False), ("samtrack+boxes", True)):
+        tracker = TrackerConfig().build()
+        start = time.perf_counter()
+        for image, masks, boxes in data:
+            objects = FrameObjects.from_masks(masks, boxes=boxes if with_boxes else None)
+            tracker.update(objects, image)
+        out[name] = 1000 * (time.perf_counter() - start) / frames
+    for name, make in (("bytetrack", trackers.ByteTrackTracker),
+                       ("mcbyte", trackers.McByteTracker)):
+        peer = make()
+        start = time.perf_counter()
+        for image, masks, boxes in data:
+            detections = sv.Detections(xyxy=boxes, mask=masks,
+                                       confidence=np.full(len(boxes), 0.9, np.float32),
+                                       class_id=np.zeros(len(boxes), int))
+            peer.update(detections, image if name == "mcbyte" else None)
+        out[name] = 1000 * (time.perf_counter() - start) / frames
+    return out
+
+
+def rss_mb() -> float:
+    """Resident memory now (Linux /proc), MB."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def online_growth_mb(updates: int, count: int = 10, size=(720, 1280)) -> tuple[float, float]:
+    """RSS growth (MB) over ``updates`` library updates without ``finalize()``, measured after
+    a warm-up of 200 updates; and ms/update."""
+    rng = np.random.default_rng(3)
+    h, w = size
+    pos = rng.uniform((40, 40), (w - 40, h - 40), (count, 2))
+    image = np.full((h, w, 3), (60, 120, 80), np.uint8)
+    tracker = TrackerConfig().build()
+    masks = np.zeros((count, h, w), np.uint8)
+    before = 0.0
+    start = time.perf_counter()
+    for t in range(updates + 200):
+        if t == 200:
+            before, start = rss_mb(), time.perf_counter()
+        pos = np.clip(pos + rng.normal(0, 2, pos.shape), 40, (w - 40, h - 40))
+        masks[:] = 0
+        for i, (x, y) in enumerate(pos):
+            cv2.circle(masks[i], (int(x), int(y)), 20, 1, -1)
+        tracker.update(FrameObjects.from_masks(masks.view(bool)), image)
+    spent = time.perf_counter() - start
+    return rss_mb() - before, 1000 * spent / updates
+
+
+def run_by_stage(video: str) -> str:
+    """``samtrack run --video VIDEO`` (every default) in a child process: stages and peak RSS."""
+    import resource
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "samtrack", "run", "--video", video, "--out",
+                        f"{tmp}/run", "--quiet"], check=True, capture_output=True)
+        wall = time.perf_counter() - start
+        summary = json.loads(Path(f"{tmp}/run/summary.json").read_text())
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in summary["ms_per_frame"].items())
+    frames = summary["frames"]
+    return (f"samtrack run {video}: {frames} frames, {frames / summary['timing_s']['total']:.1f} "
+            f"frames/s in the run ({frames / wall:.1f} with start-up), ms/frame by stage: "
+            f"{stages}; peak RSS {peak:.0f} MB")
+
+
 def tracker_ms(count: int, frames: int, size, radius) -> float:
     data = synthetic_frames(count, frames, size, radius)
     tracker = TrackerConfig().build(embedder=_Precomputed(), record=False)
@@ -107,8 +219,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--viz", metavar="RUN_DIR", help="also time rendering this run")
     parser.add_argument("--offline", metavar="FRAMES", default="", help="also time offline "
                         "identity linking of 8-animal clips of these lengths, e.g. 1000,3000")
+    parser.add_argument("--updates", type=int, default=0, help="also measure RSS growth over "
+                        "this many online library updates without finalize() (e.g. 5000)")
+    parser.add_argument("--run", metavar="VIDEO", help="also time `samtrack run` on VIDEO by "
+                        "stage, with its peak RSS")
     args = parser.parse_args(argv)
     print(f"torch threads: {torch.get_num_threads()}")
+    for size in ((720, 1280), (1024, 1024)):
+        for count in (10, 50):
+            ms = versus_peers(count, size)
+            print(f"dense masks {size[1]}x{size[0]}, {count:2d} objects, appearance included: "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in ms.items()) + " ms/frame; samtrack / "
+                  f"ByteTrack {ms['samtrack'] / ms['bytetrack']:.2f} (with boxes "
+                  f"{ms['samtrack+boxes'] / ms['bytetrack']:.2f}), samtrack / McByte "
+                  f"{ms['samtrack'] / ms['mcbyte']:.2f}")
+    if args.updates:
+        grown, ms = online_growth_mb(args.updates)
+        print(f"{args.updates} online library updates (10 objects, 1280x720, no finalize): RSS "
+              f"+{grown:.1f} MB, {ms:.1f} ms/update")
+    if args.run:
+        print(run_by_stage(args.run))
     for count, size, radius in ((10, (360, 640), 14), (100, (720, 1280), 14)):
         ms = tracker_ms(count, args.frames, size, radius)
         print(f"tracker, {count:3d} objects ({size[1]}x{size[0]}): {ms:6.2f} ms/frame "

@@ -4,10 +4,12 @@ Modelled on supervision's ``Detections``: a small typed bundle of parallel array
 object) that mask sources fill, the tracker annotates with ``track_ids`` and the writers read.
 Boxes are always derived from the masks, so the two can never disagree.
 
-Masks are stored either dense (``bool`` array ``(N, H, W)``) or as COCO run-length encodings
-(pycocotools). Dense is what the stages compute with; RLE is ~50-100x smaller for typical animal
-masks, which matters when a long clip's objects are kept around (offline linking, galleries,
-visualisation). ``compact()`` switches to RLE and ``masks`` decodes on demand.
+Masks are stored as *crops* (each mask cut to its box: a boolean patch and its origin) or as
+COCO run-length encodings (pycocotools). A mask is a few thousand pixels of a megapixel frame:
+every stage works on crops (boxes, areas, centroids, overlaps, appearance, RLE), so nothing
+per frame costs in proportion to the frame's size times the objects. ``masks`` builds the
+dense ``(N, H, W)`` array only for a caller that asks (a picture). ``compact()`` keeps only RLE
+(~50-100x smaller again), for records of a whole clip.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+import cv2
 import numpy as np
 from pycocotools import mask as coco_mask
 
 RLE = dict  # pycocotools RLE: {"size": [H, W], "counts": bytes}
+Crop = tuple[np.ndarray, tuple[int, int]]  # a mask cut to its box: (bool patch, (x, y) origin)
 
 
 def boxes_from_masks(masks: np.ndarray) -> np.ndarray:
@@ -39,6 +43,50 @@ def boxes_from_masks(masks: np.ndarray) -> np.ndarray:
         if ys.size and xs.size:
             boxes[i] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
     return boxes
+
+
+def crops_from_masks(masks: np.ndarray, hint: np.ndarray | None = None,
+                     ) -> tuple[list[Crop], np.ndarray]:
+    """Dense ``(N, H, W)`` masks -> their crops (copies) and tight xyxy boxes.
+
+    ``hint``: xyxy boxes known to hold each mask (a detector's, ``sv.Detections.xyxy``): only
+    inside them is looked at, instead of every pixel of every mask."""
+    crops: list[Crop] = []
+    boxes = np.zeros((len(masks), 4), np.float32)
+    height, width = masks.shape[1:]
+    for i, mask in enumerate(masks):
+        x0 = y0 = 0
+        if hint is not None:
+            x0, y0 = max(int(np.floor(hint[i, 0])), 0), max(int(np.floor(hint[i, 1])), 0)
+            x1 = min(int(np.ceil(hint[i, 2])), width)
+            y1 = min(int(np.ceil(hint[i, 3])), height)
+            mask = mask[y0:max(y1, y0), x0:max(x1, x0)]
+        x, y, w, h = cv2.boundingRect(mask.view(np.uint8))  # non-zero pixels' box, vectorised
+        crops.append((mask[y:y + h, x:x + w].copy(), (x0 + x, y0 + y)))
+        boxes[i] = (x0 + x, y0 + y, x0 + x + w, y0 + y + h)
+    return crops, boxes
+
+
+def rle_from_pixels(pixels: np.ndarray, image_size: tuple[int, int]) -> RLE:
+    """COCO RLE of the pixels at ascending column-major flat indices ``x * H + y`` (the order
+    COCO counts runs in), without a full-frame array."""
+    h, w = image_size
+    if not len(pixels):
+        return coco_mask.frPyObjects({"counts": [h * w], "size": [h, w]}, h, w)
+    breaks = np.flatnonzero(np.diff(pixels) != 1)
+    starts = np.r_[pixels[0], pixels[breaks + 1]]
+    ends = np.r_[pixels[breaks] + 1, pixels[-1] + 1]
+    counts = np.empty(2 * len(starts) + 1, np.int64)
+    counts[0:-1:2] = starts - np.r_[0, ends[:-1]]
+    counts[1::2] = ends - starts
+    counts[-1] = h * w - ends[-1]
+    return coco_mask.frPyObjects({"counts": counts.tolist(), "size": [h, w]}, h, w)
+
+
+def rle_from_crop(crop: Crop, image_size: tuple[int, int]) -> RLE:
+    patch, (x0, y0) = crop
+    cols, rows = np.nonzero(patch.T)  # column by column, rows ascending: column-major order
+    return rle_from_pixels((cols + x0).astype(np.int64) * image_size[0] + rows + y0, image_size)
 
 
 def encode_rle(masks: np.ndarray) -> list[RLE]:
@@ -84,7 +132,7 @@ class FrameObjects:
     embeddings: np.ndarray | None = None
     frame_name: str = ""
     data: dict[str, np.ndarray] = field(default_factory=dict)
-    _dense: np.ndarray | None = field(default=None, repr=False)
+    _crops: list[Crop] | None = field(default=None, repr=False)
     _rles: list[RLE] | None = field(default=None, repr=False)
     _boxes: np.ndarray | None = field(default=None, repr=False)
 
@@ -101,12 +149,13 @@ class FrameObjects:
         embeddings: np.ndarray | None = None,
         frame_name: str = "",
         data: dict[str, np.ndarray] | None = None,
-        boxes: np.ndarray | None = None,
+        boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
     ) -> FrameObjects:
         """Build from boolean masks ``(N, H, W)``; missing per-object fields get defaults.
 
-        ``boxes``: the masks' tight xyxy boxes when the caller already knows them (a source
-        that built the masks from pixel lists), saving a pass over every mask.
+        The masks are cut to their boxes at once (see the module docstring). ``boxes``: xyxy
+        boxes that hold the masks, when the caller has them (``sv.Detections.xyxy``): the
+        masks are then looked at only inside them. A mask reaching outside its box is cut.
 
         ``frame_index`` -1 (not given): a tracker numbers such frames in the order it sees them.
         """
@@ -114,6 +163,12 @@ class FrameObjects:
         if masks.ndim != 3:
             raise ValueError(f"masks must be (N, H, W), got shape {masks.shape}")
         n = masks.shape[0]
+        hint = None
+        if boxes is not None:
+            hint = np.asarray(boxes, np.float64).reshape(-1, 4)
+            if len(hint) != n:
+                raise ValueError(f"boxes has {len(hint)} rows for {n} masks")
+        crops, found = crops_from_masks(masks.astype(bool, copy=False), hint)
         obj = cls(
             frame_index=frame_index,
             image_size=(int(masks.shape[1]), int(masks.shape[2])),
@@ -123,9 +178,8 @@ class FrameObjects:
             embeddings=embeddings,
             frame_name=frame_name,
             data=_data_columns(data, n),
-            _dense=masks.astype(bool, copy=False),
-            _boxes=None if boxes is None else _column(boxes, n * 4, 0, np.float32,
-                                                      "boxes").reshape(n, 4),
+            _crops=crops,
+            _boxes=found,
         )
         if embeddings is not None and len(embeddings) != n:
             raise ValueError(f"embeddings has {len(embeddings)} rows for {n} masks")
@@ -158,6 +212,40 @@ class FrameObjects:
         )
 
     @classmethod
+    def from_crops(
+        cls,
+        crops: Sequence[Crop],
+        image_size: tuple[int, int],
+        *,
+        frame_index: int = -1,
+        scores: np.ndarray | Sequence[float] | None = None,
+        source_ids: np.ndarray | Sequence[int] | None = None,
+        track_ids: np.ndarray | Sequence[int] | None = None,
+        frame_name: str = "",
+        data: dict[str, np.ndarray] | None = None,
+    ) -> FrameObjects:
+        """Build from masks already cut to their boxes: ``(bool patch, (x, y))`` pairs (a
+        source that finds objects as pixel regions never makes a full-frame mask)."""
+        n = len(crops)
+        tight, boxes = [], np.zeros((n, 4), np.float32)
+        for i, (patch, (x0, y0)) in enumerate(crops):
+            patch = np.asarray(patch, bool)
+            x, y, w, h = cv2.boundingRect(patch.view(np.uint8))
+            tight.append((patch[y:y + h, x:x + w], (int(x0) + x, int(y0) + y)))
+            boxes[i] = (x0 + x, y0 + y, x0 + x + w, y0 + y + h)
+        return cls(
+            frame_index=frame_index,
+            image_size=(int(image_size[0]), int(image_size[1])),
+            scores=_column(scores, n, 1.0, np.float32, "scores"),
+            source_ids=_column(source_ids, n, -1, np.int64, "source_ids"),
+            track_ids=_column(track_ids, n, -1, np.int64, "track_ids"),
+            frame_name=frame_name,
+            data=_data_columns(data, n),
+            _crops=tight,
+            _boxes=boxes,
+        )
+
+    @classmethod
     def empty(cls, image_size: tuple[int, int], *, frame_index: int, frame_name: str = ""):
         """A frame with no objects."""
         return cls.from_masks(
@@ -174,38 +262,67 @@ class FrameObjects:
         """
         if id_map.ndim != 2:
             raise ValueError(f"id map must be single-channel (H, W), got shape {id_map.shape}")
-        ids = np.unique(id_map)
-        ids = ids[ids != 0]
-        masks = id_map[None, :, :] == ids[:, None, None]
-        return cls.from_masks(
-            masks, frame_index=frame_index, source_ids=ids.astype(np.int64), frame_name=frame_name
-        )
+        h, w = id_map.shape
+        flat = id_map.ravel()
+        pixels = np.flatnonzero(flat)
+        # each id's pixels from one sort of the map, never one full-frame pass per id
+        values = flat[pixels]
+        order = np.argsort(values, kind="stable")
+        pixels, values = pixels[order], values[order]
+        ids, starts = np.unique(values, return_index=True)
+        ends = np.r_[starts[1:], len(pixels)]
+        crops = []
+        for a, b in zip(starts, ends, strict=True):
+            rows, cols = np.divmod(pixels[a:b], w)
+            y0, x0 = int(rows.min()), int(cols.min())
+            patch = np.zeros((int(rows.max()) - y0 + 1, int(cols.max()) - x0 + 1), bool)
+            patch[rows - y0, cols - x0] = True
+            crops.append((patch, (x0, y0)))
+        return cls.from_crops(crops, (h, w), frame_index=frame_index,
+                              source_ids=ids.astype(np.int64), frame_name=frame_name)
 
     # ------------------------------------------------------------------ mask storage
     @property
-    def masks(self) -> np.ndarray:
-        """Boolean ``(N, H, W)`` masks (decoded from RLE when stored compactly)."""
-        if self._dense is not None:
-            return self._dense
+    def crops(self) -> list[Crop]:
+        """Each mask cut to its box: ``(bool patch, (x, y) origin)`` (decoded from RLE when
+        stored compactly)."""
+        if self._crops is not None:
+            return self._crops
         assert self._rles is not None
-        return decode_rle(self._rles, self.image_size)
+        out = []
+        for rle, (x1, y1, x2, y2) in zip(self._rles, self.boxes.astype(int), strict=True):
+            out.append((coco_mask.decode(rle)[y1:y2, x1:x2].astype(bool), (int(x1), int(y1))))
+        return out
+
+    @property
+    def masks(self) -> np.ndarray:
+        """Boolean ``(N, H, W)`` masks, made on each call: for pictures, not for per-frame
+        work (use :attr:`crops`)."""
+        if self._crops is None:
+            assert self._rles is not None
+            return decode_rle(self._rles, self.image_size)
+        out = np.zeros((len(self), *self.image_size), bool)
+        for i, (patch, (x, y)) in enumerate(self._crops):
+            out[i, y:y + patch.shape[0], x:x + patch.shape[1]] = patch
+        return out
 
     @property
     def rles(self) -> list[RLE]:
-        """COCO RLEs of the masks (encoded on demand and cached)."""
+        """COCO RLEs of the masks (encoded from the crops on demand and cached)."""
         if self._rles is None:
-            self._rles = encode_rle(self.masks)
+            assert self._crops is not None
+            self._rles = [rle_from_crop(c, self.image_size) for c in self._crops]
         return self._rles
 
     @property
     def is_compact(self) -> bool:
-        return self._dense is None
+        return self._crops is None
 
     def compact(self) -> FrameObjects:
-        """Drop the dense masks and keep only RLE (in place; returns self for chaining)."""
+        """Keep only RLE (in place; returns self for chaining)."""
         _ = self.rles
         self._boxes = self.boxes
-        self._dense = None
+        self._crops = None
         return self
 
     # ------------------------------------------------------------------ derived columns
@@ -214,36 +331,28 @@ class FrameObjects:
 
     @property
     def boxes(self) -> np.ndarray:
-        """``(N, 4)`` float32 xyxy boxes derived from the masks."""
+        """``(N, 4)`` float32 xyxy boxes (x2/y2 exclusive) of the masks."""
         if self._boxes is None:
-            if self._dense is None and self._rles is not None:
-                # toBbox gives xywh without decoding the masks.
-                xywh = coco_mask.toBbox(self._rles) if self._rles else np.zeros((0, 4))
-                boxes = np.asarray(xywh, dtype=np.float32).reshape(-1, 4)
-                boxes[:, 2:] += boxes[:, :2]
-                self._boxes = boxes
-            else:
-                self._boxes = boxes_from_masks(self.masks)
+            # RLE only: toBbox gives xywh without decoding the masks
+            xywh = coco_mask.toBbox(self._rles) if self._rles else np.zeros((0, 4))
+            boxes = np.asarray(xywh, dtype=np.float32).reshape(-1, 4)
+            boxes[:, 2:] += boxes[:, :2]
+            self._boxes = boxes
         return self._boxes
 
     @property
     def areas(self) -> np.ndarray:
         """``(N,)`` mask areas in pixels."""
-        if self._dense is None and self._rles is not None:
+        if self._crops is None and self._rles is not None:
             return np.asarray(coco_mask.area(self._rles), dtype=np.int64).reshape(-1)
-        # inside each box only: a mask is a few thousand pixels of a megapixel frame
-        masks = self.masks
-        return np.array([int(masks[i, y1:y2, x1:x2].sum()) for i, (x1, y1, x2, y2)
-                         in enumerate(self.boxes.astype(int))], dtype=np.int64)
+        return np.array([int(np.count_nonzero(p)) for p, _ in self.crops], dtype=np.int64)
 
     @property
     def centroids(self) -> np.ndarray:
         """``(N, 2)`` mask centroids ``(x, y)``; the box centre for empty masks."""
         out = np.zeros((len(self), 2), dtype=np.float32)
-        masks = self.masks
-        for i, (x1, y1, x2, y2) in enumerate(self.boxes.astype(int)):
-            # within the box (far fewer pixels), from row and column counts (no index arrays)
-            patch = masks[i, y1:y2, x1:x2]
+        for i, (patch, (x1, y1)) in enumerate(self.crops):
+            # from row and column counts (no index arrays)
             cols = np.count_nonzero(patch, axis=0)
             total = int(cols.sum())
             if total:
@@ -268,7 +377,7 @@ class FrameObjects:
             track_ids=self.track_ids[idx],
             embeddings=None if self.embeddings is None else self.embeddings[idx],
             data={key: value[idx] for key, value in self.data.items()},
-            _dense=None if self._dense is None else self._dense[idx],
+            _crops=None if self._crops is None else [self._crops[i] for i in idx],
             _rles=None if self._rles is None else [self._rles[i] for i in idx],
             _boxes=None if self._boxes is None else self._boxes[idx],
         )
@@ -291,10 +400,11 @@ class FrameObjects:
         if len(values) and values.max() > np.iinfo(dtype).max:
             raise ValueError(f"id {values.max()} does not fit in {np.dtype(dtype).name}")
         out = np.zeros(self.image_size, dtype=dtype)
-        masks = self.masks
+        crops = self.crops
         for i in np.argsort(values, kind="stable"):
             if values[i] > 0:
-                out[masks[i]] = values[i]
+                patch, (x, y) = crops[i]
+                out[y:y + patch.shape[0], x:x + patch.shape[1]][patch] = values[i]
         return out
 
 

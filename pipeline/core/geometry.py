@@ -61,3 +61,17 @@ def rle_iou(a: list[dict], b: list[dict]) -> np.ndarray:
         return np.zeros((len(a), len(b)))
     return np.asarray(coco_mask.iou(list(a), list(b), [0] * len(b)), dtype=np.float64).reshape(
         len(a), len(b))
+
+
+def crop_intersection(a: tuple[np.ndarray, tuple[int, int]],
+                      b: tuple[np.ndarray, tuple[int, int]]) -> int:
+    """Pixels two masks share, each given cut to its box as ``(bool patch, (x, y) origin)``
+    (:attr:`FrameObjects.crops`): only the boxes' overlap is looked at."""
+    (pa, (ax, ay)), (pb, (bx, by)) = a, b
+    x1, y1 = max(ax, bx), max(ay, by)
+    x2 = min(ax + pa.shape[1], bx + pb.shape[1])
+    y2 = min(ay + pa.shape[0], by + pb.shape[0])
+    if x2 <= x1 or y2 <= y1:
+        return 0
+    return int(np.count_nonzero(pa[y1 - ay:y2 - ay, x1 - ax:x2 - ax] &
+                                pb[y1 - by:y2 - by, x1 - bx:x2 - bx]))

@@ -62,7 +62,10 @@ class AutoSource(SourceBase):
         assert isinstance(background_options, BackgroundOptions)
         background = BackgroundSource(background_options, self.context.num_objects)
         model = background.fit(video)
-        if model.camera == "moving":
+        if model.count == 0:
+            self.reason = ("the background model found no animal in the sampled frames "
+                           "(nothing moved, or everything sat still)")
+        elif model.camera == "moving":
             self.reason = "the camera moves (frames shift against each other)"
         elif model.changed_fraction > self.options.max_changed_fraction:
             self.reason = (f"the scene is not stable ({model.changed_fraction:.0%} of a typical "

@@ -63,6 +63,9 @@ CAMERA_SIZE = 256  # px: the camera check compares downscaled frames
 #: a still arena's animals change a few percent of a frame at most; a frame that differs from
 #: the background over more than this, while shifted against it, was filmed by a moving camera
 MOVING_CHANGED_FRACTION = 0.05
+#: px: the smallest region taken for an animal (4 x 4): below it, a region is sensor noise or
+#: compression speckle, and nothing could be told about its identity anyway
+MIN_ANIMAL_AREA = 16
 
 
 class RoiOptions(SourceOptions):
@@ -239,10 +242,10 @@ def find_sides(stack: np.ndarray) -> tuple[str, ...]:
     the animals' when that exceeds the clip's noise edge (lab animals: one side; an animal
     with light and dark parts, or with a shadow: both); with neither, the stronger side.
     Every other pixel in each direction is plenty for a vote of whole animals."""
-    stack = stack[:, ::2, ::2].astype(np.float32)
-    diff = stack - np.median(stack, axis=0)
+    stack = stack[:, ::2, ::2].astype(np.int16)
+    diff = stack - np.median(stack, axis=0).astype(np.int16)
     edge = 2 * _triangle(np.abs(diff[:, ::2, ::2]))
-    away = stack - np.median(stack[:, ::2, ::2], axis=(1, 2))[:, None, None]
+    away = stack - np.median(stack[:, ::2, ::2], axis=(1, 2)).astype(np.int16)[:, None, None]
     lighter = away[diff > edge]
     darker = -away[diff < -edge]
     scores = {"light": float(np.mean(lighter)) if lighter.size else 0.0,
@@ -343,7 +346,10 @@ def estimate_count(areas_by_frame: list[np.ndarray], support: float) -> tuple[in
     every = np.concatenate(areas_by_frame) if areas_by_frame else np.zeros(0)
     if not every.size:
         return 0, 0.0, 0.0
-    floor = 0.25 * float(np.median(every))
+    every = every[every >= MIN_ANIMAL_AREA]
+    if not every.size:
+        return 0, 0.0, 0.0
+    floor = max(0.25 * float(np.median(every)), MIN_ANIMAL_AREA)
     counts = np.array([int((a >= floor).sum()) for a in areas_by_frame])
     count = 0
     for n in range(int(counts.max()), 0, -1):
@@ -376,25 +382,31 @@ def build_model(stack: np.ndarray, options: BackgroundOptions,
     shifted, _shift = camera_motion(stack, background)
     roi = given_arena(options.roi, background.shape)
     roi_found = options.roi.shape
-    diffs = [contrast(g, floors, roi) for g in stack]
-    low = 2 * _triangle(np.concatenate([d[::4, ::4].ravel() for d in diffs]))
-    above = np.concatenate([d[d > low] for d in diffs])
-    high = max(_otsu(above), low) if above.size else low
-    changed = float(np.median([np.mean(np.abs(d) > low) for d in diffs]))
+    # the samples' contrasts are made again for each pass rather than held: 40 float frames
+    # of a megapixel clip are 160 MB that the allocator would keep for the rest of the run
+    def contrasts():
+        return (contrast(g, floors, roi) for g in stack)
+
+    low = 2 * _triangle(np.concatenate([d[::4, ::4].ravel() for d in contrasts()]))
+    above, changes = [], []
+    for d in contrasts():
+        above.append(d[d > low])
+        changes.append(float(np.mean(np.abs(d) > low)))
+    above_all = np.concatenate(above)
+    high = max(_otsu(above_all), low) if above_all.size else low
+    changed = float(np.median(changes))
     # a shift alone can be the animals themselves on a plain floor (phase correlation follows
     # whatever has contrast): the scene must also have changed beyond what animals cover
     camera = "moving" if shifted == "moving" and changed > MOVING_CHANGED_FRACTION else \
         "static"
     if options.roi.shape == "auto":
         fg = np.zeros(background.shape, np.uint8)
-        for d in diffs:
+        for d in contrasts():
             fg |= (d > high).astype(np.uint8)
         roi = find_arena(background, fg)
         roi_found = "well found" if roi is not None else "whole frame (no well found)"
-        if roi is not None:
-            diffs = [contrast(g, floors, roi) for g in stack]
     areas = [np.array([b.area for b in core_blobs(d, low, high, roi)], np.int64)
-             for d in diffs]
+             for d in contrasts()]
     h, w = background.shape
     areas = [a[a <= options.max_area_fraction * h * w] for a in areas]
     count, single, spread = estimate_count(areas, options.count_support)
@@ -407,7 +419,8 @@ def build_model(stack: np.ndarray, options: BackgroundOptions,
                 single = float(np.median(np.concatenate(full)))
         count = num_objects
     if single <= 0:
-        notes.append("no animal found in the sampled frames")
+        notes.append("no animal found in the sampled frames (animals that never leave their "
+                     "spot while sampled are learnt into the background)")
     return BackgroundModel(floors=floors, low=low, high=high, roi=roi,
                            roi_found=roi_found, single_area=single, area_spread=spread,
                            count=count, count_estimated=estimated, camera=camera,
@@ -542,7 +555,8 @@ class BackgroundSource(SourceBase):
         diff = contrast(grey, model.floors, model.roi)
         o = self.options
         blobs = core_blobs(diff, model.low, model.high, model.roi,
-                           min_area=o.min_area_fraction * model.single_area)
+                           min_area=max(o.min_area_fraction * model.single_area,
+                                        MIN_ANIMAL_AREA))
         h, w = grey.shape
         blobs = [b for b in blobs if b.area <= o.max_area_fraction * h * w]
         areas = np.array([b.area for b in blobs], np.int64)
@@ -567,16 +581,17 @@ class BackgroundSource(SourceBase):
             for floor in model.floors.values():
                 cv2.accumulateWeighted(grey.astype(np.float32), floor, o.drift_rate,
                                        mask=still)
-        masks = np.zeros((len(pieces), h, w), bool)
-        boxes = np.zeros((len(pieces), 4), np.float32)
+        crops = []
         centroids = np.zeros((len(pieces), 2))
         for i, (ys, xs, _, _) in enumerate(pieces):
-            masks[i, ys, xs] = True
-            boxes[i] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+            x0, y0 = int(xs.min()), int(ys.min())
+            patch = np.zeros((int(ys.max()) - y0 + 1, int(xs.max()) - x0 + 1), bool)
+            patch[ys - y0, xs - x0] = True
+            crops.append((patch, (x0, y0)))
             centroids[i] = (xs.mean(), ys.mean())
         self._remember(pieces, centroids)
-        return FrameObjects.from_masks(
-            masks, frame_index=frame.index, frame_name=frame.name, boxes=boxes,
+        return FrameObjects.from_crops(
+            crops, (h, w), frame_index=frame.index, frame_name=frame.name,
             data={"merged": np.array([p[3] for p in pieces], bool)})
 
     def _remember(self, pieces, centroids: np.ndarray) -> None:

@@ -141,7 +141,7 @@ def mask_crops(image: np.ndarray, objects: FrameObjects, *, pad: float = 0.1,
     blanked to mid-grey (``blank``), blurred (``blur``) or kept (``keep``)."""
     h, w = image.shape[:2]
     crops = []
-    masks = objects.masks
+    patches = objects.crops
     for i, (x1, y1, x2, y2) in enumerate(objects.boxes):
         bw, bh = x2 - x1, y2 - y1
         px, py = pad * bw, pad * bh
@@ -151,7 +151,9 @@ def mask_crops(image: np.ndarray, objects: FrameObjects, *, pad: float = 0.1,
             crops.append(np.full((8, 8, 3), 128, np.uint8))
             continue
         crop = image[b:d, a:c].copy()
-        m = masks[i, b:d, a:c]
+        m = np.zeros((d - b, c - a), bool)  # the mask inside the padded window
+        patch, (mx, my) = patches[i]
+        m[my - b:my - b + patch.shape[0], mx - a:mx - a + patch.shape[1]] = patch
         if background == "blank":
             crop[~m] = 128
         elif background == "blur":
@@ -166,9 +168,9 @@ def aligned_crops(image: np.ndarray, objects: FrameObjects, *, pad: float = 0.1,
     """Crops rotated so each mask's major axis is horizontal, heavier end to the right; outside
     the mask blanked to mid-grey (or blurred)."""
     crops = []
-    masks = objects.masks
-    for i in range(len(objects)):
-        ys, xs = np.nonzero(masks[i])
+    for patch, (x0, y0) in objects.crops:
+        ys, xs = np.nonzero(patch)
+        ys, xs = ys + y0, xs + x0
         if xs.size < 3:
             crops.append(np.full((8, 8, 3), 128, np.uint8))
             continue
@@ -187,7 +189,10 @@ def aligned_crops(image: np.ndarray, objects: FrameObjects, *, pad: float = 0.1,
         size = (max(int(length), 4), max(int(width), 4))
         crop = cv2.warpAffine(image, rot, size, flags=cv2.INTER_LINEAR,
                               borderValue=(128, 128, 128))
-        inside = cv2.warpAffine(masks[i].astype(np.uint8), rot, size,
+        # the patch sits at its origin: shift the transform by it instead of a full frame
+        at_origin = rot.copy()
+        at_origin[:, 2] += rot[:, :2] @ np.array([x0, y0], np.float64)
+        inside = cv2.warpAffine(patch.astype(np.uint8), at_origin, size,
                                 flags=cv2.INTER_NEAREST).astype(bool)
         if background == "blur":
             blurred = cv2.GaussianBlur(crop, (0, 0), 5)

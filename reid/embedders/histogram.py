@@ -27,26 +27,30 @@ class HistogramEmbedder:
     def embed(self, image: np.ndarray, objects: FrameObjects) -> np.ndarray:
         if len(objects) == 0:
             return np.zeros((0, self.dim), np.float32)
-        hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
         out = np.zeros((len(objects), self.dim), np.float32)
-        masks = objects.masks
         hb, sb, vb = self.bins
-        for i, (x1, y1, x2, y2) in enumerate(objects.boxes.astype(int)):
-            if x2 <= x1 or y2 <= y1:
+        for i, (mask, (x1, y1)) in enumerate(objects.crops):
+            if not mask.size:
                 continue
-            patch = hsv[y1:y2, x1:x2]
-            m = masks[i, y1:y2, x1:x2].astype(np.uint8)
+            # colour-convert each object's box only: a few objects in a large frame
+            patch = cv2.cvtColor(image[y1:y1 + mask.shape[0], x1:x1 + mask.shape[1]],
+                                 cv2.COLOR_BGR2HSV)
+            m = mask.astype(np.uint8)
             hs = cv2.calcHist([patch], [0, 1], m, [hb, sb], [0, 180, 0, 256]).ravel()
             v = cv2.calcHist([patch], [2], m, [vb], [0, 256]).ravel()
             total = max(float(m.sum()), 1.0)
             # square root (Hellinger) so that cosine distance behaves like Bhattacharyya
             colour = np.sqrt(np.concatenate([hs, v]) / total) / np.sqrt(2.0)
-            ys, xs = np.nonzero(m)
             elong = 0.0
-            if xs.size > 2:
-                cov = np.cov(np.stack([xs, ys]).astype(np.float32))
-                ev = np.linalg.eigvalsh(cov)
-                elong = float(np.sqrt(max(ev[0], 1e-6) / max(ev[1], 1e-6)))
+            if total > 2:
+                # the pixel covariance's eigenvalues from the central moments (as np.cov with
+                # its n - 1 normalisation, so the value is the same)
+                mo = cv2.moments(m, binaryImage=True)
+                scale = 1.0 / (total - 1)
+                a, b, c = mo["mu20"] * scale, mo["mu11"] * scale, mo["mu02"] * scale
+                root = np.sqrt(((a - c) / 2) ** 2 + b * b)
+                small, large = (a + c) / 2 - root, (a + c) / 2 + root
+                elong = float(np.sqrt(max(small, 1e-6) / max(large, 1e-6)))
             shape = np.array([np.log1p(total) / 10.0, elong], np.float32) * self.shape_weight
             out[i] = np.concatenate([colour, shape])
         return l2_normalize(out)

@@ -8,9 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from samtrack.pipeline.core.device import resolve_device
 from samtrack.pipeline.core.errors import ConfigError, InputError
 from samtrack.pipeline.core.frames import FrameObjects
-from samtrack.pipeline.core.device import resolve_device
 from samtrack.reid.embedders.base import (
     EmbedderSettings,
     aligned_crops,
@@ -140,14 +140,15 @@ def _strip_classifier(model) -> int:
 
 
 def _mobilenet(argument: str | None, s: EmbedderSettings) -> MobileNetV2Embedder:
-    return MobileNetV2Embedder(input_size=s.input_size, device=resolve_device(s.device), background=s.background,
-                               align=s.align, flip_average=s.flip_average)
+    return MobileNetV2Embedder(input_size=s.input_size, device=resolve_device(s.device),
+                               background=s.background, align=s.align,
+                               flip_average=s.flip_average)
 
 
 def _torchvision(argument: str | None, s: EmbedderSettings) -> TorchvisionEmbedder:
     assert argument is not None  # the registry checks the form name:<arch>
-    return TorchvisionEmbedder(argument, s.weights, s.input_size, resolve_device(s.device), s.background,
-                               align=s.align, flip_average=s.flip_average)
+    return TorchvisionEmbedder(argument, s.weights, s.input_size, resolve_device(s.device),
+                               s.background, align=s.align, flip_average=s.flip_average)
 
 
 register_embedder("mobilenet_v2", _mobilenet)

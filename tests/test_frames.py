@@ -80,3 +80,14 @@ def test_masks_are_carried_cut_to_their_boxes_and_given_boxes_are_honoured():
 
     assert [r["counts"] for r in plain.rles] == [r["counts"] for r in encode_rle(masks)]
     np.testing.assert_array_equal(plain.compact().masks, masks)
+
+
+def test_id_map_with_no_object_and_with_several():
+    empty = FrameObjects.from_id_map(np.zeros((5, 6), np.uint16), frame_index=3)
+    assert len(empty) == 0 and empty.masks.shape == (0, 5, 6)
+    id_map = np.zeros((5, 6), np.uint16)
+    id_map[1:3, 1:3] = 7
+    id_map[4, 5] = 2
+    objects = FrameObjects.from_id_map(id_map, frame_index=0)
+    assert objects.source_ids.tolist() == [2, 7]
+    np.testing.assert_array_equal(objects.to_id_map("source"), id_map)

@@ -265,6 +265,8 @@ class FrameObjects:
         h, w = id_map.shape
         flat = id_map.ravel()
         pixels = np.flatnonzero(flat)
+        if not len(pixels):
+            return cls.empty((h, w), frame_index=frame_index, frame_name=frame_name)
         # each id's pixels from one sort of the map, never one full-frame pass per id
         values = flat[pixels]
         order = np.argsort(values, kind="stable")

@@ -428,6 +428,8 @@ class ReidTracker(Tracker):
         self.frames_seen += 1
         self.timing["embed"] += embed_time
         self.timing["associate"] += time.perf_counter() - t_start - embed_time
+        if self.record:
+            _ = objects.rles  # made once: the record and the caller's writers share them
         result = objects.with_track_ids(out_ids)
         if self.record:
             # RLE only: a long clip's masks would not fit in memory densely

@@ -91,3 +91,13 @@ def test_id_map_with_no_object_and_with_several():
     objects = FrameObjects.from_id_map(id_map, frame_index=0)
     assert objects.source_ids.tolist() == [2, 7]
     np.testing.assert_array_equal(objects.to_id_map("source"), id_map)
+
+
+def test_objects_at_a_pixel():
+    masks = np.zeros((2, 10, 10), bool)
+    masks[0, 2:5, 2:5] = True
+    masks[1, 4:8, 4:8] = True
+    objects = FrameObjects.from_masks(masks)
+    assert objects.at(4, 4).tolist() == [0, 1]
+    assert objects.at(2, 2).tolist() == [0]
+    assert objects.at(9, 9).tolist() == []

@@ -366,6 +366,15 @@ class FrameObjects:
                 out[i] = ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
         return out
 
+    def at(self, x: int, y: int) -> np.ndarray:
+        """Indices of the objects whose mask covers pixel ``(x, y)``."""
+        hits = []
+        for i, (patch, (px, py)) in enumerate(self.crops):
+            if px <= x < px + patch.shape[1] and py <= y < py + patch.shape[0] and \
+                    patch[y - py, x - px]:
+                hits.append(i)
+        return np.array(hits, np.int64)
+
     # ------------------------------------------------------------------ selection
     def __getitem__(self, index: int | slice | np.ndarray | Sequence[int]) -> FrameObjects:
         """Subset of objects by integer index, slice, index array or boolean array."""

@@ -260,16 +260,20 @@ class LiveSession:
         last = self._last
         assert last is not None
         steps = frame.index - last.frame_index
-        masks = last.masks
         h, w = last.image_size
-        moved = np.zeros_like(masks)
-        for i in range(len(last)):
+        crops, keep = [], np.zeros(len(last), bool)
+        for i, (patch, (x, y)) in enumerate(last.crops):
             vx, vy = self._velocity(int(last.track_ids[i]))
-            shift = np.float32([[1, 0, vx * steps], [0, 1, vy * steps]])
-            moved[i] = cv2.warpAffine(masks[i].astype(np.uint8), shift, (w, h),
-                                      flags=cv2.INTER_NEAREST).astype(bool)
-        keep = moved.any(axis=(1, 2))
-        return FrameObjects.from_masks(moved[keep], frame_index=frame.index,
+            nx, ny = x + round(vx * steps), y + round(vy * steps)  # moved, then cut to the frame
+            x1, y1 = max(nx, 0), max(ny, 0)
+            x2, y2 = min(nx + patch.shape[1], w), min(ny + patch.shape[0], h)
+            if x2 <= x1 or y2 <= y1:
+                continue
+            moved = patch[y1 - ny:y2 - ny, x1 - nx:x2 - nx]
+            if moved.any():
+                crops.append((moved, (x1, y1)))
+                keep[i] = True
+        return FrameObjects.from_crops(crops, (h, w), frame_index=frame.index,
                                        frame_name=frame.name, scores=last.scores[keep],
                                        source_ids=last.source_ids[keep])
 
@@ -392,7 +396,7 @@ class LiveSession:
         xi, yi = round(x), round(y)
         if not (0 <= xi < w and 0 <= yi < h):
             raise RequestError(f"point ({x}, {y}) is outside the {w}x{h} frame", 422)
-        hits = np.flatnonzero(shown.objects.masks[:, yi, xi])
+        hits = shown.objects.at(xi, yi)
         if not len(hits):
             raise RequestError(f"frame {frame}: no object at ({x:.0f}, {y:.0f})")
         i = int(hits[0])

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import logging
+import secrets
 import sys
 import threading
 import traceback
@@ -30,6 +31,7 @@ from samtrack.pipeline.core.configbase import format_error
 from samtrack.pipeline.core.errors import UserError
 from samtrack.pipeline.demo import format_metrics
 from samtrack.pipeline.demo import main as demo_main
+from samtrack.pipeline.live.guard import KEEP_ALIVE, MAX_CONNECTIONS, is_loopback
 from samtrack.pipeline.live.server import check_port, create_app
 from samtrack.pipeline.live.session import LiveSession
 from samtrack.pipeline.live.stream import LiveStream, silence_opencv
@@ -341,8 +343,11 @@ def _cmd_live(args: argparse.Namespace) -> int:
                         max_pixels=config.video.max_pixels)
     out = Path(config.output.dir) if config.output.dir else default_run_dir(stream.name)
     session = LiveSession(config, stream, out, paused=args.paused)
-    server = uvicorn.Server(uvicorn.Config(create_app(session), host=args.host,
-                                           port=args.port, log_level="warning"))
+    # beyond this machine, a per-session token guards the page and API (as Jupyter's)
+    token = None if is_loopback(args.host) else secrets.token_urlsafe(16)
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(session, bound=args.host, token=token), host=args.host, port=args.port,
+        log_level="warning", limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=KEEP_ALIVE))
     if args.exit_at_end:
         def stop_at_end() -> None:
             session.done.wait()
@@ -350,8 +355,11 @@ def _cmd_live(args: argparse.Namespace) -> int:
 
         threading.Thread(target=stop_at_end, daemon=True).start()
     session.start()
-    print(f"samtrack live: http://{args.host}:{args.port}/ (run folder {out}; Ctrl-C stops)",
-          flush=True)
+    if token is not None:
+        print(f"samtrack live: warning: --host {args.host} listens beyond this machine: "
+              "anyone who can reach it and has the token below can steer this run", flush=True)
+    url = f"http://{args.host}:{args.port}/" + (f"?token={token}" if token else "")
+    print(f"samtrack live: {url} (run folder {out}; Ctrl-C stops)", flush=True)
     # uvicorn returns on Ctrl-C or SIGTERM after a graceful shutdown, then re-raises the
     # signal: here stopping is the normal end of a live run
     with contextlib.suppress(KeyboardInterrupt):

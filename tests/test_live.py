@@ -60,7 +60,7 @@ def _gt_ids(run: Path, frame: int) -> dict[int, int]:
 def test_api_prompt_name_correct_tracks(small_scene, tmp_path):
     out = tmp_path / "live"
     session = _session(small_scene, out, paused=True)
-    client = TestClient(create_app(session))
+    client = TestClient(create_app(session), base_url="http://127.0.0.1")
     session.start()
     try:
         assert client.get("/status").json()["paused"] is True
@@ -300,7 +300,7 @@ def test_a_click_prompts_sam2_and_selects_the_new_object(tmp_path, small_scene):
     session = LiveSession(load_config(None, {"quiet": True}),
                           LiveStream(str(small_scene / "img1")), tmp_path / "live",
                           source=source, paused=True)
-    client = TestClient(create_app(session))
+    client = TestClient(create_app(session), base_url="http://127.0.0.1")
     session.start()
     try:
         assert source.options.window == 1  # live: no frame waits for later ones

@@ -18,7 +18,9 @@ usable from a script:
 ``POST /pause``, ``/resume``
 =========================  ============================================================
 
-A request the session cannot carry out is a 4xx with ``{"detail": message}``.
+A request the session cannot carry out is a 4xx with ``{"detail": message}``. What keeps the
+page safe from other web pages (Host, Origin, the token beyond loopback, body limits) is
+:mod:`pipeline.live.guard`, wrapped around the app by :func:`create_app`.
 """
 
 from __future__ import annotations
@@ -29,18 +31,21 @@ import time
 from importlib import resources
 from typing import Literal
 
-from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from samtrack.pipeline.core.errors import UserError
+from samtrack.pipeline.live.guard import Guard, token_cookie_header
 from samtrack.pipeline.live.session import LiveSession, RequestError
 
 STATIC = resources.files("samtrack.pipeline.live") / "static"
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN or infinite coordinates are no place on a frame: 422, not a traceback
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Point(_Body):
@@ -80,8 +85,19 @@ def check_port(host: str, port: int) -> None:
                             f"({exc.strerror or exc})") from None
 
 
-def create_app(session: LiveSession) -> FastAPI:
-    app = FastAPI(title="samtrack live", docs_url="/api", redoc_url=None)
+def create_app(session: LiveSession, *, bound: str = "127.0.0.1",
+               token: str | None = None) -> Guard:
+    """The page and API of ``session``, behind the guard (:mod:`pipeline.live.guard`):
+    ``bound`` is the address the server listens on; beyond loopback ``token`` is required."""
+    # no interactive docs: Swagger UI would load its assets from a CDN
+    app = FastAPI(title="samtrack live", docs_url=None, redoc_url=None)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # one line per problem, without echoing what was sent
+        problems = ["/".join(str(p) for p in e.get("loc", ()) if p != "body") + ": " +
+                    str(e.get("msg", "invalid")) for e in exc.errors()]
+        return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
 
     def carry_out(call):
         try:
@@ -90,8 +106,12 @@ def create_app(session: LiveSession) -> FastAPI:
             raise HTTPException(exc.status, str(exc)) from None
 
     @app.get("/", response_class=HTMLResponse)
-    def page() -> str:
-        return (STATIC / "index.html").read_text()
+    def page() -> Response:
+        response = HTMLResponse((STATIC / "index.html").read_text())
+        if token is not None:  # the guard let it through: the URL carried the token
+            key, value = token_cookie_header(token)
+            response.headers.append(key, value)
+        return response
 
     @app.get("/app.js")
     def script() -> Response:
@@ -181,4 +201,4 @@ def create_app(session: LiveSession) -> FastAPI:
             if "close" not in type(exc).__name__.lower():
                 raise
 
-    return app
+    return Guard(app, bound=bound, token=token)

@@ -69,8 +69,17 @@ function show(msg) {
   if (!msg.jpeg) return;
   current = msg;
   img.src = "data:image/jpeg;base64," + msg.jpeg;
-  const rows = msg.objects.map(o => `<tr><td>${o.id}</td><td>${o.name ?? ""}</td><td>${o.box.map(v => v.toFixed(0)).join(", ")}</td></tr>`);
-  document.querySelector("#objects tbody").innerHTML = rows.join("");
+  // every value goes in as text, never as HTML: a name is whatever a client sent
+  const body = document.querySelector("#objects tbody");
+  body.replaceChildren(...msg.objects.map(o => {
+    const row = document.createElement("tr");
+    for (const value of [o.id, o.name ?? "", o.box.map(v => v.toFixed(0)).join(", ")]) {
+      const cell = document.createElement("td");
+      cell.textContent = String(value);
+      row.appendChild(cell);
+    }
+    return row;
+  }));
 }
 
 function connect() {

@@ -52,33 +52,10 @@ class _Precomputed:
         return objects.embeddings
 
 
-def synthetic_frames(count: int, frames: int, size: tuple[int, int], radius: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    h, w = size
-    grid = int(np.ceil(np.sqrt(count)))
-    xs = np.linspace(radius * 2, w - radius * 2, grid)
-    ys = np.linspace(radius * 2, h - radius * 2, grid)
-    pos = np.array([(x, y) for y in ys for x in xs][:count], float)
-    colours = rng.integers(40, 220, (count, 3))
-    vectors = l2_normalize(rng.normal(size=(count, 64)))
-    out = []
-    for t in range(frames):
-        pos += rng.normal(0, 1.0, pos.shape)
-        image = np.full((h, w, 3), (60, 120, 80), np.uint8)
-        masks = np.zeros((count, h, w), np.uint8)
-        for i, (x, y) in enumerate(pos):
-            cv2.circle(masks[i], (int(x), int(y)), radius, 1, -1)
-            cv2.circle(image, (int(x), int(y)), radius, tuple(int(c) for c in colours[i]), -1)
-        emb = l2_normalize(vectors + rng.normal(0, 0.02, vectors.shape))
-        objects = FrameObjects.from_masks(masks.astype(bool), frame_index=t,
-                                          source_ids=np.arange(1, count + 1), embeddings=emb)
-        _ = objects.boxes  # the container's own work (a source builds it), not the tracker's
-        out.append((image, objects))
-    return out
-
-
-def dense_frames(count: int, frames: int, size: tuple[int, int], radius: int, seed: int = 0):
-    """Frames of discs on a random walk: (image, dense bool masks (N, H, W), xyxy boxes)."""
+def dense_frames(count: int, frames: int, size: tuple[int, int], radius: int, seed: int = 0,
+                 step: float = 1.5):
+    """Frames of discs on a random walk (``step`` px per frame): (image, dense bool masks
+    (N, H, W), xyxy boxes)."""
     rng = np.random.default_rng(seed)
     h, w = size
     grid = int(np.ceil(np.sqrt(count)))
@@ -87,7 +64,7 @@ def dense_frames(count: int, frames: int, size: tuple[int, int], radius: int, se
     colours = rng.integers(40, 220, (count, 3))
     out = []
     for _ in range(frames):
-        pos += rng.normal(0, 1.5, pos.shape)
+        pos += rng.normal(0, step, pos.shape)
         image = np.full((h, w, 3), (60, 120, 80), np.uint8)
         masks = np.zeros((count, h, w), np.uint8)
         for i, (x, y) in enumerate(pos):
@@ -97,6 +74,20 @@ def dense_frames(count: int, frames: int, size: tuple[int, int], radius: int, se
         boxes = np.array([(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) for ys, xs in
                           (np.nonzero(m) for m in dense)], np.float32)
         out.append((image, dense, boxes))
+    return out
+
+
+def synthetic_frames(count: int, frames: int, size: tuple[int, int], radius: int, seed: int = 0):
+    """:func:`dense_frames` as tracker input, with a look-alike embedding per object."""
+    rng = np.random.default_rng(seed)
+    vectors = l2_normalize(rng.normal(size=(count, 64)))
+    out = []
+    for t, (image, masks, _) in enumerate(dense_frames(count, frames, size, radius, seed,
+                                                       step=1.0)):
+        emb = l2_normalize(vectors + rng.normal(0, 0.02, vectors.shape))
+        objects = FrameObjects.from_masks(masks, frame_index=t,
+                                          source_ids=np.arange(1, count + 1), embeddings=emb)
+        out.append((image, objects))
     return out
 
 

@@ -169,18 +169,9 @@ class FrameObjects:
             if len(hint) != n:
                 raise ValueError(f"boxes has {len(hint)} rows for {n} masks")
         crops, found = crops_from_masks(masks.astype(bool, copy=False), hint)
-        obj = cls(
-            frame_index=frame_index,
-            image_size=(int(masks.shape[1]), int(masks.shape[2])),
-            scores=_column(scores, n, 1.0, np.float32, "scores"),
-            source_ids=_column(source_ids, n, -1, np.int64, "source_ids"),
-            track_ids=_column(track_ids, n, -1, np.int64, "track_ids"),
-            embeddings=embeddings,
-            frame_name=frame_name,
-            data=_data_columns(data, n),
-            _crops=crops,
-            _boxes=found,
-        )
+        obj = cls._with_columns(n, (masks.shape[1], masks.shape[2]), frame_index, scores,
+                                source_ids, track_ids, frame_name, data, embeddings=embeddings,
+                                _crops=crops, _boxes=found)
         if embeddings is not None and len(embeddings) != n:
             raise ValueError(f"embeddings has {len(embeddings)} rows for {n} masks")
         return obj
@@ -199,17 +190,8 @@ class FrameObjects:
         data: dict[str, np.ndarray] | None = None,
     ) -> FrameObjects:
         """Build from COCO RLEs without decoding them."""
-        n = len(rles)
-        return cls(
-            frame_index=frame_index,
-            image_size=(int(image_size[0]), int(image_size[1])),
-            scores=_column(scores, n, 1.0, np.float32, "scores"),
-            source_ids=_column(source_ids, n, -1, np.int64, "source_ids"),
-            track_ids=_column(track_ids, n, -1, np.int64, "track_ids"),
-            frame_name=frame_name,
-            data=_data_columns(data, n),
-            _rles=list(rles),
-        )
+        return cls._with_columns(len(rles), image_size, frame_index, scores, source_ids,
+                                 track_ids, frame_name, data, _rles=list(rles))
 
     @classmethod
     def from_crops(
@@ -233,6 +215,13 @@ class FrameObjects:
             x, y, w, h = cv2.boundingRect(patch.view(np.uint8))
             tight.append((patch[y:y + h, x:x + w], (int(x0) + x, int(y0) + y)))
             boxes[i] = (x0 + x, y0 + y, x0 + x + w, y0 + y + h)
+        return cls._with_columns(n, image_size, frame_index, scores, source_ids, track_ids,
+                                 frame_name, data, _crops=tight, _boxes=boxes)
+
+    @classmethod
+    def _with_columns(cls, n: int, image_size: tuple[int, int], frame_index: int, scores,
+                      source_ids, track_ids, frame_name: str, data, **storage) -> FrameObjects:
+        """The per-object columns, defaulted and checked, around masks in ``storage``."""
         return cls(
             frame_index=frame_index,
             image_size=(int(image_size[0]), int(image_size[1])),
@@ -241,8 +230,7 @@ class FrameObjects:
             track_ids=_column(track_ids, n, -1, np.int64, "track_ids"),
             frame_name=frame_name,
             data=_data_columns(data, n),
-            _crops=tight,
-            _boxes=boxes,
+            **storage,
         )
 
     @classmethod

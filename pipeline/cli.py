@@ -70,9 +70,10 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="YAML", help="run config file (see configs/)")
     p.add_argument("--video", metavar="PATH", help="video file (mp4/avi/mov) or folder of "
                    "jpg/png frames (overrides video.path)")
-    p.add_argument("--source", metavar="NAME", help="mask source: motion (background "
-                   "subtraction, default), masks (precomputed), sam2-video (SAM2 masklets) or "
-                   "sam2-auto (SAM2 automatic masks per frame) (overrides source.name)")
+    p.add_argument("--source", metavar="NAME", help="mask source: auto (default: background "
+                   "for a still camera, else motion), background (lab arenas), motion "
+                   "(background subtraction), masks (precomputed), sam2-video (SAM2 masklets) "
+                   "or sam2-auto (SAM2 automatic masks per frame) (overrides source.name)")
     p.add_argument("--masks", metavar="PATH", help="precomputed masks: PNG ID-map folder, MOTS "
                    "or MOTChallenge txt; selects the 'masks' source")
     p.add_argument("--model", metavar="NAME", help="SAM2 sources: sam2.1_hiera_t/s/b+/l "
@@ -85,6 +86,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", default=None,
                    help="replace an existing run folder (only once the new run has finished)")
     p.add_argument("--max-frames", type=int, metavar="N", help="process only the first N frames")
+    p.add_argument("--num-identities", type=int, metavar="K", help="exactly K individuals "
+                   "(overrides tracker.num_identities)")
+    p.add_argument("--offline", action="store_true", default=None, help="re-link identities "
+                   "over the whole clip at the end (tracker.mode: offline)")
+    p.add_argument("--viz", action="store_true", default=None, help="render viz/ (trails, "
+                   "timeline, gallery) at the end (viz.render: true)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (model-based sources)")
     p.add_argument("--quiet", action="store_true", default=None,
                    help="no progress bar; only warnings, errors and the final summary line")
@@ -248,6 +255,12 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
         o["output.overwrite"] = True
     if args.max_frames is not None:
         o["video.max_frames"] = args.max_frames
+    if args.num_identities is not None:
+        o["tracker.num_identities"] = args.num_identities
+    if args.offline:
+        o["tracker.mode"] = "offline"
+    if args.viz:
+        o["viz.render"] = True
     if args.device is not None:
         o["device"] = args.device
     if args.quiet:

@@ -28,6 +28,8 @@ def test_help_lists_commands_and_options(capsys):
     (["run", "--config", "/no/such.yaml"], "/no/such.yaml: no such config file"),
     (["run", "--video", ".", "--source", "warp"], "source.name: unknown source 'warp'"),
     (["run", "--video", ".", "--device", "tpu"], "device: expected auto"),
+    (["run", "--video", ".", "--num-identities", "0"], "tracker.num_identities: input should "
+     "be greater than or equal to 1"),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, args, message):
     assert main(args) == 2
@@ -76,3 +78,15 @@ def test_eval_bad_file_exit_2(tmp_path, capsys):
     assert main(["eval", "--gt", str(tmp_path / "bad.txt"), "--pred",
                  str(tmp_path / "bad.txt")]) == 2
     assert "bad.txt:1: expected at least 6 columns" in capsys.readouterr().err
+
+
+def test_identities_offline_and_viz_from_the_command_line(small_scene, tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "--video", str(small_scene / "img1"), "--masks",
+                 str(small_scene / "gt" / "masks"), "--out", str(out), "--quiet",
+                 "--num-identities", "3", "--offline", "--viz"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == "offline"
+    assert summary["identities"]["num_identities"] == 3
+    assert summary["identities"]["num_identities_estimated"] is False
+    assert (out / "viz" / "timeline.png").is_file()

@@ -299,7 +299,7 @@ class ReidTracker(Tracker):
         out_ids = np.full(len(objects), -1, np.int64)
         keep = self._suppress_duplicates(objects, frame) & (objects.scores >= c.low_score)
         det_index = np.flatnonzero(keep)
-        dets = objects if keep.all() else objects[det_index]  # no copy of dense masks
+        dets = objects if keep.all() else objects[det_index]  # no copy of the masks
         n = len(dets)
         boxes = dets.boxes
         patches = dets.crops
@@ -429,11 +429,11 @@ class ReidTracker(Tracker):
         self.timing["embed"] += embed_time
         self.timing["associate"] += time.perf_counter() - t_start - embed_time
         if self.record:
-            _ = objects.rles  # made once: the record and the caller's writers share them
-        result = objects.with_track_ids(out_ids)
-        if self.record:
-            # RLE only: a long clip's masks would not fit in memory densely
+            # RLE only (a long clip's masks would not fit otherwise), made once: the caller's
+            # copy below shares it with the record, so its writers reuse it
+            _ = objects.rles
             self.frames.append(objects.with_track_ids(out_ids).compact())
+        result = objects.with_track_ids(out_ids)
         if embeddings is not None:
             full = np.zeros((len(objects), embeddings.shape[1]), np.float32)
             full[det_index] = embeddings

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from reid_helpers import RED, frame
 
+from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.reid.config import TrackerConfig
 from samtrack.reid.tracker import ReidTracker, touching
 
@@ -60,9 +61,33 @@ def test_touching_is_finer_than_overlapping_boxes():
     for i in range(30):
         a[i, i:i + 2] = True
         b[i, i + 6:i + 8] = True
-    from samtrack.pipeline.core.frames import FrameObjects
     objects = FrameObjects.from_masks(np.stack([a, b]))
     assert not touching(objects.boxes, objects.crops).any()
     b[10, 12:16] = True  # a bridge to a (columns 10-11 on that row)
     objects = FrameObjects.from_masks(np.stack([a, b]))
     assert touching(objects.boxes, objects.crops)[0, 1]
+
+
+def _burst_ids(**options) -> list[int]:
+    """Two look-alike bars; one rests, then darts sideways 12 px in one frame: clear of its old
+    mask and of the constant-velocity gate, but within half its box diagonal (a larva's burst),
+    then rests again. Returns the darting bar's ids."""
+    tracker = ReidTracker(TrackerConfig(num_identities=2, **options))
+    ids = []
+    for t in range(12):
+        y = 40 if t < 6 else 52
+        image = np.zeros((120, 200, 3), np.uint8)
+        masks = np.zeros((2, 120, 200), bool)
+        for k, (x0, y0) in enumerate(((40, y), (120, 40))):
+            masks[k, y0:y0 + 6, x0:x0 + 40] = True
+            image[masks[k]] = RED
+        tracked = tracker.update(FrameObjects.from_masks(masks, frame_index=t), image)
+        ids.append(int(tracked.track_ids[0]))
+    return ids
+
+
+def test_reach_continues_an_object_that_darts_out_of_its_motion_gate():
+    kept = _burst_ids()  # reach 0.5, the default
+    assert kept == [kept[0]] * 12
+    lost = _burst_ids(reach=0.0)
+    assert lost[5] == kept[0] and lost[6] != kept[0]  # a frame or more without its identity

@@ -40,6 +40,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import cv2
@@ -325,6 +326,8 @@ def given_arena(roi: RoiOptions, size: tuple[int, int]) -> np.ndarray | None:
         cv2.fillPoly(out, [np.round(np.asarray(roi.polygon)).astype(np.int32)], 1)
     else:
         assert roi.mask is not None
+        if not Path(roi.mask).is_file():
+            raise InputError(f"{roi.mask}: no such file (source.background.roi.mask)")
         image = cv2.imread(roi.mask, cv2.IMREAD_GRAYSCALE)
         if image is None:
             raise InputError(f"{roi.mask}: cannot read as an image (source.background.roi.mask)")

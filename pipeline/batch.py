@@ -131,8 +131,19 @@ def _read_manifest(path: Path, gt_root: Path | None) -> list[Clip]:
         if "source.masks.path" in overrides:
             overrides["source.name"] = "masks"
         name = (row.get("name") or "").strip() or clip.name
-        clips.append(Clip(name, clip.video, gt, overrides))
+        clips.append(Clip(run_name(name, where), clip.video, gt, overrides))
     return clips
+
+
+def run_name(name: str, where: str) -> str:
+    """A clip's run folder name, confined to ``--out``: one plain path component (no
+    separator, not ``.`` or ``..``, not absolute, not hidden), or a one-line error."""
+    plain = name and name not in (".", "..") and not name.startswith(".") and \
+        "/" not in name and "\\" not in name and "\0" not in name
+    if not plain:
+        raise InputError(f"{where}: name {name!r} must be a plain folder name inside --out "
+                         "(no '/', '\\', '.', '..' or leading dot)")
+    return name
 
 
 def _typed(value: str, key: str, base: Path) -> Any:

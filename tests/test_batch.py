@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import yaml
 
@@ -124,3 +126,18 @@ def test_ray_local_cluster(clips, tmp_path):
         if ray.is_initialized():
             ray.shutdown()
     _check_report(report, clips, out)
+
+
+@pytest.mark.parametrize("name", ["../x", "/tmp/elsewhere", ".", "..", ".hidden", "a/b"])
+def test_a_manifest_name_cannot_leave_the_output_folder(tmp_path, capsys, name):
+    frames = tmp_path / "clip"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "000000.png"), np.zeros((8, 8, 3), np.uint8))
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,name\n{frames},{name}\n")
+    out = tmp_path / "out"
+    assert main(["batch", str(manifest), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("samtrack: error:") and "m.csv:2: name" in err
+    assert len(err.splitlines()) == 1
+    assert not out.exists() and not (tmp_path / "x").exists()

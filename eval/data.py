@@ -261,10 +261,15 @@ def load_tracks(path: str | Path, name: str | None = None) -> SequenceTracks:
         if (path / "gt").is_dir():
             return load_tracks(ground_truth_path(path), name)  # a sequence folder
         return _from_png_folder(path, name)
+    if not path.is_file():  # a device or FIFO would be read forever
+        raise FormatError(f"{path}: not a regular file or folder")
     if is_point_file(path):
         return _from_points(path, name)
-    with path.open() as fh:
-        first = next((ln.strip() for ln in fh if ln.strip()), "")
+    try:
+        with path.open(encoding="utf-8") as fh:
+            first = next((ln.strip() for ln in fh if ln.strip()), "")
+    except UnicodeDecodeError:
+        raise FormatError(f"{path}: not a text file of tracks (MOT, MOTS or points)") from None
     if not first:  # "found nothing" is a legitimate result: every object is missed
         return SequenceTracks(name, has_masks=False, source=str(path), kind="empty")
     if len(first.split(" ")) == 6 and "," not in first:

@@ -21,6 +21,7 @@ import csv
 import glob
 import io
 import json
+import logging
 import multiprocessing
 import os
 import time
@@ -31,16 +32,19 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import yaml
 from tqdm import tqdm
 
 from samtrack.eval.data import ground_truth_path, load_tracks, run_status
 from samtrack.eval.report import evaluate_pairs
 from samtrack.pipeline.config import load_config
+from samtrack.pipeline.core.configbase import parse_scalar
 from samtrack.pipeline.core.errors import InputError, UserError
 from samtrack.pipeline.core.formats import write_text_atomic
 from samtrack.pipeline.core.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from samtrack.pipeline.runfolder import check_report_dir
 from samtrack.pipeline.runner import run
+
+log = logging.getLogger(__name__)
 
 MANIFEST_SUFFIXES = {".csv", ".txt"}
 # short manifest columns for the per-clip settings people vary most; any dotted config key
@@ -58,6 +62,7 @@ class Clip:
     video: str
     gt: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    origin: str = ""  # the manifest line it came from (for error messages)
 
 
 @dataclass
@@ -99,7 +104,10 @@ def _read_manifest(path: Path, gt_root: Path | None) -> list[Clip]:
     taken from the manifest's folder."""
     base = path.parent
     clips: list[Clip] = []
-    text = path.read_text()
+    try:  # utf-8-sig: a spreadsheet's CSV starts with a byte-order mark
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not a UTF-8 text manifest (byte {exc.start})") from None
     if path.suffix.lower() == ".txt":
         for lineno, line in enumerate(text.splitlines(), start=1):
             line = line.strip()
@@ -111,6 +119,8 @@ def _read_manifest(path: Path, gt_root: Path | None) -> list[Clip]:
         raise InputError(f"{path}: a CSV manifest needs a header with a 'path' column")
     for lineno, row in enumerate(reader, start=2):
         where = f"{path}:{lineno}"
+        if None in row:  # csv puts the cells beyond the header under the key None
+            raise InputError(f"{where}: more cells than the header has columns")
         if not (row.get("path") or "").strip():
             raise InputError(f"{where}: empty path")
         clip = _clip_from_path(base / row["path"].strip(), gt_root, where)
@@ -131,8 +141,28 @@ def _read_manifest(path: Path, gt_root: Path | None) -> list[Clip]:
         if "source.masks.path" in overrides:
             overrides["source.name"] = "masks"
         name = (row.get("name") or "").strip() or clip.name
-        clips.append(Clip(run_name(name, where), clip.video, gt, overrides))
+        clips.append(Clip(run_name(name, where), clip.video, gt, overrides, where))
     return clips
+
+
+#: memory one local worker can take (a run with a SAM2 model held): caps --workers
+WORKER_MEMORY = 1 << 30
+
+
+def capped_workers(workers: int) -> int:
+    """``--workers`` bounded by the CPUs and by the memory available (one worker per
+    ``WORKER_MEMORY``), with a warning when it had to be lowered."""
+    cpus = os.cpu_count() or 1
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        free = cpus * WORKER_MEMORY
+    cap = max(1, min(cpus, free // WORKER_MEMORY))
+    if workers > cap:
+        log.warning("--workers %d lowered to %d (%d CPUs, %.1f GB free)", workers, cap, cpus,
+                    free / (1 << 30))
+        return int(cap)
+    return workers
 
 
 def run_name(name: str, where: str) -> str:
@@ -147,9 +177,9 @@ def run_name(name: str, where: str) -> str:
 
 
 def _typed(value: str, key: str, base: Path) -> Any:
-    """A CSV cell as the YAML scalar it spells (``2`` -> 2, ``offline``, ``null``); paths
-    relative to the manifest."""
-    parsed = yaml.safe_load(value)
+    """A CSV cell as the scalar it spells (``2`` -> 2, ``offline``, ``null``; never YAML, see
+    :func:`parse_scalar`); paths relative to the manifest."""
+    parsed = parse_scalar(value)
     if key.endswith(".path") and isinstance(parsed, str):
         return str(base / parsed)
     return parsed
@@ -399,7 +429,16 @@ def run_batch(inputs: list[str], *, config: str | None, out: str, engine: str = 
         raise UserError(f"--workers: expected >= 1, got {workers}")
     base = load_config(config, {"video.path": None})  # a bad base config fails before any clip
     clips = discover_clips(inputs, gt_root)
+    for clip in clips:  # every clip's settings valid before any clip runs
+        if clip.overrides:
+            try:
+                load_config(config, {**clip.overrides, "video.path": None})
+            except UserError as exc:
+                message = str(exc).removeprefix("command line: ")
+                raise InputError(f"{clip.origin}: {message}") from None
     out_root = Path(out)
+    check_report_dir(out_root, "--out")
+    workers = capped_workers(workers)
     out_root.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     outcomes: list[ClipOutcome] = []

@@ -37,6 +37,7 @@ from samtrack.pipeline.live.session import LiveSession
 from samtrack.pipeline.live.stream import LiveStream, silence_opencv
 from samtrack.pipeline.outputs import default_run_dir
 from samtrack.pipeline.render import VizOptions, render
+from samtrack.pipeline.runfolder import check_report_dir
 from samtrack.pipeline.runner import run
 
 log = logging.getLogger("samtrack")
@@ -59,6 +60,16 @@ def _validate(model: type[BaseModel], flags: str, **values: Any) -> None:
         model(**values)
     except ValidationError as exc:
         raise UserError(f"{flags}: {format_error(exc.errors()[0])}") from None
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:  # 0: any free port
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
+    return port
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -196,7 +207,8 @@ def _add_live(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--realtime", action="store_true", help="play a file at its own frame "
                    "rate, dropping frames the pipeline cannot keep up with (as a camera)")
     p.add_argument("--host", default="127.0.0.1", help="address the page listens on")
-    p.add_argument("--port", type=int, default=8000, help="port of the page")
+    p.add_argument("--port", type=_port, default=8000,
+                   help="port of the page (0-65535; 0: any free one)")
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/<source name>)")
     p.add_argument("--overwrite", action="store_true", default=None,
                    help="replace a previous run folder")
@@ -291,6 +303,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if state == "unfinished" and not args.allow_incomplete:
         raise UserError(f"{pred}: run did not finish ({why}); its outputs are partial "
                         "(pass --allow-incomplete to score the frames written so far)")
+    if args.out is not None:
+        check_report_dir(Path(args.out), "--out")
     report = evaluate_paths(args.gt, args.pred, args.preproc, args.iou, args.radius)
     if state != "complete":
         report.settings["partial_run"] = why
@@ -299,6 +313,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     out = args.out
     if out is None and is_run_folder(pred):
         out = pred / "eval"
+
     written = report.write(out) if out is not None else None
     if args.format == "json":
         print(json.dumps(report.to_json()))

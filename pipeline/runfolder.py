@@ -65,6 +65,20 @@ def check_location(out_dir: Path, protected: list[Path]) -> None:
             raise OutputExistsError(f"{out_dir}: holds the input {path}; choose another --out")
 
 
+def check_report_dir(folder: Path, option: str) -> None:
+    """Refuse, before anything is written, a folder for reports or many runs (``batch
+    --out``, ``eval --out``) that is the file system root or the home folder, or that exists
+    and is not a folder."""
+    resolved = folder.resolve()
+    special = {Path(resolved.anchor): "the file system root",
+               Path.home().resolve(): "your home folder"}
+    if resolved in special:
+        raise OutputExistsError(f"{option} {folder}: is {special[resolved]}; choose a folder "
+                                "of its own")
+    if folder.exists() and not folder.is_dir():
+        raise OutputExistsError(f"{option} {folder}: exists and is not a folder")
+
+
 def check_target(out_dir: Path, *, overwrite: bool) -> str:
     """``"new"`` (absent or empty: write in place) or ``"replace"`` (a previous run, replaced
     only once the new one has finished), else a one-line :class:`OutputExistsError`. Call it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -141,3 +142,58 @@ def test_a_manifest_name_cannot_leave_the_output_folder(tmp_path, capsys, name):
     assert err.startswith("samtrack: error:") and "m.csv:2: name" in err
     assert len(err.splitlines()) == 1
     assert not out.exists() and not (tmp_path / "x").exists()
+
+
+def _frames(folder):
+    folder.mkdir()
+    cv2.imwrite(str(folder / "000000.png"), np.zeros((8, 8, 3), np.uint8))
+    return folder
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    (b"\xff\xfe\x00bad\n", "not a UTF-8 text manifest"),
+    (b"path,name\n{clip},a,extra\n", "m.csv:2: more cells than the header has columns"),
+    (b"path,num_identities\n{clip},[unclosed\n", "m.csv:2: tracker.num_identities"),
+    (b'path,source.motion.history\n{clip},"&a [1,1,1,1,1,1,1,1,1]"\n',
+     "m.csv:2: source.motion.history"),
+])
+def test_bad_manifests_are_one_line_before_anything_runs(tmp_path, capsys, content, needle):
+    clip = _frames(tmp_path / "clip")
+    suffix = ".txt" if content.startswith(b"\xff") else ".csv"
+    manifest = tmp_path / f"m{suffix}"
+    manifest.write_bytes(content.replace(b"{clip}", str(clip).encode()))
+    out = tmp_path / "out"
+    assert main(["batch", str(manifest), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err, err
+    assert not out.exists()
+
+
+def test_a_spreadsheet_csv_with_a_byte_order_mark_is_read(tmp_path):
+    from samtrack.pipeline.batch import discover_clips
+
+    clip = _frames(tmp_path / "clip")
+    manifest = tmp_path / "m.csv"
+    manifest.write_bytes(b"\xef\xbb\xbfpath,name\n" + str(clip).encode() + b",first\n")
+    assert [c.name for c in discover_clips([str(manifest)])] == ["first"]
+
+
+@pytest.mark.parametrize("command", ["batch", "eval"])
+def test_out_cannot_be_the_root_or_an_existing_file(tmp_path, capsys, command):
+    clip = _frames(tmp_path / "clip")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    for out, needle in (("/", "file system root"), (str(a_file), "exists and is not a folder")):
+        args = ["batch", str(clip)] if command == "batch" else \
+            ["eval", "--gt", str(clip), "--pred", str(clip)]
+        assert main([*args, "--out", out]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and needle in err, err
+    assert a_file.read_text() == "mine"
+
+
+def test_workers_are_capped_by_the_machine():
+    from samtrack.pipeline.batch import capped_workers
+
+    assert capped_workers(1) == 1
+    assert 1 <= capped_workers(1000) <= (os.cpu_count() or 1)

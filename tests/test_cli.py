@@ -90,3 +90,20 @@ def test_identities_offline_and_viz_from_the_command_line(small_scene, tmp_path)
     assert summary["identities"]["num_identities"] == 3
     assert summary["identities"]["num_identities_estimated"] is False
     assert (out / "viz" / "timeline.png").is_file()
+
+
+def test_garbage_a_device_and_a_bad_port_are_one_line(tmp_path, capsys):
+    garbage = tmp_path / "garbage.txt"
+    garbage.write_bytes(bytes(range(256)) * 8)
+    points = tmp_path / "points.txt"
+    points.write_text("1,1,5,5\n")
+    cases = [(["eval", "--gt", str(garbage), "--pred", str(garbage)], "not a text file"),
+             (["eval", "--gt", str(points), "--pred", "/dev/zero"], "not a regular file")]
+    for args, needle in cases:
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and needle in err, err
+    with pytest.raises(SystemExit) as exit_:
+        main(["live", "--video", str(tmp_path), "--port", "70000"])
+    assert exit_.value.code == 2
+    assert "expected a port number 0-65535" in capsys.readouterr().err

@@ -7,6 +7,7 @@ and the dotted key (``configs/x.yaml: tracker.max_age: expected int, got 'ten'``
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -141,3 +142,20 @@ def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{where}: more than {MAX_CONFIG_VALUES} values once YAML aliases "
                           "are expanded; not a samtrack config")
     return loaded
+
+
+def parse_scalar(text: str) -> Any:
+    """A command-line or table cell as the scalar it spells: an int, a float, true/false,
+    null, else the text itself. Never YAML: a cell is one value, and YAML would also read
+    anchors and aliases (a "billion laughs" in a cell) and turn ``off`` into false."""
+    if text in ("true", "false"):
+        return text == "true"
+    if text in ("null", "~"):
+        return None
+    for kind in (int, float):
+        try:
+            value = kind(text)
+        except ValueError:
+            continue
+        return value if kind is int or math.isfinite(value) else text
+    return text

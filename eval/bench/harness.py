@@ -31,7 +31,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
 
 from samtrack.eval.bench.failures import FailureSpec, simulate
 from samtrack.eval.bench.peers import PeerUnavailable, build_peer
@@ -39,6 +38,7 @@ from samtrack.eval.bench.scenes import Scene
 from samtrack.eval.bench.sets import SPLIT_SEEDS, BenchScene, scene_sets
 from samtrack.eval.data import SequenceTracks, load_tracks, sequence_from_frames
 from samtrack.eval.report import evaluate_pairs
+from samtrack.pipeline.core.configbase import parse_scalar
 from samtrack.pipeline.core.formats import read_mot_txt, write_text_atomic
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.geometry import rle_iou
@@ -175,19 +175,6 @@ class _Ceiling:
         return objects.with_track_ids(ids)
 
 
-def _setting(text: str):
-    """A method setting's value: a number, true/false/null, else the text itself (so that
-    ``crossings=off`` stays the word YAML would read as false)."""
-    if text in ("true", "false", "null"):
-        return yaml.safe_load(text)
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def _with_options(made: Callable, options: dict, clip: Clip, **kw):
     return made(clip, **options, **kw)
 
@@ -211,7 +198,7 @@ def method_factories(methods: list[str], embedder: str) -> dict[str, tuple[Calla
             # "samtrack-offline:reach=0:crossings=off": a samtrack method with tracker options
             # changed, for ablations side by side in one table
             made, offline = method_factories([base], embedder)[base]
-            options = {k: _setting(v) for k, v in (x.split("=", 1) for x in settings)}
+            options = {k: parse_scalar(v) for k, v in (x.split("=", 1) for x in settings)}
             out[m] = (partial(_with_options, made, options), offline)
             continue
         if m == "raw":

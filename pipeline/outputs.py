@@ -49,6 +49,8 @@ from samtrack.pipeline.core.formats import write_text_atomic
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.runfolder import (
     INCOMPLETE_MARKER,
+    INCOMPLETE_TEXT,
+    RUN_FORMAT,
     OutputExistsError,
     OutputWriteError,
     RunLock,
@@ -170,8 +172,7 @@ class RunWriter:
             if self._staging and self.dir.exists():
                 shutil.rmtree(self.dir)  # a staging folder a killed run left behind
             self.dir.mkdir(parents=True, exist_ok=True)
-            (self.dir / INCOMPLETE_MARKER).write_text(
-                "This run did not finish; its outputs are partial. See summary.json.\n")
+            (self.dir / INCOMPLETE_MARKER).write_text(INCOMPLETE_TEXT)
             self.write_summary({"status": "running", "pid": os.getpid()})
             self._writers = [WRITERS.get(name).factory(self.dir, self.settings)
                              for name in self.writer_names]
@@ -258,7 +259,9 @@ class RunWriter:
             raise self._write_error(exc) from None
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        write_text_atomic(self.dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        # the format key marks the folder as samtrack's own (runfolder.is_run)
+        write_text_atomic(self.dir / "summary.json",
+                          json.dumps({"format": RUN_FORMAT, **summary}, indent=2) + "\n")
 
     def flush(self) -> None:
         """Ask every writer to push what it buffered to disk (live runs: at least every

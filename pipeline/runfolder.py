@@ -18,6 +18,10 @@ from pathlib import Path
 from samtrack.pipeline.core.errors import UserError
 
 INCOMPLETE_MARKER = "INCOMPLETE"
+#: what samtrack writes in the marker: a file named INCOMPLETE alone proves nothing
+INCOMPLETE_TEXT = "This run did not finish; its outputs are partial. See summary.json.\n"
+#: summary.json's "format" in every run folder samtrack writes
+RUN_FORMAT = "samtrack-run"
 
 
 class OutputExistsError(UserError):
@@ -29,14 +33,24 @@ class OutputWriteError(UserError):
 
 
 def is_run(folder: Path) -> bool:
-    """A folder samtrack wrote: a summary.json of a run, or the marker of an unfinished one."""
-    if (folder / INCOMPLETE_MARKER).is_file():
-        return True
+    """A folder samtrack wrote, and so one ``--overwrite`` may replace: its summary.json says
+    ``"format": "samtrack-run"`` (or, from before that key, carries ``samtrack_version`` and
+    ``status``), or it holds samtrack's own unfinished-run marker. A folder that merely has a
+    summary.json with a ``status``, or a file named INCOMPLETE, is the user's."""
+    marker = folder / INCOMPLETE_MARKER
+    if marker.is_file():
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            if marker.stat().st_size == len(INCOMPLETE_TEXT) and \
+                    marker.read_text() == INCOMPLETE_TEXT:
+                return True
     try:
         summary = json.loads((folder / "summary.json").read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(summary, dict) and "status" in summary
+    if not isinstance(summary, dict):
+        return False
+    return summary.get("format") == RUN_FORMAT or (
+        "samtrack_version" in summary and "status" in summary)
 
 
 def _describe(folder: Path) -> str:

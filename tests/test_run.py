@@ -108,3 +108,30 @@ def test_online_identity_model_reports_itself_in_the_summary(small_scene, tmp_pa
     assert identities["online_identity_model"] is True
     assert identities["num_identities"] == SMALL_SPEC.num_animals
     assert identities["guess_wait_frames"] == 5 and identities["reentries_measured"] == 0
+
+
+@pytest.mark.parametrize("mimic", ["summary", "marker"])
+def test_overwrite_never_replaces_a_folder_that_only_looks_like_a_run(small_scene, tmp_path,
+                                                                     mimic):
+    """A user's folder with a summary.json that has a status, or a file named INCOMPLETE, is
+    not a samtrack run: --overwrite refuses it and every file stays."""
+    mine = tmp_path / "thesis"
+    (mine / "photos").mkdir(parents=True)
+    (mine / "thesis.txt").write_text("four years")
+    if mimic == "summary":
+        (mine / "summary.json").write_text('{"status": "complete"}')
+    else:
+        (mine / "INCOMPLETE").write_text("todo: chapter 3\n")
+    before = sorted(p.relative_to(mine) for p in mine.rglob("*"))
+    with pytest.raises(OutputExistsError, match="is not a samtrack run folder"):
+        run(_config(small_scene, mine, **{"output.overwrite": True}))
+    assert sorted(p.relative_to(mine) for p in mine.rglob("*")) == before
+    assert (mine / "thesis.txt").read_text() == "four years"
+
+
+def test_a_previous_run_is_still_replaced_with_overwrite(small_scene, tmp_path):
+    out = tmp_path / "run"
+    run(_config(small_scene, out))
+    assert json.loads((out / "summary.json").read_text())["format"] == "samtrack-run"
+    run(_config(small_scene, out, **{"output.overwrite": True}))
+    assert json.loads((out / "summary.json").read_text())["status"] == "complete"

@@ -351,6 +351,7 @@ class BatchReport:
     engine: str
     workers: int
     combined: dict[str, Any] = field(default_factory=dict)
+    combined_error: str = ""  # why the combined evaluation failed, if it did
 
     @property
     def failed(self) -> list[ClipOutcome]:
@@ -375,6 +376,8 @@ class BatchReport:
     def write(self, out_root: Path) -> None:
         data = {"totals": self.totals(), "combined_metrics": self.combined,
                 "clips": [asdict(c) for c in self.clips]}
+        if self.combined_error:
+            data["combined_error"] = self.combined_error
         write_text_atomic(out_root / "batch.json", json.dumps(data, indent=2) + "\n")
         buf = io.StringIO()
         rows = self.rows()
@@ -466,7 +469,13 @@ def run_batch(inputs: list[str], *, config: str | None, out: str, engine: str = 
     seconds = time.perf_counter() - start
     order = {c.name: k for k, c in enumerate(clips)}
     outcomes.sort(key=lambda o: order[o.name])
-    report = BatchReport(outcomes, seconds, engine, workers,
-                         combined_metrics(clips, outcomes))
+    combined: dict[str, Any] = {}
+    combined_error = ""
+    try:
+        combined = combined_metrics(clips, outcomes)
+    except UserError as exc:  # the clips' own results stand: the report is written anyway
+        combined_error = str(exc)
+        log.warning("combined evaluation: %s", exc)
+    report = BatchReport(outcomes, seconds, engine, workers, combined, combined_error)
     report.write(out_root)
     return report

@@ -349,6 +349,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
                        progress=not args.quiet)
     print(report.table())
     print(f"report: {args.out}/batch.json, {args.out}/batch.csv")
+    if report.combined_error:  # every clip's result is in the report; only the total is not
+        print(f"samtrack: error: combined evaluation: {report.combined_error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return EXIT_SOME_FAILED if report.failed else EXIT_OK
 
 

@@ -197,3 +197,23 @@ def test_workers_are_capped_by_the_machine():
 
     assert capped_workers(1) == 1
     assert 1 <= capped_workers(1000) <= (os.cpu_count() or 1)
+
+
+@pytest.mark.slow
+def test_a_failing_combined_evaluation_still_writes_every_clips_report(small_scene, tmp_path,
+                                                                       capsys):
+    short_gt = tmp_path / "short_gt"
+    short_gt.mkdir()
+    for png in sorted((small_scene / "gt" / "masks").glob("*.png"))[:10]:
+        shutil.copy(png, short_gt / png.name)  # ground truth shorter than its clip
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,masks,gt,name\n"
+                        f"{small_scene / 'img1'},{small_scene / 'gt' / 'masks'},{short_gt},a\n")
+    out = tmp_path / "out"
+    assert main(["batch", str(manifest), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("samtrack: error: combined evaluation:")
+    data = json.loads((out / "batch.json").read_text())
+    assert [c["status"] for c in data["clips"]] == ["done"]
+    assert "has no ground-truth map" in data["combined_error"]
+    assert (out / "batch.csv").is_file()

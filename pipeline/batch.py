@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import yaml
 from tqdm import tqdm
 
 from samtrack.eval.data import ground_truth_path, load_tracks, run_status
@@ -224,12 +225,8 @@ def run_clip(config_path: str | None, clip: Clip, out_root: str) -> ClipOutcome:
     """Run one clip into ``out_root/<name>``; never raises (a failure is an outcome)."""
     run_dir = Path(out_root) / clip.name
     start = time.perf_counter()
-    overrides = {"video.path": clip.video, "output.dir": str(run_dir),
-                 "output.overwrite": True, "quiet": True, **clip.overrides}
-    if clip.gt:
-        overrides["eval.gt"] = clip.gt
     try:
-        result = run(load_config(config_path, overrides))
+        result = run(clip_config(config_path, clip, run_dir))
     except UserError as exc:
         return ClipOutcome(clip.name, "failed", str(run_dir), time.perf_counter() - start,
                            error=str(exc))
@@ -241,13 +238,38 @@ def run_clip(config_path: str | None, clip: Clip, out_root: str) -> ClipOutcome:
                        frames=result.frames, metrics=dict(result.metrics or {}))
 
 
-def _skip_if_complete(clip: Clip, out_root: Path) -> ClipOutcome | None:
+def clip_config(config_path: str | None, clip: Clip, run_dir: Path):
+    """The config a clip runs with (the base config, its manifest settings, its folder)."""
+    overrides = {"video.path": clip.video, "output.dir": str(run_dir),
+                 "output.overwrite": True, "quiet": True, **clip.overrides}
+    if clip.gt:
+        overrides["eval.gt"] = clip.gt
+    return load_config(config_path, overrides)
+
+
+def _settings(config: dict) -> dict:
+    """A resolved config without what does not change a run's results."""
+    return {k: v for k, v in config.items() if k not in ("output", "quiet")}
+
+
+def _skip_if_complete(config_path: str | None, clip: Clip,
+                      out_root: Path) -> ClipOutcome | None:
+    """The previous outcome of a clip whose run finished with the same inputs and settings
+    (a manifest that now points the name at another video, or other settings, redoes it)."""
     run_dir = out_root / clip.name
     if not (run_dir / "summary.json").is_file():
         return None
     state, _ = run_status(run_dir)
     if state != "complete":
         return None  # killed, failed or interrupted: redo it
+    try:
+        recorded = yaml.safe_load((run_dir / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    wanted = clip_config(config_path, clip, run_dir).to_dict()
+    if not isinstance(recorded, dict) or _settings(recorded) != _settings(
+            yaml.safe_load(yaml.safe_dump(wanted))):
+        return None
     summary = json.loads((run_dir / "summary.json").read_text())
     return ClipOutcome(clip.name, "skipped", str(run_dir), frames=summary.get("frames", 0),
                        metrics=summary.get("metrics") or {})
@@ -447,7 +469,7 @@ def run_batch(inputs: list[str], *, config: str | None, out: str, engine: str = 
     outcomes: list[ClipOutcome] = []
     todo = []
     for clip in clips:
-        skipped = _skip_if_complete(clip, out_root)
+        skipped = _skip_if_complete(config, clip, out_root)
         if skipped is None:
             todo.append(clip)
         else:

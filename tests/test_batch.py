@@ -217,3 +217,18 @@ def test_a_failing_combined_evaluation_still_writes_every_clips_report(small_sce
     assert [c["status"] for c in data["clips"]] == ["done"]
     assert "has no ground-truth map" in data["combined_error"]
     assert (out / "batch.csv").is_file()
+
+
+@pytest.mark.slow
+def test_resume_redoes_a_clip_whose_manifest_entry_changed(small_scene, tmp_path):
+    manifest = tmp_path / "m.csv"
+    masks = small_scene / "gt" / "masks"
+    manifest.write_text(f"path,masks,name,max_frames\n{small_scene / 'img1'},{masks},a,5\n")
+    out = tmp_path / "out"
+    first = run_batch([str(manifest)], config=None, out=str(out), progress=False)
+    assert [c.status for c in first.clips] == ["done"]
+    again = run_batch([str(manifest)], config=None, out=str(out), progress=False)
+    assert [c.status for c in again.clips] == ["skipped"]
+    manifest.write_text(f"path,masks,name,max_frames\n{small_scene / 'img1'},{masks},a,8\n")
+    changed = run_batch([str(manifest)], config=None, out=str(out), progress=False)
+    assert [(c.status, c.frames) for c in changed.clips] == [("done", 8)]

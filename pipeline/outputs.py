@@ -33,6 +33,7 @@ Safety rules, because a tracking run can take hours and its outputs feed evaluat
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import queue
@@ -169,6 +170,7 @@ class RunWriter:
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> RunWriter:
         try:
+            self._remove_leftovers()
             if self._staging and self.dir.exists():
                 shutil.rmtree(self.dir)  # a staging folder a killed run left behind
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -225,6 +227,18 @@ class RunWriter:
                 writer.close()
         except OSError as error:
             raise self._write_error(error) from None
+
+    def _remove_leftovers(self) -> None:
+        """What a run killed while replacing this folder left beside it: the staged new run
+        (``.NAME.partial``) and the previous run moved aside (``.NAME.old-<time>``). Names only
+        samtrack makes, next to a folder whose lock is held."""
+        name = self.final_dir.name
+        for stale in self.final_dir.parent.glob(f".{glob.escape(name)}.old-*"):
+            if stale.is_dir() and stale.name[len(name) + 6:].isdigit():
+                shutil.rmtree(stale)
+        partial = self.final_dir.with_name(f".{name}.partial")
+        if not self._staging and partial.is_dir():
+            shutil.rmtree(partial)
 
     def _write_error(self, exc: OSError) -> OutputWriteError:
         kept = " (the previous run is untouched)" if self._staging else ""

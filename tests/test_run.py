@@ -135,3 +135,16 @@ def test_a_previous_run_is_still_replaced_with_overwrite(small_scene, tmp_path):
     assert json.loads((out / "summary.json").read_text())["format"] == "samtrack-run"
     run(_config(small_scene, out, **{"output.overwrite": True}))
     assert json.loads((out / "summary.json").read_text())["status"] == "complete"
+
+
+def test_the_next_run_removes_what_a_killed_replacement_left_beside_it(small_scene, tmp_path):
+    out = tmp_path / "run"
+    run(_config(small_scene, out))
+    old = tmp_path / ".run.old-1733390000"  # a kill between the two renames of a replacement
+    (old / "masks").mkdir(parents=True)
+    partial = tmp_path / ".run.partial"
+    partial.mkdir()
+    mine = tmp_path / ".run.old-notes"  # not a name samtrack makes: left alone
+    mine.mkdir()
+    run(_config(small_scene, out, **{"output.overwrite": True}))
+    assert not old.exists() and not partial.exists() and mine.is_dir()

@@ -24,6 +24,7 @@ import json
 import logging
 import multiprocessing
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -276,7 +277,18 @@ def _skip_if_complete(config_path: str | None, clip: Clip,
 
 
 def _init_worker(threads: int) -> None:
-    """Each worker uses its share of the cores: N workers x all cores would oversubscribe."""
+    """Each worker uses its share of the cores: N workers x all cores would oversubscribe.
+    And it dies with the batch: a worker whose parent was killed would otherwise wait on its
+    pipe forever, holding its memory."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:  # re-parented: the batch is gone
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="samtrack-parent-watch").start()
     cv2.setNumThreads(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     try:

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import secrets
+import signal
 import sys
 import threading
 import traceback
@@ -392,9 +393,17 @@ def _cmd_live(args: argparse.Namespace) -> int:
     url = f"http://{args.host}:{args.port}/" + (f"?token={token}" if token else "")
     print(f"samtrack live: {url} (run folder {out}; Ctrl-C stops)", flush=True)
     # uvicorn returns on Ctrl-C or SIGTERM after a graceful shutdown, then re-raises the
-    # signal: here stopping is the normal end of a live run
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+    # signal to the handler it found: SIGTERM's raises KeyboardInterrupt as Ctrl-C does, so
+    # both end in the normal end of a live run below (not exit 143 with an unfinished folder)
+    def terminate(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     session.stop()
     session.join(60)
     s = session.stats()

@@ -216,21 +216,28 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
     if hasattr(tracker, "timing"):
         summary["tracker_ms_per_frame"] = {k: round(1000 * v / frames, 3)
                                            for k, v in tracker.timing.items()}
+    interrupted: RunInterrupted | None = None
     if gt is not None:
-        pred = load_tracks(writer.dir / "masks") if "id_maps" in config.output.writers else \
-            load_tracks(writer.dir / "tracks.txt")
         try:
+            pred = load_tracks(writer.dir / "masks") if "id_maps" in config.output.writers \
+                else load_tracks(writer.dir / "tracks.txt")
             report = evaluate_pairs({gt.name: (gt, pred)}, iou_threshold=config.eval.iou,
                                     radius=config.eval.radius)
         except UserError as exc:
             # the tracks are fine; only scoring them against this ground truth failed
             log.warning("eval.gt: not scored: %s", exc)
             summary["metrics_error"] = str(exc)
+        except RunInterrupted as exc:
+            # every output is written: the run is complete, only its score is missing
+            summary["metrics_error"] = "interrupted during the closing evaluation"
+            interrupted = exc
         else:
             report.write(writer.dir / "eval")
             result.metrics = report.combined
             summary["metrics"] = result.metrics
     result.out_dir = writer.finish(summary)
+    if interrupted is not None:
+        raise interrupted
     if config.viz.render:
         render(result.out_dir, VizOptions(trail_length=config.viz.trail_length,
                                           annotators=tuple(config.viz.annotators),

@@ -232,3 +232,40 @@ def test_resume_redoes_a_clip_whose_manifest_entry_changed(small_scene, tmp_path
     manifest.write_text(f"path,masks,name,max_frames\n{small_scene / 'img1'},{masks},a,8\n")
     changed = run_batch([str(manifest)], config=None, out=str(out), progress=False)
     assert [(c.status, c.frames) for c in changed.clips] == [("done", 8)]
+
+
+@pytest.mark.slow
+def test_a_worker_dies_with_its_killed_batch(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "worker.pid"
+    parent = subprocess.Popen([sys.executable, "-c", f"""
+import subprocess, sys
+worker = subprocess.Popen([sys.executable, "-c", '''
+import os, time
+from samtrack.pipeline.batch import _init_worker
+_init_worker(1)
+open({str(pid_file)!r}, "w").write(str(os.getpid()))
+time.sleep(120)
+'''])
+worker.wait()
+"""])
+    deadline = time.time() + 60
+    while not pid_file.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    worker = int(pid_file.read_text())
+    parent.send_signal(signal.SIGKILL)  # the batch is killed outright
+    parent.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        raise AssertionError("the worker outlived its batch by 10 s")

@@ -205,14 +205,15 @@ def _start_live(args: list[str]) -> tuple[subprocess.Popen, str]:
 
 
 @pytest.mark.slow
-def test_ctrl_c_leaves_a_valid_run(small_scene, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_leaves_a_valid_run(small_scene, tmp_path, stop):
 
     out = tmp_path / "live"
     proc, base = _start_live(["--video", str(small_scene / "img1"), "--masks",
                               str(small_scene / "gt" / "masks"), "--realtime", "--out",
                               str(out)])
     _wait(lambda: httpx.get(base + "/status").json()["frames"] >= 5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
     summary = json.loads((out / "summary.json").read_text())

@@ -178,6 +178,8 @@ def config_from_dict(data: dict[str, Any] | None, where: str = "<config>") -> Co
     messages: list[str] = []
     source_options: dict[str, SourceOptions] = {}
     name = source_raw.get("name", "auto")
+    if not isinstance(name, str):
+        raise_config_error(where, [f"source.name: expected the name of a source, got {name!r}"])
     if name not in registry:
         messages.append(f"source.name: unknown source {name!r}; choose from "
                         f"{', '.join(sorted(registry))}")

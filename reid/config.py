@@ -78,7 +78,7 @@ class TrackerConfig(StrictModel):
                                  "axis (rotation-invariant features for top-down views).")
     embedder_flip_average: bool = Field(default=False, description="Also embed the crop turned "
                                         "180 degrees and average (more robust, 2x the work).")
-    gallery_size: int = Field(default=Gallery.SIZE, ge=1,
+    gallery_size: int = Field(default=Gallery.SIZE, ge=1, le=1000,
         description="Distinct embeddings kept per "
                               "track besides its running average.")
     gallery_ema: float = Field(default=Gallery.EMA, ge=0, lt=1,

@@ -91,3 +91,31 @@ def test_sam2_embedder_with_a_source_that_exposes_features(tmp_path):
     path = _write(tmp_path, "source:\n  name: sam2-video\n  sam2-video:\n"
                             "    expose_features: true\ntracker:\n  embedder: sam2\n")
     assert load_config(path).tracker.embedder == "sam2"
+
+
+@pytest.mark.parametrize(("data", "needle"), [
+    ({"source": {"motion": {"history": 10 ** 20}}}, "source.motion.history: input should be "
+     "less than or equal to 1000000"),
+    ({"source": {"motion": {"blur": 10 ** 20}}}, "source.motion.blur"),
+    ({"source": {"motion": {"close_kernel": 10 ** 20}}}, "source.motion.close_kernel"),
+    ({"source": {"motion": {"prime_repeats": 10 ** 8}}}, "source.motion.prime_repeats"),
+    ({"tracker": {"gallery_size": 10 ** 8}}, "tracker.gallery_size"),
+    ({"source": {"name": ["motion"]}}, "source.name: expected the name of a source"),
+    ({"source": {"background": {"samples": 10 ** 6}}}, "source.background.samples"),
+])
+def test_values_that_size_memory_or_time_are_bounded(data, needle):
+    from samtrack.pipeline.config import config_from_dict
+    from samtrack.pipeline.core.errors import UserError
+
+    with pytest.raises(UserError) as err:
+        config_from_dict(data, "x.yaml")
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_kernel_is_never_larger_than_the_frame():
+    import numpy as np
+
+    from samtrack.pipeline.sources.motion import kernel_size
+
+    small = np.zeros((90, 160), np.uint8)
+    assert kernel_size(1023, small, odd=True) == 89 and kernel_size(5, small) == 5

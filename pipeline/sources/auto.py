@@ -48,6 +48,7 @@ class AutoSource(SourceBase):
         self.context = context
         self.chosen: MaskSource | None = None
         self.reason = ""
+        self.camera: str | None = None
 
     def prepare(self, video: VideoReader) -> str | None:
         if self.chosen is not None:
@@ -62,6 +63,7 @@ class AutoSource(SourceBase):
         assert isinstance(background_options, BackgroundOptions)
         background = BackgroundSource(background_options, self.context.num_objects)
         model = background.fit(video)
+        self.camera = model.camera
         if model.count == 0:
             self.reason = ("the background model found no animal in the sampled frames "
                            "(nothing moved, or everything sat still)")
@@ -90,7 +92,10 @@ class AutoSource(SourceBase):
     def summary(self) -> dict:
         if self.chosen is None:
             return {}
-        return {"chosen": self.chosen.name, "why": self.reason, **self.chosen.summary()}
+        details = {"chosen": self.chosen.name, "why": self.reason, **self.chosen.summary()}
+        if self.camera is not None:  # the background model's look at the camera decided
+            details["camera"] = self.camera
+        return details
 
 
 @register_source("auto", AutoOptions,

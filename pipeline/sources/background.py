@@ -274,6 +274,18 @@ def camera_motion(stack: np.ndarray, background: np.ndarray) -> tuple[str, float
     return ("moving" if shift > 1.0 / scale else "static"), shift
 
 
+def camera_of(stack: np.ndarray) -> str:
+    """``static`` or ``moving`` for grey samples ``(S, H, W)`` against their median: shifted
+    against it, and changed beyond what animals cover (see :func:`build_model`)."""
+    median = np.median(stack, axis=0).astype(np.float32)
+    shifted, _ = camera_motion(stack, median)
+    if shifted == "static":
+        return "static"
+    diff = np.abs(stack[:, ::4, ::4].astype(np.float32) - median[::4, ::4])
+    changed = float(np.median(np.mean(diff > 2 * _triangle(diff), axis=(1, 2))))
+    return "moving" if changed > MOVING_CHANGED_FRACTION else "static"
+
+
 def find_arena(background: np.ndarray, stack_fg: np.ndarray) -> np.ndarray | None:
     """A circular well in the background that holds every animal seen, or None.
 

@@ -26,13 +26,23 @@ from pydantic import Field
 
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.video import VideoFrame, VideoReader
-from samtrack.pipeline.sources.background import camera_motion, to_grey
+from samtrack.pipeline.sources.background import camera_of, to_grey
 from samtrack.pipeline.sources.base import (
     SourceBase,
     SourceContext,
     SourceOptions,
     register_source,
 )
+
+#: px: the largest blur or morphology kernel (each is also cut to the frame's smaller side,
+#: where a larger one would only cost time)
+MAX_KERNEL = 1023
+
+
+def kernel_size(size: int, image: np.ndarray, odd: bool = False) -> int:
+    """A kernel no larger than the frame's smaller side (odd when asked)."""
+    size = min(size, min(image.shape[:2]))
+    return size - 1 + size % 2 if odd and size % 2 == 0 else size
 
 
 class MotionOptions(SourceOptions):
@@ -42,29 +52,30 @@ class MotionOptions(SourceOptions):
         default="mog2", description="OpenCV background subtractor: MOG2 (Gaussian mixture) or "
         "KNN (more robust to dynamic backgrounds, a little slower)."
     )
-    history: int = Field(default=500, ge=1, description="Frames the background model "
-                         "remembers; objects still for longer than this fade into it.")
+    history: int = Field(default=500, ge=1, le=1_000_000, description="Frames the background "
+                         "model remembers; objects still for longer than this fade into it.")
     var_threshold: float = Field(default=25.0, gt=0, description="MOG2 squared Mahalanobis "
                                  "distance for foreground (KNN: squared distance x 16).")
-    blur: int = Field(default=5, ge=0, description="Gaussian blur kernel (px, odd; 0 = off) "
-                      "applied before subtraction to suppress sensor noise.")
+    blur: int = Field(default=5, ge=0, le=MAX_KERNEL, description="Gaussian blur kernel (px, "
+                      "odd; 0 = off) applied before subtraction to suppress sensor noise.")
     shadows: Literal["remove", "keep", "off"] = Field(
         default="remove", description="Shadow handling: detect and drop shadow pixels, detect "
         "and keep them as foreground, or do not detect shadows at all."
     )
-    open_kernel: int = Field(default=3, ge=0, description="Opening kernel (px) removing specks.")
-    close_kernel: int = Field(default=9, ge=0, description="Closing kernel (px) joining the "
-                              "parts of one object.")
+    open_kernel: int = Field(default=3, ge=0, le=MAX_KERNEL, description="Opening kernel (px) "
+                             "removing specks.")
+    close_kernel: int = Field(default=9, ge=0, le=MAX_KERNEL, description="Closing kernel (px) "
+                              "joining the parts of one object.")
     fill_holes: bool = Field(default=True, description="Fill holes inside each blob.")
     min_area: int = Field(default=150, ge=1, description="Drop blobs smaller than this (px).")
     max_area_fraction: float = Field(default=0.5, gt=0, le=1, description="Drop blobs larger "
                                      "than this fraction of the frame (lighting changes).")
     max_objects: int | None = Field(default=None, ge=1, description="Keep only the N largest "
                                     "blobs per frame (None = all).")
-    prime_frames: int = Field(default=40, ge=0, description="Frames sampled over the clip to "
-                              "build the initial background (0 = learn online only).")
-    prime_repeats: int = Field(default=30, ge=1, description="Times the primed background is "
-                               "fed to the model before streaming.")
+    prime_frames: int = Field(default=40, ge=0, le=400, description="Frames sampled over the "
+                              "clip to build the initial background (0 = learn online only).")
+    prime_repeats: int = Field(default=30, ge=1, le=1000, description="Times the primed "
+                               "background is fed to the model before streaming.")
     learning_rate: float | None = Field(
         default=None, ge=0, le=1, description="Background update rate per frame; None = "
         "1/history. (OpenCV's automatic rate starts near 1/frames-seen, which right after "
@@ -93,9 +104,8 @@ class MotionSource(SourceBase):
             history=o.history, varThreshold=o.var_threshold, detectShadows=detect)
 
     def _prepare(self, image: np.ndarray) -> np.ndarray:
-        k = self.options.blur
-        if k > 0:
-            k = k if k % 2 == 1 else k + 1
+        k = kernel_size(self.options.blur, image, odd=True)
+        if k > 1:
             return cv2.GaussianBlur(image, (k, k), 0)
         return image
 
@@ -103,11 +113,11 @@ class MotionSource(SourceBase):
         subtractor = self._subtractor()
         o = self.options
         if o.prime_frames > 0:
-            samples = [self._prepare(img) for img in video.sample(o.prime_frames)]
+            raw = list(video.sample(o.prime_frames))
+            samples = [self._prepare(img) for img in raw]
             if samples:
                 background = np.median(np.stack(samples), axis=0).astype(np.uint8)
-                grey = np.stack([to_grey(img) for img in samples])
-                self.camera = camera_motion(grey, to_grey(background).astype(np.float32))[0]
+                self.camera = camera_of(np.stack([to_grey(img) for img in raw]))
                 for _ in range(o.prime_repeats):
                     subtractor.apply(background, learningRate=-1)
         for frame in video:
@@ -122,10 +132,12 @@ class MotionSource(SourceBase):
         binary = (fg >= 200) if o.shadows == "remove" else (fg > 0)
         binary = binary.astype(np.uint8)
         if o.open_kernel > 1:
-            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (o.open_kernel,) * 2)
+            size = kernel_size(o.open_kernel, binary)
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
             binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, kernel)
         if o.close_kernel > 1:
-            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (o.close_kernel,) * 2)
+            size = kernel_size(o.close_kernel, binary)
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
             binary = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, kernel)
         if o.fill_holes:
             contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)

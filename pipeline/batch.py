@@ -341,13 +341,23 @@ def run_ray(config_path: str | None, clips: list[Clip], out_root: str, workers: 
     resources (one CPU; ``gpus_per_clip`` when the config runs on CUDA), so a cluster with GPU
     nodes places SAM2 clips on GPUs. ``address``: ``auto`` or ``ray://host:port`` joins a
     cluster; None starts a local one with ``workers`` CPUs."""
-    import ray
-    from ray.util import ActorPool
+    try:
+        import ray
+        from ray.util import ActorPool
+    except ImportError:
+        raise UserError("--engine ray needs the ray extra: pip install 'samtrack[ray]'") from None
 
     started_here = not ray.is_initialized()
     if started_here:
         if address:
-            ray.init(address=address, log_to_driver=False)
+            try:
+                ray.init(address=address, log_to_driver=False)
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                # no cluster at that address, or ray:// without the ray[client] package
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else \
+                    type(exc).__name__
+                raise UserError(f"--address {address}: cannot join a Ray cluster: {first}") \
+                    from None
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     try:

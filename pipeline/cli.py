@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -435,6 +436,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("samtrack: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `samtrack ... | head -1`: the reader has all it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is silent
+        return EXIT_OK
     except UserError as exc:  # the user's input: one line naming the culprit
         if args.debug:
             raise

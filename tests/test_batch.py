@@ -269,3 +269,14 @@ worker.wait()
     else:
         os.kill(worker, signal.SIGKILL)
         raise AssertionError("the worker outlived its batch by 10 s")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("address", ["auto", "ray://127.0.0.1:9"])
+def test_a_ray_cluster_that_cannot_be_joined_is_one_line(tmp_path, capsys, address):
+    clip = _frames(tmp_path / "clip")
+    code = main(["batch", str(clip), "--out", str(tmp_path / "out"), "--engine", "ray",
+                 "--address", address, "--quiet"])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"samtrack: error: --address {address}: cannot join")

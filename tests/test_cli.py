@@ -107,3 +107,14 @@ def test_garbage_a_device_and_a_bad_port_are_one_line(tmp_path, capsys):
         main(["live", "--video", str(tmp_path), "--port", "70000"])
     assert exit_.value.code == 2
     assert "expected a port number 0-65535" in capsys.readouterr().err
+
+
+def test_output_cut_short_by_a_closed_pipe_is_not_an_error(small_scene, monkeypatch):
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `| head -1` has read what it wanted and gone
+    closed = os.fdopen(write_end, "w", buffering=1)
+    monkeypatch.setattr(sys, "stdout", closed)
+    masks = str(small_scene / "gt" / "masks")
+    assert main(["eval", "--gt", masks, "--pred", masks]) == 0

@@ -193,3 +193,57 @@ def test_in_a_real_browser_a_foreign_page_can_neither_steer_nor_watch(small_scen
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
+
+
+@pytest.mark.slow
+def test_a_slowloris_of_2000_half_sent_bodies_leaves_tracking_running(tmp_path):
+    """2,000 connections each send headers and a few bytes of a promised body, then nothing.
+    The server keeps tracking, keeps answering, and gives their descriptors back."""
+    import resource
+    import socket
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+    from samtrack.eval.bench.scenes import Scene, SceneSpec
+
+    clip = Scene(SceneSpec(num_animals=3, num_frames=900, width=320, height=180,
+                           seed=2)).write(tmp_path / "clip")  # 36 s of stream at 25 frames/s
+    proc, base = _start_live(["--video", str(clip / "img1"), "--masks",
+                              str(clip / "gt" / "masks"), "--realtime", "--out",
+                              str(tmp_path / "live")])
+    port = int(base.rsplit(":", 1)[1])
+    held = []
+    try:
+        request = (b"POST /pause HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+                   b"\r\nContent-Length: 1000\r\n\r\n{\"a\":")
+        frames = httpx.get(base + "/status", timeout=10).json()["frames"]
+        for _ in range(2000):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(request)
+            held.append(s)
+        def open_fds() -> int:
+            return len(list(Path(f"/proc/{proc.pid}/fd").iterdir()))
+
+        # while they still hang: beyond the cap they were refused and closed, not held
+        _wait(lambda: open_fds() < 200, timeout=5)  # well before the 10 s body timeout
+        time.sleep(12)  # past the body timeout
+        status = None
+        deadline = time.time() + 30
+        while status is None and time.time() < deadline:
+            try:
+                status = httpx.get(base + "/status", timeout=5).json()
+            except (httpx.HTTPError, ValueError):
+                time.sleep(0.5)
+        assert status is not None, "the page never answered again"
+        assert status["frames"] > frames and not status["paused"]
+        assert open_fds() < 200
+    finally:
+        for s in held:
+            s.close()
+        proc.terminate()
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -14,8 +14,8 @@ A server on 127.0.0.1 is reachable from the user's browser, so from any page ope
   same-site, HTTP-only cookie), or ``Authorization: Bearer``.
 * **Resource bounds**: request bodies over ``MAX_BODY`` bytes are refused with 413 before being
   read; a body that does not arrive within ``BODY_TIMEOUT`` seconds ends the request with 408
-  (a slowloris holds nothing for long); uvicorn bounds the connections (``limit_concurrency``)
-  and idle keep-alives.
+  (a slowloris holds nothing for long); beyond ``MAX_CONNECTIONS`` requests in flight a new
+  one is refused with 503 and closed at once; idle keep-alives end after ``KEEP_ALIVE`` s.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 MAX_BODY = 64 * 1024  # bytes: the API's largest request is a few hundred bytes
 BODY_TIMEOUT = 10.0  # seconds for a whole request body to arrive
-MAX_CONNECTIONS = 64  # uvicorn limit_concurrency: beyond it, 503 at once
+MAX_CONNECTIONS = 64  # HTTP requests in flight at once: beyond it, 503 and closed
 KEEP_ALIVE = 5  # seconds an idle connection is kept
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 COOKIE = "samtrack_token"
@@ -65,13 +65,16 @@ class Guard:
     """
 
     def __init__(self, app, *, bound: str = "127.0.0.1", token: str | None = None,
-                 max_body: int = MAX_BODY, body_timeout: float = BODY_TIMEOUT) -> None:
+                 max_body: int = MAX_BODY, body_timeout: float = BODY_TIMEOUT,
+                 max_requests: int = MAX_CONNECTIONS) -> None:
         self.app = app
         self.loopback = is_loopback(bound)
         self.bound = bound
         self.token = token
         self.max_body = max_body
         self.body_timeout = body_timeout
+        self.max_requests = max_requests
+        self._active = 0  # HTTP requests in flight (the event loop's thread alone counts)
         if not self.loopback and not token:
             raise ValueError("a server bound beyond loopback needs a token")
 
@@ -85,16 +88,31 @@ class Guard:
         if refusal is not None:
             await self._refuse(scope, send, *refusal)
             return
+        if scope["type"] == "http" and self._active >= self.max_requests:
+            # more requests in flight than any page or script makes: refuse and close at once
+            # (a flood of half-sent requests then holds no more descriptors than this)
+            await self._refuse(scope, send, 503, "too many requests at once")
+            return
         if scope["type"] == "http":
-            length = headers.get("content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_body):
-                await self._refuse(scope, send, 413, f"request body over {self.max_body} bytes")
-                return
+            self._active += 1
             try:
-                receive = await self._read_body(receive)
-            except _BodyRefused as exc:
-                await self._refuse(scope, send, exc.status, exc.reason)
-                return
+                await self._http(scope, receive, send, headers)
+            finally:
+                self._active -= 1
+            return
+        await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send,
+                    headers: dict[str, str]) -> None:
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            await self._refuse(scope, send, 413, f"request body over {self.max_body} bytes")
+            return
+        try:
+            receive = await self._read_body(receive)
+        except _BodyRefused as exc:
+            await self._refuse(scope, send, exc.status, exc.reason)
+            return
         await self.app(scope, receive, send)
 
     def _refusal(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str] | None:

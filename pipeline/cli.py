@@ -394,17 +394,11 @@ def _cmd_live(args: argparse.Namespace) -> int:
     url = f"http://{args.host}:{args.port}/" + (f"?token={token}" if token else "")
     print(f"samtrack live: {url} (run folder {out}; Ctrl-C stops)", flush=True)
     # uvicorn returns on Ctrl-C or SIGTERM after a graceful shutdown, then re-raises the
-    # signal to the handler it found: SIGTERM's raises KeyboardInterrupt as Ctrl-C does, so
-    # both end in the normal end of a live run below (not exit 143 with an unfinished folder)
-    def terminate(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            server.run()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # signal to the handler it found: main's SIGTERM handler raises KeyboardInterrupt as
+    # Ctrl-C does, so both end in the normal end of a live run below (not exit 143 with an
+    # unfinished folder)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
     session.stop()
     session.join(60)
     s = session.stats()
@@ -421,6 +415,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(rest)
 
 
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -431,6 +429,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.DEBUG if args.debug else logging.INFO)
     commands = {"run": _cmd_run, "eval": _cmd_eval, "demo": _cmd_demo, "bench": _cmd_bench,
                 "viz": _cmd_viz, "batch": _cmd_batch, "live": _cmd_live}
+    # SIGTERM ends every command as Ctrl-C does (run and live refine it to finish their
+    # folders): a batch writes nothing half, its workers follow it
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:

@@ -332,3 +332,13 @@ def test_default_source_runs_on_a_stream_without_look_ahead(small_scene, tmp_pat
     session.done.wait(60)
     assert session.error is None
     assert session.source.chosen is not None and session.source.chosen.name == "motion"
+
+
+def test_names_given_after_the_stream_ended_reach_the_summary(small_scene, tmp_path):
+    session = _session(small_scene, tmp_path / "live").start()
+    assert session.done.wait(60) and session.error is None
+    ident = json.loads((tmp_path / "live" / "summary.json").read_text())["track_ids"][0]
+    session.name(ident, "Late")
+    summary = json.loads((tmp_path / "live" / "summary.json").read_text())
+    assert summary["names"] == {str(ident): "Late"} and summary["corrections"] == 1
+    assert summary["status"] == "complete"

@@ -413,6 +413,13 @@ class LiveSession:
         self.corrections.append(entry)
         with (self.writer.dir / "corrections.jsonl").open("a") as fh:
             fh.write(json.dumps(entry) + "\n")
+        if self.done.is_set() and self.writer.status == "complete":
+            # steered after the stream ended: the finished run's summary says so too
+            path = self.writer.dir / "summary.json"
+            summary = json.loads(path.read_text())
+            summary.update(names={str(k): v for k, v in self.names.items()},
+                           corrections=len(self.corrections))
+            self.writer.write_summary(summary)
         if self._last is not None and self._last_image is not None:
             shown, _ = self._display(self._last)
             frame = VideoFrame(self._last.frame_index, "", self._last_image)

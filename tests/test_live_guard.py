@@ -247,3 +247,33 @@ def test_a_slowloris_of_2000_half_sent_bodies_leaves_tracking_running(tmp_path):
             proc.kill()
             proc.communicate()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.slow
+def test_beyond_loopback_the_command_warns_and_prints_a_token_url(small_scene, tmp_path):
+    import re
+    import socket
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "samtrack", "live", "--video", str(small_scene / "img1"),
+         "--masks", str(small_scene / "gt" / "masks"), "--host", "0.0.0.0", "--port",
+         str(port), "--out", str(tmp_path / "live"), "--paused"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline(), proc.stdout.readline()]
+        assert "warning" in lines[0] and "beyond this machine" in lines[0]
+        token = re.search(r"\?token=([\w-]+)", lines[1]).group(1)
+        base = f"http://127.0.0.1:{port}"
+        _wait(lambda: httpx.get(f"{base}/status?token={token}", timeout=2).status_code == 200)
+        assert httpx.get(f"{base}/status").status_code == 401
+    finally:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()

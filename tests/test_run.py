@@ -148,3 +148,20 @@ def test_the_next_run_removes_what_a_killed_replacement_left_beside_it(small_sce
     mine.mkdir()
     run(_config(small_scene, out, **{"output.overwrite": True}))
     assert not old.exists() and not partial.exists() and mine.is_dir()
+
+
+def test_sigterm_during_the_closing_evaluation_still_completes_the_folder(small_scene, tmp_path,
+                                                                         monkeypatch):
+    import samtrack.pipeline.runner as runner
+    from samtrack.pipeline.outputs import RunInterrupted
+
+    def interrupted(*args, **kwargs):
+        raise RunInterrupted("signal 15")
+
+    monkeypatch.setattr(runner, "evaluate_pairs", interrupted)
+    out = tmp_path / "run"
+    with pytest.raises(RunInterrupted):
+        run(_config(small_scene, out, **{"eval.gt": str(small_scene / "gt" / "masks")}))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "complete" and "interrupted" in summary["metrics_error"]
+    assert not (out / INCOMPLETE_MARKER).exists()

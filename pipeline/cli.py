@@ -33,7 +33,7 @@ from samtrack.pipeline.core.configbase import format_error
 from samtrack.pipeline.core.errors import UserError
 from samtrack.pipeline.demo import format_metrics
 from samtrack.pipeline.demo import main as demo_main
-from samtrack.pipeline.live.guard import KEEP_ALIVE, is_loopback
+from samtrack.pipeline.live.guard import KEEP_ALIVE, header_timeout_protocol, is_loopback
 from samtrack.pipeline.live.server import check_port, create_app
 from samtrack.pipeline.live.session import LiveSession
 from samtrack.pipeline.live.stream import LiveStream, silence_opencv
@@ -380,7 +380,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
     token = None if is_loopback(args.host) else secrets.token_urlsafe(16)
     server = uvicorn.Server(uvicorn.Config(
         create_app(session, bound=args.host, token=token), host=args.host, port=args.port,
-        log_level="warning", timeout_keep_alive=KEEP_ALIVE))
+        log_level="warning", timeout_keep_alive=KEEP_ALIVE, http=header_timeout_protocol()))
     if args.exit_at_end:
         def stop_at_end() -> None:
             session.done.wait()

@@ -15,7 +15,10 @@ A server on 127.0.0.1 is reachable from the user's browser, so from any page ope
 * **Resource bounds**: request bodies over ``MAX_BODY`` bytes are refused with 413 before being
   read; a body that does not arrive within ``BODY_TIMEOUT`` seconds ends the request with 408
   (a slowloris holds nothing for long); beyond ``MAX_CONNECTIONS`` requests in flight a new
-  one is refused with 503 and closed at once; idle keep-alives end after ``KEEP_ALIVE`` s.
+  one is refused with 503 and closed at once; idle keep-alives end after ``KEEP_ALIVE`` s, and
+  a connection whose headers do not arrive within ``HEADER_TIMEOUT`` s is closed (the server's
+  HTTP protocol, :func:`header_timeout_protocol`: before its headers a request is not yet
+  the guard's to see).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ MAX_BODY = 64 * 1024  # bytes: the API's largest request is a few hundred bytes
 BODY_TIMEOUT = 10.0  # seconds for a whole request body to arrive
 MAX_CONNECTIONS = 64  # HTTP requests in flight at once: beyond it, 503 and closed
 KEEP_ALIVE = 5  # seconds an idle connection is kept
+HEADER_TIMEOUT = 10.0  # seconds for a new connection's request headers to arrive
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 COOKIE = "samtrack_token"
 
@@ -200,3 +204,25 @@ class _BodyRefused(Exception):
 def token_cookie_header(token: str) -> tuple[str, str]:
     """The header that keeps the token for the page's own requests and WebSocket."""
     return "set-cookie", f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"
+
+
+def header_timeout_protocol(timeout: float = HEADER_TIMEOUT):
+    """uvicorn's HTTP protocol (h11) that closes a connection whose first request's headers
+    have not all arrived within ``timeout`` seconds: before the headers there is no request
+    for the ASGI guard to see, and uvicorn itself waits for them forever."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutProtocol(H11Protocol):
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._header_timer = self.loop.call_later(timeout, self._headers_too_slow)
+
+        def connection_lost(self, exc) -> None:
+            self._header_timer.cancel()
+            super().connection_lost(exc)
+
+        def _headers_too_slow(self) -> None:
+            if self.cycle is None and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderTimeoutProtocol

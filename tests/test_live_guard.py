@@ -22,6 +22,16 @@ from samtrack.pipeline.live.server import create_app
 STATIC = Path(__file__).resolve().parents[1] / "pipeline" / "live" / "static"
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    """End a live server started by a test; never leave one behind."""
+    proc.terminate()
+    try:
+        proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+
+
 def _counting_app():
     app = FastAPI()
     calls = {"n": 0}
@@ -187,12 +197,7 @@ def test_in_a_real_browser_a_foreign_page_can_neither_steer_nor_watch(small_scen
             browser.close()
     finally:
         foreign.shutdown()
-        proc.terminate()
-        try:
-            proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+        _stop(proc)
 
 
 @pytest.mark.slow
@@ -245,12 +250,7 @@ def test_a_slowloris_of_2000_half_sent_requests_leaves_tracking_running(tmp_path
     finally:
         for s in held:
             s.close()
-        proc.terminate()
-        try:
-            proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+        _stop(proc)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
@@ -276,9 +276,4 @@ def test_beyond_loopback_the_command_warns_and_prints_a_token_url(small_scene, t
         _wait(lambda: httpx.get(f"{base}/status?token={token}", timeout=2).status_code == 200)
         assert httpx.get(f"{base}/status").status_code == 401
     finally:
-        proc.terminate()
-        try:
-            proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+        _stop(proc)

@@ -28,7 +28,7 @@ from pycocotools import mask as coco_mask
 
 from samtrack.eval.points import is_point_file, read_points
 from samtrack.pipeline.core.formats import FormatError, read_id_map, read_mot_txt, read_mots_txt
-from samtrack.pipeline.core.frames import FrameObjects, rle_from_pixels
+from samtrack.pipeline.core.frames import FrameObjects, id_pixels, rle_from_pixels
 from samtrack.pipeline.core.geometry import xywh_to_xyxy
 
 
@@ -91,22 +91,14 @@ def sequence_from_frames(frames: Iterable[FrameObjects], name: str = "tracks",
 
 def id_map_tracks(id_map: np.ndarray) -> FrameTracks:
     """The objects of an ID map as ids, boxes and COCO RLEs, in time linear in the pixels and
-    the ids: each id's pixels come from one sort of the map, never from one full-frame
-    comparison per id (a map with 5000 ids would take 5000 passes over every pixel)."""
+    the ids (:func:`id_pixels`)."""
     h, w = id_map.shape
-    flat = id_map.ravel(order="F")  # column-major, the order COCO's RLE counts in
-    pixels = np.flatnonzero(flat)
-    if not len(pixels):
+    ids, pixels = id_pixels(id_map, order="F")  # column-major: COCO's RLE order
+    if not len(ids):
         return _empty_frame(True)
-    values = flat[pixels]
-    order = np.argsort(values, kind="stable")  # stable: each id's pixels stay in order
-    pixels, values = pixels[order], values[order]
-    ids, starts = np.unique(values, return_index=True)
-    ends = np.r_[starts[1:], len(pixels)]
     boxes = np.zeros((len(ids), 4))
     rles = []
-    for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
-        idx = pixels[a:b]
+    for k, idx in enumerate(pixels):
         cols, rows = np.divmod(idx, h)
         boxes[k] = (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
         rles.append(rle_from_pixels(idx, (h, w)))

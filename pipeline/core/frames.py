@@ -67,6 +67,28 @@ def crops_from_masks(masks: np.ndarray, hint: np.ndarray | None = None,
     return crops, boxes
 
 
+def id_pixels(id_map: np.ndarray, order: str = "C") -> tuple[np.ndarray, list[np.ndarray]]:
+    """The non-zero ids of an ID map and, for each, the flat indices of its pixels in ``order``
+    (``C``: ``y * W + x``; ``F``: ``x * H + y``, the order COCO's RLE counts in), ascending.
+    From one sort of the map, never one full-frame comparison per id (a map with 5000 ids
+    would take 5000 passes over every pixel)."""
+    flat = id_map.ravel(order=order)
+    pixels = np.flatnonzero(flat)
+    values = flat[pixels]
+    sort = np.argsort(values, kind="stable")  # stable: each id's pixels stay ascending
+    pixels, values = pixels[sort], values[sort]
+    ids, starts = np.unique(values, return_index=True)
+    return ids, np.split(pixels, starts[1:])
+
+
+def crop_from_pixels(ys: np.ndarray, xs: np.ndarray) -> Crop:
+    """A mask given as pixel rows and columns, cut to its box."""
+    y0, x0 = int(ys.min()), int(xs.min())
+    patch = np.zeros((int(ys.max()) - y0 + 1, int(xs.max()) - x0 + 1), bool)
+    patch[ys - y0, xs - x0] = True
+    return patch, (x0, y0)
+
+
 def rle_from_pixels(pixels: np.ndarray, image_size: tuple[int, int]) -> RLE:
     """COCO RLE of the pixels at ascending column-major flat indices ``x * H + y`` (the order
     COCO counts runs in), without a full-frame array."""
@@ -251,23 +273,10 @@ class FrameObjects:
         if id_map.ndim != 2:
             raise ValueError(f"id map must be single-channel (H, W), got shape {id_map.shape}")
         h, w = id_map.shape
-        flat = id_map.ravel()
-        pixels = np.flatnonzero(flat)
-        if not len(pixels):
+        ids, pixels = id_pixels(id_map)
+        if not len(ids):
             return cls.empty((h, w), frame_index=frame_index, frame_name=frame_name)
-        # each id's pixels from one sort of the map, never one full-frame pass per id
-        values = flat[pixels]
-        order = np.argsort(values, kind="stable")
-        pixels, values = pixels[order], values[order]
-        ids, starts = np.unique(values, return_index=True)
-        ends = np.r_[starts[1:], len(pixels)]
-        crops = []
-        for a, b in zip(starts, ends, strict=True):
-            rows, cols = np.divmod(pixels[a:b], w)
-            y0, x0 = int(rows.min()), int(cols.min())
-            patch = np.zeros((int(rows.max()) - y0 + 1, int(cols.max()) - x0 + 1), bool)
-            patch[rows - y0, cols - x0] = True
-            crops.append((patch, (x0, y0)))
+        crops = [crop_from_pixels(*np.divmod(p, w)) for p in pixels]
         return cls.from_crops(crops, (h, w), frame_index=frame_index,
                               source_ids=ids.astype(np.int64), frame_name=frame_name)
 

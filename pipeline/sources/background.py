@@ -48,7 +48,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from samtrack.pipeline.core.errors import InputError
-from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.core.frames import FrameObjects, crop_from_pixels
 from samtrack.pipeline.core.video import VideoFrame, VideoReader
 from samtrack.pipeline.sources.base import (
     SourceBase,
@@ -479,17 +479,13 @@ class Animal:
         return self.ys + dy, self.xs + dx, self.centroid + step
 
 
-def split_by_prediction(ys: np.ndarray, xs: np.ndarray, animals: list[Animal],
-                        shape: tuple[int, int]) -> np.ndarray:
+def split_by_prediction(ys: np.ndarray, xs: np.ndarray, animals: list[Animal]) -> np.ndarray:
     """Labels ``0..k-1`` for a blob's pixels: each goes to the animal whose predicted mask
     (last whole mask moved along its velocity, as far as fits the blob) it lies in or nearest
-    to; where predictions overlap,
-    to the nearer predicted centroid. Through a crossing each piece keeps following its
-    animal's motion instead of the blob's left and right halves."""
-    y0, x0 = int(ys.min()), int(xs.min())
-    h, w = int(ys.max()) - y0 + 1, int(xs.max()) - x0 + 1
-    blob = np.zeros((h, w), bool)
-    blob[ys - y0, xs - x0] = True
+    to; where predictions overlap, to the nearer predicted centroid. Through a crossing each
+    piece keeps following its animal's motion instead of the blob's left and right halves."""
+    blob, (x0, y0) = crop_from_pixels(ys, xs)
+    h, w = blob.shape
     distances = []
     centre_distances = []
     for animal in animals:
@@ -586,7 +582,7 @@ class BackgroundSource(SourceBase):
             before = [a for a, owner in zip(self._previous, owners, strict=True)
                       if owner == index]
             if len(before) == k:
-                split = split_by_prediction(ys, xs, before, (h, w))
+                split = split_by_prediction(ys, xs, before)
             else:
                 split, before = split_by_kmeans(ys, xs, k), [None] * k
             for j in range(k):
@@ -596,14 +592,8 @@ class BackgroundSource(SourceBase):
             for floor in model.floors.values():
                 cv2.accumulateWeighted(grey.astype(np.float32), floor, o.drift_rate,
                                        mask=still)
-        crops = []
-        centroids = np.zeros((len(pieces), 2))
-        for i, (ys, xs, _, _) in enumerate(pieces):
-            x0, y0 = int(xs.min()), int(ys.min())
-            patch = np.zeros((int(ys.max()) - y0 + 1, int(xs.max()) - x0 + 1), bool)
-            patch[ys - y0, xs - x0] = True
-            crops.append((patch, (x0, y0)))
-            centroids[i] = (xs.mean(), ys.mean())
+        crops = [crop_from_pixels(ys, xs) for ys, xs, _, _ in pieces]
+        centroids = np.array([(xs.mean(), ys.mean()) for ys, xs, _, _ in pieces]).reshape(-1, 2)
         self._remember(pieces, centroids)
         return FrameObjects.from_crops(
             crops, (h, w), frame_index=frame.index, frame_name=frame.name,

@@ -137,3 +137,19 @@ def test_real_larvae_from_their_pixels_with_every_default(tmp_path):
     row = run_clip(REAL, clip, told=False, work=tmp_path)
     assert row["source"] == "background" and row["count"] == "4 of 4"
     assert row["idf1"] >= 0.99 and row["idsw"] == 0
+
+
+def test_a_split_that_leaves_an_animal_no_pixels_drops_that_piece(tmp_path):
+    # two predictions that coincide: the whole blob goes to the first, the second gets nothing
+    folder, _ = write(tmp_path / "dark", "dark")
+    source = BackgroundSource(BackgroundOptions())
+    video = VideoReader(folder)
+    model = source.fit(video)
+    frames = list(video)
+    source.segment(frames[21], model)  # animals 1 and 2 touch: a blob of two, split
+    pair = [a for a in source._previous if a.centroid[1] > 100]
+    rest = [a for a in source._previous if a.centroid[1] <= 100]
+    assert len(pair) == 2
+    source._previous = [*rest, pair[0], pair[0]]  # one of the pair predicted twice
+    objects = source.segment(frames[22], model)
+    assert len(objects) == 2 and all(area > 0 for area in objects.areas)

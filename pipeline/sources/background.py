@@ -586,7 +586,8 @@ class BackgroundSource(SourceBase):
             else:
                 split, before = split_by_kmeans(ys, xs, k), [None] * k
             for j in range(k):
-                pieces.append((ys[split == j], xs[split == j], before[j], True))
+                if (split == j).any():  # a split can leave a prediction no pixel at all
+                    pieces.append((ys[split == j], xs[split == j], before[j], True))
         if o.drift_rate > 0:
             still = (diff <= model.low).astype(np.uint8)
             for floor in model.floors.values():

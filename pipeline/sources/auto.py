@@ -79,8 +79,7 @@ class AutoSource(SourceBase):
         else:
             self.chosen = background
             self.reason = "still camera, stable background"
-        detail = self.chosen.prepare(video) if self.chosen is not background else \
-            background.prepare(video)
+        detail = self.chosen.prepare(video)
         return f"source auto -> {self.chosen.name} ({self.reason})" + \
             (f"; {detail}" if detail else "")
 

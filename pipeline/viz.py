@@ -12,8 +12,10 @@ is a class with ``annotate(image, objects, values)`` and one :func:`register_ann
 from __future__ import annotations
 
 import colorsys
+import logging
 import os
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +26,8 @@ from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.registry import Registry
 
 OVERLAY_ALPHA = 0.5
+
+log = logging.getLogger(__name__)
 
 
 def id_color(track_id: int) -> tuple[int, int, int]:
@@ -122,37 +126,88 @@ def largest_object_mask(objects: FrameObjects) -> np.ndarray:
 class VideoSink:
     """Write frames to an mp4 atomically: frames go to a temp file renamed on ``close()``.
 
-    A run that fails part way leaves no video that looks complete.
+    H.264 (yuv420p, ``+faststart``) through PyAV's bundled libx264, the codec every browser
+    plays; odd frame sizes are padded by one black row/column because 4:2:0 needs even sizes.
+    Without a usable libx264 the fallback is OpenCV's ``mp4v`` (plays in desktop players, not
+    in Chromium), said once in the log. A run that fails part way leaves no video that looks
+    complete.
     """
 
-    def __init__(self, path: str | Path, fps: float) -> None:
+    def __init__(self, path: str | Path, fps: float, *, quality: int = 23) -> None:
         self.path = Path(path)
         self.fps = fps
+        self.quality = quality  # x264 CRF: 18 near-lossless .. 28 small; 23 is x264's default
         self._tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix}")
-        self._writer: cv2.VideoWriter | None = None
+        self._container = None
+        self._stream = None
+        self._cv_writer: cv2.VideoWriter | None = None
+        self.codec = ""
         self.frames_written = 0
+
+    def _open(self, width: int, height: int) -> None:
+        try:
+            import av  # PyAV: FFmpeg with libx264, so the mp4 plays in a browser
+
+            av.codec.Codec("libx264", "w")
+        except Exception as exc:  # no PyAV, or a build without the encoder
+            log.warning("%s: H.264 encoder unavailable (%s); writing mp4v, which browsers do "
+                        "not play", self.path, exc)
+        else:
+            self._container = av.open(str(self._tmp), mode="w", format="mp4",
+                                      options={"movflags": "+faststart"})
+            rate = Fraction(self.fps).limit_denominator(1001)
+            stream = self._container.add_stream("libx264", rate=rate)
+            stream.width, stream.height = width + width % 2, height + height % 2
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": str(self.quality), "preset": "veryfast"}
+            self._stream = stream
+            self.codec = "h264"
+            return
+        self._cv_writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"),
+                                          self.fps, (width, height))
+        if not self._cv_writer.isOpened():
+            raise OSError(f"{self.path}: cannot open video writer")
+        self.codec = "mp4v"
 
     def write(self, image: np.ndarray) -> None:
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-        if self._writer is None:
+        if self._stream is None and self._cv_writer is None:
+            self._open(image.shape[1], image.shape[0])
+        if self._stream is not None:
+            import av
+
             h, w = image.shape[:2]
-            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"),
-                                           self.fps, (w, h))
-            if not self._writer.isOpened():
-                raise OSError(f"{self.path}: cannot open video writer")
-        self._writer.write(image)
+            if (w, h) != (self._stream.width, self._stream.height):
+                image = cv2.copyMakeBorder(image, 0, self._stream.height - h, 0,
+                                           self._stream.width - w, cv2.BORDER_CONSTANT)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        else:
+            self._cv_writer.write(image)
         self.frames_written += 1
 
+    def _release(self, *, flush: bool) -> bool:
+        opened = self._stream is not None or self._cv_writer is not None
+        if self._stream is not None:
+            try:
+                if flush:
+                    for packet in self._stream.encode():
+                        self._container.mux(packet)
+            finally:
+                self._container.close()
+                self._container = self._stream = None
+        if self._cv_writer is not None:
+            self._cv_writer.release()
+            self._cv_writer = None
+        return opened
+
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        if self._release(flush=True):
             os.replace(self._tmp, self.path)
 
     def abort(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        self._release(flush=False)
         if self._tmp.exists():
             self._tmp.unlink()

@@ -17,12 +17,13 @@ drawing, outputs and config <- ``pipeline.runner`` / ``render`` <- demo, benchma
 """
 
 from samtrack.eval.report import EvalReport, evaluate
+from samtrack.pipeline.adapters import as_bgr, from_detections, from_sam2, to_detections
 from samtrack.pipeline.config import Config, load_config
 from samtrack.pipeline.core import __version__
 from samtrack.pipeline.core.errors import ConfigError, InputError, UserError
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.video import VideoFrame, VideoReader
-from samtrack.pipeline.runner import RunResult, run
+from samtrack.pipeline.runner import RunResult, run, save_result
 from samtrack.pipeline.sources import SourceContext, SourceOptions, build_source, register_source
 from samtrack.reid import IouTracker, ReidTracker, RepairEvent, Tracker, TrackerConfig, TrackResult
 from samtrack.reid.costs import CostModel, CostTerm, Side, Weighted
@@ -52,11 +53,16 @@ __all__ = [
     "VideoReader",
     "Weighted",
     "__version__",
+    "as_bgr",
     "build_embedder",
     "build_source",
     "evaluate",
+    "from_detections",
+    "from_sam2",
     "load_config",
     "register_embedder",
     "register_source",
     "run",
+    "save_result",
+    "to_detections",
 ]

@@ -9,6 +9,7 @@ end, then read the video a second time to write the outputs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
@@ -27,12 +28,13 @@ from samtrack.pipeline.config import Config
 from samtrack.pipeline.core import __version__
 from samtrack.pipeline.core.device import resolve_device
 from samtrack.pipeline.core.errors import ConfigError, UserError
+from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.video import VideoError, VideoFrame, VideoReader
 from samtrack.pipeline.health import RunHealth
 from samtrack.pipeline.outputs import RunInterrupted, RunWriter, default_run_dir
 from samtrack.pipeline.render import VizOptions, render
 from samtrack.pipeline.sources import SourceContext, build_source, registered_sources
-from samtrack.reid.base import Tracker
+from samtrack.reid.base import Tracker, TrackResult
 
 log = logging.getLogger(__name__)
 
@@ -264,3 +266,38 @@ def _write_offline(tracker: Tracker, video: VideoReader, writer: RunWriter,
         ids.update(int(i) for i in obj.track_ids if i > 0)
     timing["write"] += time.perf_counter() - t1
     return ids, finished.identities
+
+
+def save_result(result: TrackResult, out_dir: str | Path, *, video: str | Path,
+                fps: float | None = None, overwrite: bool = False,
+                writers: list[str] | None = None) -> Path:
+    """Write a library user's finished :class:`TrackResult` as a run folder, the one
+    ``samtrack viz``, ``samtrack eval`` and ``samtrack export`` read.
+
+    ``video``: the clip the masks came from (file or frame folder), read once for the drawn
+    outputs and the frame names. A frame the result does not hold is written with no object,
+    so every per-frame output stays aligned with the video.
+    """
+    reader = VideoReader(video, fps=fps)
+    final = result.by_frame()
+    ids: set[int] = set()
+    frames = objects_total = 0
+    with RunWriter(out_dir, overwrite=overwrite, fps=reader.fps, writers=writers,
+                   protected=[reader.path]) as writer:
+        for frame in reader:
+            objects = final.get(frame.index)
+            if objects is None:
+                objects = FrameObjects.empty(frame.image.shape[:2], frame_index=frame.index)
+            objects = dataclasses.replace(objects, frame_name=frame.name)
+            writer.write_frame(frame.image, objects)
+            ids.update(int(i) for i in objects.track_ids if i > 0)
+            frames += 1
+            objects_total += len(objects)
+        summary: dict[str, Any] = {
+            "samtrack_version": __version__, "video": str(reader.path), "source": "library",
+            "fps": reader.fps, "image_size": list(reader.image_size or []), "frames": frames,
+            "objects": objects_total, "track_ids": sorted(ids), "num_tracks": len(ids),
+            "repairs": list(result.repairs)}
+        if result.identities:
+            summary["identities"] = result.identities
+        return writer.finish(summary)

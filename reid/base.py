@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.core.video import ColorOrder
 from samtrack.reid.config import TrackerConfig
 
 
@@ -61,8 +62,12 @@ class Tracker(ABC):
         return dataclasses.replace(objects, frame_index=frames_seen)
 
     @abstractmethod
-    def update(self, objects: FrameObjects, image: np.ndarray | None = None) -> FrameObjects:
-        """Identities for one frame's objects (``track_ids``; -1: not reported)."""
+    def update(self, objects: FrameObjects, image: np.ndarray | None = None, *,
+               color: ColorOrder = "bgr") -> FrameObjects:
+        """Identities for one frame's objects (``track_ids``; -1: not reported).
+
+        ``image``: the frame the masks were found in, for appearance; ``color`` its channel
+        order (``"rgb"`` for frames from SAM2, PIL or supervision; ``"bgr"`` from OpenCV)."""
 
     @abstractmethod
     def reset(self) -> None:

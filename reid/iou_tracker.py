@@ -13,6 +13,7 @@ import numpy as np
 
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.geometry import box_iou
+from samtrack.pipeline.core.video import ColorOrder
 from samtrack.reid.base import Tracker, TrackResult
 from samtrack.reid.config import TRACKERS, TrackerConfig
 
@@ -49,7 +50,8 @@ class IouTracker(Tracker):
     def finalize(self) -> TrackResult:
         return TrackResult(frames=list(self.frames))
 
-    def update(self, objects: FrameObjects, image: np.ndarray | None = None) -> FrameObjects:
+    def update(self, objects: FrameObjects, image: np.ndarray | None = None, *,
+               color: ColorOrder = "bgr") -> FrameObjects:
         objects = self.numbered(objects, self.frames_seen)
         self.frames_seen += 1
         boxes = objects.boxes

@@ -39,6 +39,7 @@ from samtrack.pipeline.core.geometry import (
     box_iou,
     crop_intersection,
 )
+from samtrack.pipeline.core.video import ColorOrder, as_bgr
 from samtrack.reid.association import assign
 from samtrack.reid.base import Tracker, TrackResult
 from samtrack.reid.config import TRACKERS, TrackerConfig
@@ -285,8 +286,10 @@ class ReidTracker(Tracker):
         return keep
 
     # ------------------------------------------------------------------ main step
-    def update(self, objects: FrameObjects, image: np.ndarray | None = None) -> FrameObjects:
+    def update(self, objects: FrameObjects, image: np.ndarray | None = None, *,
+               color: ColorOrder = "bgr") -> FrameObjects:
         c = self.config
+        image = as_bgr(image, color)
         objects = self.numbered(objects, self.frames_seen)
         frame = objects.frame_index
         t_start = time.perf_counter()

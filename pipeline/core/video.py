@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -24,6 +25,21 @@ MAX_PIXELS = 3840 * 2160  # 4K UHD (video.max_pixels)
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm"}
 SEEK_GAP = 250  # frames; beyond this gap sample() seeks instead of grabbing through
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+
+
+ColorOrder = Literal["bgr", "rgb"]
+
+
+def as_bgr(image: np.ndarray | None, color: ColorOrder = "bgr") -> np.ndarray | None:
+    """``image`` in BGR order; ``color`` says the order it is in (``"bgr"``: as is)."""
+    if image is None or color == "bgr":
+        return image
+    if color != "rgb":
+        raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        return image  # grey: no order to change
+    return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+
 
 
 class VideoError(InputError):

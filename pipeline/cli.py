@@ -1,4 +1,5 @@
-"""``samtrack`` command line: ``run``, ``eval``, ``viz``, ``demo`` and ``bench``.
+"""``samtrack`` command line: ``run``, ``eval``, ``viz``, ``export``, ``demo``, ``batch``,
+``live`` and ``bench``.
 
 Every failure caused by the user's input (config, video, mask files, an existing run folder) is a
 :class:`~samtrack.pipeline.core.errors.UserError`: one line ``samtrack: error: ...`` naming the
@@ -33,6 +34,7 @@ from samtrack.pipeline.core.configbase import format_error
 from samtrack.pipeline.core.errors import UserError
 from samtrack.pipeline.demo import format_metrics
 from samtrack.pipeline.demo import main as demo_main
+from samtrack.pipeline.exports import EXPORTERS, ExportRun, export
 from samtrack.pipeline.live.guard import KEEP_ALIVE, header_timeout_protocol, is_loopback
 from samtrack.pipeline.live.server import check_port, create_app
 from samtrack.pipeline.live.session import LiveSession
@@ -169,6 +171,22 @@ def _add_viz(sub: argparse._SubParsersAction) -> None:
                    help="also write binary.mp4: ID (or the largest object) white on black")
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    formats = "\n".join(f"  {name:5s} {spec.filename:17s} {spec.description}"
+                         for name, spec in EXPORTERS.items())
+    p = sub.add_parser(
+        "export", help="write a run's identities as CSV, npz, HDF5, SLEAP, COCO or CVAT",
+        description=f"Write a run folder's tracks in another tool's format.\n\n{formats}",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a samtrack run folder")
+    p.add_argument("--format", "-f", dest="formats", action="append", required=True,
+                   choices=EXPORTERS.names(), help="repeat for several")
+    p.add_argument("--out", metavar="PATH", help="file (one format) or folder "
+                   "(default RUN_DIR/exports/)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def _add_batch(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "batch", help="run many clips (process pool or Ray), resumable, one combined report",
@@ -239,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_eval(sub)
     _add_viz(sub)
+    _add_export(sub)
     _add_demo(sub)
     _add_batch(sub)
     _add_live(sub)
@@ -345,6 +364,17 @@ def _cmd_viz(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    out = args.out
+    if out is not None and len(args.formats) > 1 and Path(out).suffix:
+        raise UserError(f"--out {out}: give a folder when exporting several formats")
+    run = ExportRun(args.run_dir, progress=not args.quiet)
+    for fmt in dict.fromkeys(args.formats):
+        path = export(run, fmt, out, overwrite=args.overwrite)
+        print(f"{fmt:5s} {path}")
+    return EXIT_OK
+
+
 def _cmd_batch(args: argparse.Namespace) -> int:
     report = run_batch(args.inputs, config=args.config, out=args.out, engine=args.engine,
                        workers=args.workers, address=args.address, gt_root=args.gt_root,
@@ -428,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("samtrack",):
         logging.getLogger(name).setLevel(logging.DEBUG if args.debug else logging.INFO)
     commands = {"run": _cmd_run, "eval": _cmd_eval, "demo": _cmd_demo, "bench": _cmd_bench,
-                "viz": _cmd_viz, "batch": _cmd_batch, "live": _cmd_live}
+                "viz": _cmd_viz, "export": _cmd_export, "batch": _cmd_batch, "live": _cmd_live}
     # SIGTERM ends every command as Ctrl-C does (run and live refine it to finish their
     # folders): a batch writes nothing half, its workers follow it
     if threading.current_thread() is threading.main_thread():

@@ -42,7 +42,7 @@ from samtrack.pipeline.live.stream import LiveStream, silence_opencv
 from samtrack.pipeline.outputs import default_run_dir
 from samtrack.pipeline.render import VizOptions, render
 from samtrack.pipeline.runfolder import check_report_dir
-from samtrack.pipeline.runner import run
+from samtrack.pipeline.runner import RunResult, run
 
 log = logging.getLogger("samtrack")
 
@@ -169,6 +169,7 @@ def _add_viz(sub: argparse._SubParsersAction) -> None:
                    help="render a run folder that did not finish (INCOMPLETE or failed)")
     p.add_argument("--binary", nargs="?", const=-1, type=int, metavar="ID",
                    help="also write binary.mp4: ID (or the largest object) white on black")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -306,14 +307,47 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if config.quiet:
         logging.getLogger().setLevel(logging.WARNING)
     result = run(config)
-    line = (f"samtrack: {result.frames} frames, {len(result.track_ids)} tracks -> "
-            f"{result.out_dir}")
-    if result.skipped_frames:
-        line += f" ({len(result.skipped_frames)} frames skipped)"
-    print(line)
-    if result.metrics:
-        print(f"samtrack: {format_metrics(result.metrics)}")
+    for line in closing_summary(result, rendered=config.viz.render):
+        print(f"samtrack: {line}")
     return EXIT_OK
+
+
+STAGES = ("decode", "source", "track", "write")
+
+
+def closing_summary(result: RunResult, *, rendered: bool = False) -> list[str]:
+    """What a finished run did, how fast, where its outputs are and what to run next."""
+    summary = json.loads((result.out_dir / "summary.json").read_text())
+    identities = summary.get("identities", {}).get("num_identities")
+    who = f"{len(result.track_ids)} identities" if identities is None else \
+        f"{identities} identities ({len(result.track_ids)} ids shown)"
+    lines = [f"{result.frames} frames, {result.objects} masks, {who}"
+             + (f", {len(result.skipped_frames)} frames skipped" if result.skipped_frames
+                else "")]
+    kinds: dict[str, int] = {}
+    for repair in result.repairs:
+        kinds[repair["kind"]] = kinds.get(repair["kind"], 0) + 1
+    if kinds:
+        lines.append(f"repairs: {len(result.repairs)} ("
+                     + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(kinds.items()))
+                     + ")")
+    else:
+        lines.append("repairs: none")
+    ms = {k: 1000 * result.timing.get(k, 0.0) / max(result.frames, 1) for k in STAGES}
+    total = sum(ms.values())
+    lines.append("ms/frame: " + ", ".join(f"{k} {v:.1f}" for k, v in ms.items())
+                 + f"; total {total:.1f} ({1000 / max(total, 1e-9):.1f} frames/s)")
+    if result.metrics:
+        lines.append(format_metrics(result.metrics))
+    files = sorted(p.name + ("/" if p.is_dir() else "") for p in result.out_dir.iterdir()
+                   if not p.name.startswith("."))
+    lines.append(f"outputs in {result.out_dir}: {', '.join(files)}")
+    next_steps = [] if rendered else [f"samtrack viz {result.out_dir}"]
+    if result.metrics is None:
+        next_steps.append(f"samtrack eval --gt GT --pred {result.out_dir}")
+    next_steps.append(f"samtrack export {result.out_dir} --format csv")
+    lines.append("next: " + "   |   ".join(next_steps))
+    return lines
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -356,7 +390,7 @@ def _cmd_viz(args: argparse.Namespace) -> int:
                          trail_length=args.trail_length, side_by_side=args.side_by_side,
                          scale=args.scale, binary=args.binary is not None,
                          binary_id=None if args.binary in (None, -1) else args.binary,
-                         gt=args.gt)
+                         gt=args.gt, progress=not args.quiet)
     written = render(args.run_dir, options, video=args.video,
                      allow_incomplete=args.allow_incomplete)
     for name, path in written.items():

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from samtrack.eval.data import load_tracks, run_status
 from samtrack.eval.metrics import accumulate, switch_report
@@ -153,6 +154,7 @@ class VizOptions:
     binary: bool = False
     binary_id: int | None = None
     gt: str | None = None
+    progress: bool = False  # a progress bar on stderr (the CLI turns it on)
 
 
 def render(run_dir: str | Path, options: VizOptions | None = None,
@@ -175,9 +177,12 @@ def render(run_dir: str | Path, options: VizOptions | None = None,
     paths: dict[int, list[tuple[int, float, float, bool]]] = defaultdict(list)
     visible: dict[int, list[int]] = defaultdict(list)
     thumbs: dict[int, list[np.ndarray]] = defaultdict(list)
+    edge_thumbs: dict[int, list[np.ndarray]] = defaultdict(list)  # views cut by the border
     middle = None
     count = 0
     total = run.summary.get("frames", 0)
+    bar = tqdm(total=total, desc="samtrack viz", unit="frame", leave=False,
+               disable=not options.progress)
     try:
         for frame in run.video:
             file = run.masks.get(frame.name)
@@ -197,8 +202,9 @@ def render(run_dir: str | Path, options: VizOptions | None = None,
                 history[tid].append((cx, cy))
                 paths[tid].append((frame.index, float(cx), float(cy), bool(at_border)))
                 visible[tid].append(frame.index)
-                if len(thumbs[tid]) < 400 and not at_border:
-                    thumbs[tid].append(_thumb(frame.image, objects.masks[i], objects.boxes[i]))
+                store = edge_thumbs[tid] if at_border else thumbs[tid]
+                if len(store) < 400:
+                    store.append(_thumb(frame.image, objects.masks[i], objects.boxes[i]))
             for tid in list(history):
                 if tid not in set(objects.track_ids.tolist()):
                     history[tid].clear()
@@ -221,6 +227,8 @@ def render(run_dir: str | Path, options: VizOptions | None = None,
             if count == total // 2:
                 middle = frame.image.copy()
             count += 1
+            bar.update(1)
+        bar.close()
         if count != total:
             raise RunFolderError(f"{run.video.path}: {count} frames matched the run's ID maps, "
                                  f"summary.json says {total}")
@@ -228,6 +236,7 @@ def render(run_dir: str | Path, options: VizOptions | None = None,
         if binary_sink is not None:
             binary_sink.close()
     except BaseException:
+        bar.close()
         trails_sink.abort()
         if binary_sink is not None:
             binary_sink.abort()
@@ -238,7 +247,14 @@ def render(run_dir: str | Path, options: VizOptions | None = None,
     written["trails.png"] = _trails_png(out / "trails.png", middle, paths, options.scale)
     written["timeline.png"] = _timeline_png(out / "timeline.png", visible, run, count,
                                             options.gt)
-    written["gallery.png"] = _gallery_png(out / "gallery.png", thumbs)
+    edge_only = sorted(set(edge_thumbs) - {t for t, tiles in thumbs.items() if tiles})
+    if edge_only:
+        log.info("gallery: %s seen only at the frame border: %s shown cut by the edge",
+                 ", ".join(map(str, edge_only)), "its views are" if len(edge_only) == 1 else
+                 "their views are")
+    written["gallery.png"] = _gallery_png(
+        out / "gallery.png", {**{t: edge_thumbs[t] for t in edge_only},
+                              **{t: tiles for t, tiles in thumbs.items() if tiles}}, edge_only)
     return written
 
 
@@ -387,7 +403,10 @@ def _gt_coverage(run: RunData, gt: str):
     return dict(coverage), switches
 
 
-def _gallery_png(path: Path, thumbs: dict[int, list[np.ndarray]], per_row: int = 12) -> Path:
+def _gallery_png(path: Path, thumbs: dict[int, list[np.ndarray]], edge_only: list[int],
+                 per_row: int = 12) -> Path:
+    """A row of thumbnails per identity; an identity seen only at the frame border gets its
+    border views, labelled "edge" so a cut-off animal is not taken for a bad mask."""
     ids = sorted(thumbs)
     label_w = 56
     rows = []
@@ -399,6 +418,8 @@ def _gallery_png(path: Path, thumbs: dict[int, list[np.ndarray]], per_row: int =
         strip = np.zeros((THUMB, label_w + per_row * THUMB, 3), np.uint8)
         strip[:, :label_w] = id_color(tid)
         _text(strip, str(tid), (8, THUMB // 2 + 8), 0.8)
+        if tid in edge_only:
+            _text(strip, "edge", (6, THUMB - 6), 0.45)
         for k, tile in enumerate(tiles):
             strip[:, label_w + k * THUMB: label_w + (k + 1) * THUMB] = tile
         rows.append(strip)

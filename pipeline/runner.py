@@ -170,7 +170,8 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
             raise VideoError(f"{video.path}: no frame could be decoded")
         identities: dict = {}
         if offline:
-            ids, identities = _write_offline(tracker, video, writer, timing)
+            ids, identities = _write_offline(tracker, video, writer, timing,
+                                             progress=not config.quiet)
         elif getattr(tracker, "online_identities", None) is not None:
             identities = tracker.online_identities.summary()
         draining = time.perf_counter()
@@ -244,21 +245,23 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
         render(result.out_dir, VizOptions(trail_length=config.viz.trail_length,
                                           annotators=tuple(config.viz.annotators),
                                           side_by_side=config.viz.side_by_side,
-                                          scale=config.viz.scale, gt=config.eval.gt))
+                                          scale=config.viz.scale, gt=config.eval.gt,
+                                          progress=not config.quiet))
     return result
 
 
 def _write_offline(tracker: Tracker, video: VideoReader, writer: RunWriter,
-                   timing: dict[str, float]) -> tuple[set[int], dict]:
+                   timing: dict[str, float], *, progress: bool) -> tuple[set[int], dict]:
     """Re-link identities over the whole clip (``finalize``), then read the video again and
     write every frame with the final ids."""
     t0 = time.perf_counter()
-    finished = tracker.finalize()
+    finished = tracker.finalize(progress=progress)
     final = finished.by_frame()
     timing["track"] += time.perf_counter() - t0
     ids: set[int] = set()
     t1 = time.perf_counter()
-    for frame in video:
+    for frame in tqdm(video, total=len(video), unit="frame", desc="samtrack: writing",
+                      leave=False, disable=not progress):
         obj = final.get(frame.index)
         if obj is None:
             continue

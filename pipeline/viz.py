@@ -159,7 +159,8 @@ class VideoSink:
             stream = self._container.add_stream("libx264", rate=rate)
             stream.width, stream.height = width + width % 2, height + height % 2
             stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(self.quality), "preset": "veryfast"}
+            # superfast: about mp4v's encode time at less than half its file size
+            stream.options = {"crf": str(self.quality), "preset": "superfast"}
             self._stream = stream
             self.codec = "h264"
             return

@@ -74,5 +74,6 @@ class Tracker(ABC):
         """Forget everything: the next ``update`` starts a new clip."""
 
     @abstractmethod
-    def finalize(self) -> TrackResult:
-        """The whole clip's result; offline re-linking happens here when configured."""
+    def finalize(self, *, progress: bool = False) -> TrackResult:
+        """The whole clip's result; offline re-linking happens here when configured
+        (``progress``: a bar on stderr for its steps)."""

@@ -37,6 +37,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.reid.fragments import Fragment, cliques, cut_fragments
@@ -304,8 +305,19 @@ def _solve(fragments: list[Fragment], groups: list[list[int]], model: IdentityMo
 
 
 def link_identities(log: list[FrameLog], num_identities: int | None = None,
-                    max_rounds: int = MAX_ROUNDS) -> IdentityResult:
-    """Identity per logged object (aligned with each entry's rows); see the module docstring."""
+                    max_rounds: int = MAX_ROUNDS, *, progress: bool = False) -> IdentityResult:
+    """Identity per logged object (aligned with each entry's rows); see the module docstring.
+
+    ``progress``: a bar on stderr over the solve's steps (cutting fragments, fitting the
+    model, each re-labelling round up to ``max_rounds``, the final checks)."""
+    bar = tqdm(total=max_rounds + 3, desc="samtrack: offline identities", unit="step",
+               leave=False, disable=not progress)
+    with bar:
+        return _link(log, num_identities, max_rounds, bar)
+
+
+def _link(log: list[FrameLog], num_identities: int | None, max_rounds: int,
+          bar: tqdm) -> IdentityResult:
     every_fragment = cut_fragments(log)
     confirmed_tracklets = {f.tracklet for f in every_fragment if f.online_id > 0}
     fragments = [f for f in every_fragment if f.tracklet in confirmed_tracklets]
@@ -317,8 +329,10 @@ def link_identities(log: list[FrameLog], num_identities: int | None = None,
                             k, estimated, fragments=len(fragments))
     viewed = [f for f in fragments if f.views]
     groups = cliques(viewed)
+    bar.update(1)
     labels = _seed_labels(viewed, groups, k)
     model = fit_on_fragments(viewed, labels)
+    bar.update(1)
     if model is None or k < 2:
         # one individual, or nothing to learn from: every fragment is the online identity
         labels = {f.index: f.online_id for f in fragments}
@@ -327,6 +341,7 @@ def link_identities(log: list[FrameLog], num_identities: int | None = None,
         for result.rounds in range(1, max_rounds + 1):
             new, evidence = _solve(viewed, groups, model)
             model_next = fit_on_fragments(viewed, new)
+            bar.update(1)
             changed = new != labels
             labels = new
             if model_next is None:
@@ -358,6 +373,7 @@ def link_identities(log: list[FrameLog], num_identities: int | None = None,
         labels = _fill_viewless(fragments, labels, k)
         labels = _fill_unconfirmed(fragments, unconfirmed, labels)
         labels = _name_late_entrants(fragments + unconfirmed, labels, num_frames - 1)
+    bar.update(bar.total - bar.n)  # rounds that were not needed
     fragments = fragments + unconfirmed
     labels = _name_by_source(fragments, labels)
     for f in fragments:

@@ -47,7 +47,7 @@ class IouTracker(Tracker):
         self.events: list = []
         self.frames: list[FrameObjects] = []
 
-    def finalize(self) -> TrackResult:
+    def finalize(self, *, progress: bool = False) -> TrackResult:
         return TrackResult(frames=list(self.frames))
 
     def update(self, objects: FrameObjects, image: np.ndarray | None = None, *,

@@ -203,14 +203,15 @@ class ReidTracker(Tracker):
         """Times the source's ids and samtrack's decisions parted ways (:class:`SourceTrust`)."""
         return self.trust.disagreements
 
-    def finalize(self) -> TrackResult:
+    def finalize(self, *, progress: bool = False) -> TrackResult:
         """The recorded frames with their final identities: in ``offline`` mode re-labelled over
         the whole clip by the per-clip identity model (:mod:`reid.identities`), else as
         reported online."""
         frames = self.frames
         summary: dict = {}
         if self.config.mode == "offline" and self.keep_log:
-            linked = link_identities(self.log, num_identities=self.config.num_identities)
+            linked = link_identities(self.log, num_identities=self.config.num_identities,
+                                     progress=progress)
             by_frame = {e.frame: (e, lab) for e, lab in zip(self.log, linked.labels,
                                                              strict=True)}
             frames = [relabel(f, *by_frame[f.frame_index]) if f.frame_index in by_frame else

@@ -118,3 +118,38 @@ def test_output_cut_short_by_a_closed_pipe_is_not_an_error(small_scene, monkeypa
     monkeypatch.setattr(sys, "stdout", closed)
     masks = str(small_scene / "gt" / "masks")
     assert main(["eval", "--gt", masks, "--pred", masks]) == 0
+
+
+def test_a_run_ends_with_what_it_did_how_fast_where_and_what_next(small_scene, tmp_path,
+                                                                     capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--video", str(small_scene / "img1"), "--masks",
+                 str(small_scene / "gt" / "masks"), "--out", str(out), "--offline",
+                 "--gt", str(small_scene / "gt" / "masks")]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    summary = json.loads((out / "summary.json").read_text())
+    assert lines[0] == (f"samtrack: {summary['frames']} frames, {summary['objects']} masks, "
+                        f"{summary['identities']['num_identities']} identities "
+                        f"({summary['num_tracks']} ids shown)")
+    assert lines[1].startswith("samtrack: repairs: ")
+    stages = lines[2]
+    for stage in ("decode", "source", "track", "write", "frames/s"):
+        assert stage in stages
+    assert "IDF1 1.000" in lines[3]
+    assert lines[4].startswith(f"samtrack: outputs in {out}: ") and "tracks.txt" in lines[4]
+    assert f"samtrack viz {out}" in lines[5] and f"samtrack export {out}" in lines[5]
+    # progress on stderr: the per-frame bar, the offline solve's steps, the second pass
+    assert "samtrack: offline identities" in captured.err
+    assert "samtrack: writing" in captured.err
+
+
+def test_viz_shows_progress_and_quiet_hides_it(small_scene, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--video", str(small_scene / "img1"), "--masks",
+                 str(small_scene / "gt" / "masks"), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["viz", str(out), "--out", str(tmp_path / "a")]) == 0
+    assert "samtrack viz" in capsys.readouterr().err
+    assert main(["viz", str(out), "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert "samtrack viz" not in capsys.readouterr().err

@@ -156,3 +156,26 @@ def test_the_trails_video_plays_to_its_end_in_a_browser(rendered):
     assert result.get("ended"), result
     assert result["width"] == SPEC.width
     assert result["time"] == pytest.approx(SPEC.num_frames / 25.0, abs=0.1)
+
+
+def test_an_identity_seen_only_at_the_border_gets_a_gallery_row_with_a_note(tmp_path, caplog):
+    from samtrack.pipeline.core.formats import write_id_map
+
+    frames, maps = tmp_path / "img", tmp_path / "maps"
+    frames.mkdir()
+    maps.mkdir()
+    for t in range(6):
+        cv2.imwrite(str(frames / f"{t:06d}.jpg"), np.full((80, 120, 3), 90, np.uint8))
+        id_map = np.zeros((80, 120), np.uint16)
+        id_map[30:50, 50 + t:70 + t] = 1  # in the middle
+        id_map[20:40, 0:8] = 2  # half out of the frame, at its left edge, all along
+        write_id_map(maps / f"{t:06d}.png", id_map)
+    out = run(load_config(None, {"video.path": str(frames), "source.name": "masks",
+                                 "source.masks.path": str(maps), "source.masks.ids": "track",
+                                 "output.dir": str(tmp_path / "run"), "quiet": True}))
+    assert len(out.track_ids) == 2
+    with caplog.at_level("INFO", logger="samtrack"):
+        written = render(out.out_dir, VizOptions())
+    gallery = cv2.imread(str(written["gallery.png"]))
+    assert gallery.shape[0] == 64 * 2
+    assert "seen only at the frame border" in caplog.text

@@ -104,3 +104,21 @@ def test_motion_source_finds_the_animals(tmp_path):
         if len(objects) == len(visible) and matched == len(visible):
             hits += 1
     assert hits >= 0.9 * spec.num_frames
+
+
+def test_motion_primes_before_the_first_frame_is_streamed(small_scene):
+    """The priming seconds belong to prepare(), not to the first frame (whose time would
+    otherwise make the progress bar promise an hour)."""
+    from samtrack.pipeline.core.video import VideoReader
+    from samtrack.pipeline.sources.motion import MotionOptions, MotionSource
+
+    video = VideoReader(small_scene / "img1")
+    calls = []
+    sample = video.sample
+    video.sample = lambda n: (calls.append(n), sample(n))[1]
+    source = MotionSource(MotionOptions(prime_frames=8, prime_repeats=3))
+    assert "primed on 8 frames" in source.prepare(video)
+    assert calls == [8]
+    frames = list(source.frames(video))
+    assert calls == [8] and len(frames) == len(video)
+    assert source.prepare(video) is not None  # a second pass primes afresh

@@ -90,6 +90,7 @@ class MotionSource(SourceBase):
     def __init__(self, options: MotionOptions) -> None:
         self.options = options
         self.camera: str | None = None  # "static" | "moving", from the priming frames
+        self._subtractor_ready: cv2.BackgroundSubtractor | None = None  # primed by prepare()
 
     def summary(self) -> dict:
         return {} if self.camera is None else {"camera": self.camera}
@@ -109,9 +110,14 @@ class MotionSource(SourceBase):
             return cv2.GaussianBlur(image, (k, k), 0)
         return image
 
-    def frames(self, video: VideoReader) -> Iterator[tuple[VideoFrame, FrameObjects]]:
+    def prepare(self, video: VideoReader) -> str | None:
+        """Prime the model on a clean background before the first frame is streamed, so the
+        priming seconds are spent (and shown) before the per-frame progress starts."""
+        if self._subtractor_ready is not None:
+            return None
         subtractor = self._subtractor()
         o = self.options
+        detail = None
         if o.prime_frames > 0:
             raw = list(video.sample(o.prime_frames))
             samples = [self._prepare(img) for img in raw]
@@ -120,6 +126,14 @@ class MotionSource(SourceBase):
                 self.camera = camera_of(np.stack([to_grey(img) for img in raw]))
                 for _ in range(o.prime_repeats):
                     subtractor.apply(background, learningRate=-1)
+                detail = f"motion model primed on {len(samples)} frames"
+        self._subtractor_ready = subtractor
+        return detail
+
+    def frames(self, video: VideoReader) -> Iterator[tuple[VideoFrame, FrameObjects]]:
+        self.prepare(video)
+        subtractor, self._subtractor_ready = self._subtractor_ready, None
+        o = self.options
         for frame in video:
             rate = o.learning_rate if o.learning_rate is not None else 1.0 / o.history
             fg = subtractor.apply(self._prepare(frame.image), learningRate=rate)

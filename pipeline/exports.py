@@ -37,6 +37,7 @@ import numpy as np
 from natsort import natsorted
 from tqdm import tqdm
 
+from samtrack.eval.data import run_status
 from samtrack.pipeline.core.errors import UserError
 from samtrack.pipeline.core.formats import id_map_files, read_id_map
 from samtrack.pipeline.core.frames import FrameObjects
@@ -79,8 +80,6 @@ class ExportRun:
     """A finished (or interrupted) run folder, read frame by frame from its ID maps."""
 
     def __init__(self, folder: str | Path, *, progress: bool = True) -> None:
-        from samtrack.eval.data import run_status
-
         self.folder = Path(folder)
         if not (self.folder / "summary.json").is_file():
             raise ExportError(f"{self.folder}: not a samtrack run folder (no summary.json)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import csv
+import dataclasses
 import glob
 import io
 import json
@@ -65,6 +66,7 @@ class Clip:
     gt: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     origin: str = ""  # the manifest line it came from (for error messages)
+    named: bool = False  # the name was given (a CSV's name column), never derived
 
 
 @dataclass
@@ -142,8 +144,9 @@ def _read_manifest(path: Path, gt_root: Path | None) -> list[Clip]:
             overrides[dotted] = _typed(value, dotted, base)
         if "source.masks.path" in overrides:
             overrides["source.name"] = "masks"
-        name = (row.get("name") or "").strip() or clip.name
-        clips.append(Clip(run_name(name, where), clip.video, gt, overrides, where))
+        given = (row.get("name") or "").strip()
+        clips.append(Clip(run_name(given, where) if given else clip.name, clip.video, gt,
+                          overrides, where, named=bool(given)))
     return clips
 
 
@@ -209,6 +212,9 @@ def discover_clips(inputs: list[str], gt_root: str | None = None) -> list[Clip]:
             clips.extend(_clip_from_path(p, root, item) for p in inner)
         else:
             clips.append(_clip_from_path(path, root, item))
+    if not clips:
+        raise InputError("no clips to process")
+    clips = unique_names(clips)
     seen: dict[str, Clip] = {}
     for clip in clips:
         if clip.name in seen:
@@ -216,9 +222,47 @@ def discover_clips(inputs: list[str], gt_root: str | None = None) -> list[Clip]:
                              f"{seen[clip.name].video} and {clip.video} (name them in a CSV "
                              "manifest)")
         seen[clip.name] = clip
-    if not clips:
-        raise InputError("no clips to process")
     return clips
+
+
+def _naming_parts(clip: Clip) -> list[str]:
+    """The path components that can name a clip: its video path without the ``img1`` of a
+    sequence folder and without a file's suffix, resolved so ``./a`` and ``a`` agree."""
+    path = Path(clip.video).resolve()
+    if path.name == "img1":
+        path = path.parent
+    parts = list(path.parts[1:])  # not the root
+    if path.is_file() or path.suffix.lower() in VIDEO_SUFFIXES:
+        parts[-1] = path.stem
+    return parts
+
+
+def unique_names(clips: list[Clip]) -> list[Clip]:
+    """Clips whose derived names collide are named by the shortest end of their paths that
+    tells them apart, once the parts they all share at the end are dropped, joined by ``_``:
+    ``c1/frames``, ``c2/frames`` -> ``c1``, ``c2``; ``a/c1/frames``, ``b/c1/frames``,
+    ``b/c2/frames`` -> ``a_c1``, ``b_c1``, ``b_c2``. Names given in a CSV stay as given."""
+    groups: dict[str, list[int]] = {}
+    for k, clip in enumerate(clips):
+        if not clip.named:
+            groups.setdefault(clip.name, []).append(k)
+    renamed = list(clips)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        parts = [_naming_parts(clips[k]) for k in members]
+        shared = 0  # trailing components every member has in common
+        while all(len(p) > shared + 1 for p in parts) and \
+                len({p[-1 - shared] for p in parts}) == 1:
+            shared += 1
+        stems = [p[:len(p) - shared] for p in parts]
+        for length in range(1, max(len(s) for s in stems) + 1):
+            names = ["_".join(s[-length:]) for s in stems]
+            if len(set(names)) == len(names):
+                break
+        for k, name in zip(members, names, strict=True):
+            renamed[k] = dataclasses.replace(clips[k], name=run_name(name, clips[k].video))
+    return renamed
 
 
 # --------------------------------------------------------------------------- one clip

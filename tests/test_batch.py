@@ -280,3 +280,45 @@ def test_a_ray_cluster_that_cannot_be_joined_is_one_line(tmp_path, capsys, addre
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert code == 2 and len(err) == 1, err
     assert err[0].startswith(f"samtrack: error: --address {address}: cannot join")
+
+
+def _frames_folder(path: Path) -> Path:
+    path.mkdir(parents=True)
+    cv2.imwrite(str(path / "000000.jpg"), np.zeros((8, 8, 3), np.uint8))
+    return path
+
+
+def test_clips_sharing_a_folder_name_are_named_by_the_shortest_unique_path(tmp_path):
+    from samtrack.pipeline.batch import discover_clips
+
+    for clip in ("c1", "c2"):
+        _frames_folder(tmp_path / "clips" / clip / "frames")
+    names = [c.name for c in discover_clips([str(tmp_path / "clips" / "c1" / "frames"),
+                                             str(tmp_path / "clips" / "c2" / "frames")])]
+    assert names == ["c1", "c2"]
+    for where in ("a/c1", "b/c1", "b/c2"):
+        _frames_folder(tmp_path / where / "frames")
+    names = [c.name for c in discover_clips([str(tmp_path / w / "frames")
+                                             for w in ("a/c1", "b/c1", "b/c2")])]
+    assert names == ["a_c1", "b_c1", "b_c2"]
+    videos = tmp_path / "v"
+    for day in ("day1", "day2"):
+        (videos / day).mkdir(parents=True)
+        (videos / day / "video.mp4").write_bytes(b"")
+    assert [c.name for c in discover_clips([str(videos / "day1" / "video.mp4"),
+                                            str(videos / "day2" / "video.mp4")])] == \
+        ["day1", "day2"]
+
+
+def test_names_given_in_a_csv_are_kept_and_may_not_collide(tmp_path):
+    from samtrack.pipeline.batch import discover_clips
+    from samtrack.pipeline.core.errors import InputError
+
+    for clip in ("c1", "c2"):
+        _frames_folder(tmp_path / clip / "frames")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,name\nc1/frames,alpha\nc2/frames,\n")
+    assert [c.name for c in discover_clips([str(manifest)])] == ["alpha", "frames"]
+    manifest.write_text("path,name\nc1/frames,same\nc2/frames,same\n")
+    with pytest.raises(InputError, match="share the run folder 'same'"):
+        discover_clips([str(manifest)])

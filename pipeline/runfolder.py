@@ -9,11 +9,11 @@ become (or replace) a run; :class:`RunLock` makes two runs into one folder impos
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
 from pathlib import Path
+
+import filelock
 
 from samtrack.pipeline.core.errors import UserError
 
@@ -114,47 +114,45 @@ def check_target(out_dir: Path, *, overwrite: bool) -> str:
 class RunLock:
     """An exclusive lock on a run folder: ``.<name>.lock`` beside it, holding the writer's pid.
 
-    ``flock`` locks die with their process, so the file a killed run leaves behind is not held
-    by anyone and the next run simply takes it over; a live holder is named in the error.
+    ``filelock`` (``flock`` on Linux and macOS, ``LockFileEx`` on Windows): the OS drops a lock
+    with its process, so the file a killed run leaves behind is held by no one and the next
+    run simply takes it over; a live holder is named in the error.
     """
 
     def __init__(self, out_dir: Path) -> None:
         resolved = out_dir.resolve()
         self.path = resolved.parent / f".{resolved.name}.lock"
         self.out_dir = out_dir
-        self._fd: int | None = None
+        self._lock: filelock.BaseFileLock | None = None
         self._created = False
 
     def acquire(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._created = not self.path.exists()
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            lock = filelock.FileLock(self.path, timeout=0, thread_local=False)
+            lock.acquire()
+        except filelock.Timeout:
+            holder = "unknown"
+            with contextlib.suppress(OSError):
+                holder = self.path.read_text(errors="replace").strip() or holder
+            raise OutputExistsError(f"{self.out_dir}: another samtrack run (pid {holder}) "
+                                    "is writing this folder") from None
         except OSError as exc:
             raise OutputWriteError(f"{self.out_dir}: cannot write here "
                                    f"({exc.strerror or exc})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise OutputExistsError(f"{self.out_dir}: another samtrack run (pid {holder}) "
-                                        "is writing this folder") from None
-            raise
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
+        with contextlib.suppress(OSError):  # the pid only names the holder in errors
+            self.path.write_text(f"{os.getpid()}\n")
+        self._lock = lock
 
     def release(self, *, forget: bool = False) -> None:
         """Unlock. The file normally stays (unlinking it while another process waits on the
         same inode would let a third lock a new file beside it); ``forget`` removes it when
         this process created it and wrote nothing (a refused run)."""
-        if self._fd is None:
+        if self._lock is None:
             return
         if forget and self._created:
             with contextlib.suppress(OSError):
                 self.path.unlink()
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
-        self._fd = None
+        self._lock.release()
+        self._lock = None

@@ -55,22 +55,27 @@ def register_annotator(name: str, factory: Callable[[], Annotator]) -> None:
 
 
 class MaskAnnotator:
-    """Tint each mask with its id's colour and outline it."""
+    """Tint each mask with its id's colour and outline it.
+
+    Drawn on each mask's crop, never on a full-frame mask: a frame's cost grows with the
+    masks' pixels, not with the frame's size times the objects. That is why this is not
+    supervision's ``MaskAnnotator``, which blends dense ``(N, H, W)`` masks (``python -m
+    samtrack.eval.bench.speed --drawing``; eval/results/drawing.md)."""
 
     def __init__(self, alpha: float = OVERLAY_ALPHA) -> None:
         self.alpha = alpha
 
     def annotate(self, image: np.ndarray, objects: FrameObjects, values: np.ndarray) -> None:
-        masks = objects.masks
-        for i in range(len(objects)):
-            m = masks[i]
-            if not m.any():
+        for (patch, (x0, y0)), value in zip(objects.crops, values, strict=True):
+            if not patch.any():
                 continue
-            color = np.array(id_color(int(values[i])), dtype=np.float32)
-            image[m] = ((1 - self.alpha) * image[m].astype(np.float32) +
-                        self.alpha * color).astype(np.uint8)
-            contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                           cv2.CHAIN_APPROX_SIMPLE)
+            h, w = patch.shape
+            region = image[y0:y0 + h, x0:x0 + w]
+            color = np.array(id_color(int(value)), dtype=np.float32)
+            region[patch] = ((1 - self.alpha) * region[patch].astype(np.float32) +
+                             self.alpha * color).astype(np.uint8)
+            contours, _ = cv2.findContours(patch.view(np.uint8), cv2.RETR_EXTERNAL,
+                                           cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0))
             cv2.drawContours(image, contours, -1, tuple(int(c) for c in color), 2)
 
 

@@ -342,3 +342,126 @@ def test_names_given_after_the_stream_ended_reach_the_summary(small_scene, tmp_p
     summary = json.loads((tmp_path / "live" / "summary.json").read_text())
     assert summary["names"] == {str(ident): "Late"} and summary["corrections"] == 1
     assert summary["status"] == "complete"
+
+
+def test_this_is_after_a_swap_on_the_same_paused_frame_changes_the_identity(small_scene,
+                                                                           tmp_path):
+    """The frame on screen was drawn before the swap: "this is Sheep1" on it must act on the
+    identities shown now, not those the frame was drawn with."""
+    session = _session(small_scene, tmp_path / "live", paused=True)
+    client = TestClient(create_app(session), base_url="http://127.0.0.1")
+    session.start()
+    try:
+        client.post("/resume")
+        _wait(lambda: session.frames >= 10)
+        client.post("/pause")
+        time.sleep(0.1)
+        tracks = client.get("/tracks").json()
+        frame, (a, b) = tracks["frame"], tracks["objects"][:2]
+        assert client.get("/status").json()["frame"] == frame  # one frame number everywhere
+        assert client.post("/name", json={"frame": frame, "x": a["centroid"][0],
+                                          "y": a["centroid"][1], "name": "Sheep1"}).status_code \
+            == 200
+        swap = client.post("/correct", json={"frame": frame, "kind": "swap",
+                                             "points": [a["centroid"], b["centroid"]]})
+        assert swap.json() == {"swapped": [a["id"], b["id"]]}
+        shown = {o["id"]: o["centroid"] for o in client.get("/tracks").json()["objects"]}
+        assert shown[a["id"]] == b["centroid"]  # Sheep1's identity is now on b's object
+        # "no: this one (a's object) is Sheep1", clicked on the same frame
+        answer = client.post("/correct", json={"frame": frame, "kind": "is", "x": a["centroid"][0],
+                                               "y": a["centroid"][1], "name": "Sheep1"}).json()
+        assert answer == {"id": a["id"], "was": b["id"]}
+        shown = {o["id"]: o["centroid"] for o in client.get("/tracks").json()["objects"]}
+        assert shown[a["id"]] == a["centroid"] and shown[b["id"]] == b["centroid"]
+    finally:
+        session.stop()
+        session.join(30)
+
+
+def test_each_published_frame_carries_its_own_number(small_scene, tmp_path):
+    session = _session(small_scene, tmp_path / "live")
+    seen = []
+    publish = session._publish
+
+    def record(frame, shown, now, **kw):
+        publish(frame, shown, now, **kw)
+        message, jpeg = session.frame_message()
+        seen.append((frame.index, message["frame"], message["stats"]["frame"],
+                     message["size"], jpeg[:2]))
+
+    session._publish = record
+    session.start()
+    _wait(lambda: session.done.is_set())
+    assert seen and all(i == f == s for i, f, s, _, _ in seen)
+    assert all(size == [320, 180] and head == b"\xff\xd8" for *_, size, head in seen)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_in_a_real_browser_swap_then_this_is_in_a_small_window(tmp_path):
+    """In a window shorter than the frame: the picture is scaled to fit, clicks land on the
+    right objects, "swap two" then "this is..." on the same paused frame undoes the swap, and
+    the page's frame number is the frame it shows."""
+    scene = Scene(SceneSpec(num_animals=3, num_frames=400, seed=1)).write(tmp_path / "clip")
+    proc, base = _start_live(["--video", str(scene / "img1"), "--masks",
+                              str(scene / "gt" / "masks"), "--realtime", "--out",
+                              str(tmp_path / "live")])
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox",
+                                                                         "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 700, "height": 420})
+            page.goto(base + "/")
+            page.wait_for_function("document.getElementById('frame').naturalWidth > 0")
+
+            def inside(o):
+                x1, y1, x2, y2 = o["box"]
+                return min(x1, y1, 640 - x2, 360 - y2) > 10
+
+            for _ in range(20):  # pause on a frame with two objects fully in view
+                _wait(lambda: sum(map(inside, httpx.get(base + "/tracks").json()["objects"]))
+                      >= 2)
+                page.click("#pause")
+                _wait(lambda: httpx.get(base + "/status").json()["paused"])
+                time.sleep(0.5)
+                tracks = httpx.get(base + "/tracks").json()
+                if sum(map(inside, tracks["objects"])) >= 2:
+                    break
+                page.click("#pause")  # resume
+            assert f"frame {tracks['frame']} " in page.inner_text("#stats")
+            box = page.locator("#frame").bounding_box()
+            assert box["height"] <= 420 - 100 and box["width"] <= 700
+            assert box["width"] / box["height"] == pytest.approx(640 / 360, rel=0.02)
+            a, b = sorted((o for o in tracks["objects"] if inside(o)), key=lambda o: o["id"])[:2]
+            scale = box["width"] / 640
+
+            def click(o):
+                page.mouse.click(box["x"] + o["centroid"][0] * scale,
+                                 box["y"] + o["centroid"][1] * scale)
+
+            page.fill("#name", "Sheep1")
+            page.click("#mode-name")
+            click(a)
+            _wait(lambda: httpx.get(base + "/tracks").json()["names"] == {str(a["id"]):
+                                                                          "Sheep1"})
+            page.click("#mode-swap")
+            click(a)
+            click(b)
+            _wait(lambda: len(httpx.get(base + "/tracks").json()["corrections"]) == 2)
+            page.click("#mode-is")
+            click(a)
+            _wait(lambda: len(httpx.get(base + "/tracks").json()["corrections"]) == 3)
+            browser.close()
+        after = httpx.get(base + "/tracks").json()
+        assert [c["kind"] for c in after["corrections"]] == ["name", "swap", "is"]
+        assert after["corrections"][2]["id"] == a["id"]
+        assert after["corrections"][2]["was"] == b["id"]
+        shown = {o["id"]: o["centroid"] for o in after["objects"]}
+        assert shown[a["id"]] == a["centroid"] and shown[b["id"]] == b["centroid"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()

@@ -273,7 +273,14 @@ def test_beyond_loopback_the_command_warns_and_prints_a_token_url(small_scene, t
         assert "warning" in lines[0] and "beyond this machine" in lines[0]
         token = re.search(r"\?token=([\w-]+)", lines[1]).group(1)
         base = f"http://127.0.0.1:{port}"
-        _wait(lambda: httpx.get(f"{base}/status?token={token}", timeout=2).status_code == 200)
+
+        def served() -> bool:  # the URL is printed before the server is listening
+            try:
+                return httpx.get(f"{base}/status?token={token}", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        _wait(served)
         assert httpx.get(f"{base}/status").status_code == 401
     finally:
         _stop(proc)

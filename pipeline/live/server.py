@@ -9,7 +9,8 @@ usable from a script:
 ``GET /tracks``            the latest frame's objects (id, name, box), names, corrections
 ``GET /tracks.txt``        every shown track so far, MOTChallenge text (download)
 ``GET /frame.jpg``         the latest annotated frame
-``WS  /ws``                one JSON message per processed frame: frame, objects, stats, jpeg
+``WS  /ws``                per processed frame a JSON message (frame, objects, stats, size)
+                          followed by a binary one, its JPEG
 ``POST /prompt``           ``{frame, x, y, name?}``: add/select the object under the point
 ``POST /remove``           ``{frame, x, y}``: stop showing the object under the point
 ``POST /name``             ``{id, name}`` or ``{frame, x, y, name}``: name an identity
@@ -187,7 +188,8 @@ def create_app(session: LiveSession, *, bound: str = "127.0.0.1",
                     seen = session.version
                     message = session.frame_message()
                     if message is not None:
-                        await socket.send_json(message)
+                        await socket.send_json(message[0])
+                        await socket.send_bytes(message[1])
                     quiet_since = time.monotonic()
                 elif time.monotonic() - quiet_since > 0.5:
                     # paused or ended: stats twice a second, which also notices a page that

@@ -21,7 +21,6 @@ logged with its frame in ``corrections.jsonl`` in the run folder.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import math
@@ -74,6 +73,7 @@ class Published:
     jpeg: bytes
     objects: list[dict[str, Any]]
     stats: dict[str, Any]
+    size: tuple[int, int] = (0, 0)  # the frame's (width, height): the JPEG may be smaller
 
 
 @dataclass
@@ -344,8 +344,9 @@ class LiveSession:
                 _label(picture, name, (int(x1), max(14, int(y1) - 6)), id_color(display))
         ok, jpeg = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         with self._lock:
-            self.latest = Published(frame.index, jpeg.tobytes() if ok else b"", objects,
-                                    self.stats())
+            self.latest = Published(frame.index, jpeg.tobytes() if ok else b"", objects, {},
+                                    (frame.image.shape[1], frame.image.shape[0]))
+            self.latest.stats = self.stats()  # after: its "frame" is this frame's
             self.version += 1
 
     # ------------------------------------------------------------------ reading
@@ -374,13 +375,15 @@ class LiveSession:
                     "selected": sorted(self.selected), "removed": sorted(self.removed),
                     "corrections": list(self.corrections), "stats": self.stats()}
 
-    def frame_message(self) -> dict[str, Any] | None:
+    def frame_message(self) -> tuple[dict[str, Any], bytes] | None:
+        """The frame on screen: its description (JSON) and its JPEG, sent as two WebSocket
+        messages (text, then binary) so neither side base64-codes 100+ KB per frame."""
         with self._lock:
             latest = self.latest
             if latest is None:
                 return None
-            return {"frame": latest.frame, "objects": latest.objects, "stats": latest.stats,
-                    "jpeg": base64.b64encode(latest.jpeg).decode("ascii")}
+            return ({"frame": latest.frame, "objects": latest.objects, "stats": latest.stats,
+                     "size": list(latest.size)}, latest.jpeg)
 
     def mot_text(self) -> str:
         with self._lock:
@@ -400,7 +403,9 @@ class LiveSession:
         if not len(hits):
             raise RequestError(f"frame {frame}: no object at ({x:.0f}, {y:.0f})")
         i = int(hits[0])
-        display, track = int(shown.objects.track_ids[i]), int(shown.track_ids[i])
+        track = int(shown.track_ids[i])
+        # the identity it shows *now*: a correction since that frame was drawn has changed it
+        display = self.remap.get(track, track) if track > 0 else -1
         if display <= 0:
             raise RequestError(f"frame {frame}: the object at ({x:.0f}, {y:.0f}) has no "
                                "identity yet")

@@ -6,6 +6,10 @@ const message = document.getElementById("message");
 const nameInput = document.getElementById("name");
 let mode = "select";
 let current = null;      // the frame message on screen
+let pending = null;      // the description whose JPEG comes in the next (binary) message
+let drawing = false;     // a JPEG is being decoded: a newer one replaces, never queues
+let queued = null;
+let shownUrl = null;
 let swapFirst = null;    // first click of a swap
 let paused = false;
 
@@ -35,9 +39,11 @@ async function post(path, body) {
 
 img.addEventListener("click", async event => {
   if (!current) return;
+  // the picture is scaled to the window: map the click back to the frame's own pixels
   const rect = img.getBoundingClientRect();
-  const x = (event.clientX - rect.left) * img.naturalWidth / rect.width;
-  const y = (event.clientY - rect.top) * img.naturalHeight / rect.height;
+  const [width, height] = current.size;
+  const x = (event.clientX - rect.left) * width / rect.width;
+  const y = (event.clientY - rect.top) * height / rect.height;
   const frame = current.frame;
   const name = nameInput.value.trim() || null;
   let answer = null;
@@ -66,9 +72,29 @@ function show(msg) {
       `  segmenter every ${s.stride} frame(s)  dropped ${s.dropped}` + (s.paused ? "  PAUSED" : "") +
       (s.ended ? "  stream ended" : "") + (s.error ? `  error: ${s.error}` : "");
   }
-  if (!msg.jpeg) return;
-  current = msg;
-  img.src = "data:image/jpeg;base64," + msg.jpeg;
+}
+
+function draw(msg, jpeg) {
+  // decoding is the page's cost per frame: while one decodes, only the newest waits
+  if (drawing) { queued = [msg, jpeg]; return; }
+  drawing = true;
+  const url = URL.createObjectURL(jpeg);
+  const next = () => {
+    drawing = false;
+    if (queued) { const [m, j] = queued; queued = null; draw(m, j); }
+  };
+  img.onload = () => {
+    if (shownUrl) URL.revokeObjectURL(shownUrl);
+    shownUrl = url;
+    current = msg;
+    listObjects(msg);
+    next();
+  };
+  img.onerror = () => { URL.revokeObjectURL(url); next(); };  // an empty or broken JPEG
+  img.src = url;
+}
+
+function listObjects(msg) {
   // every value goes in as text, never as HTML: a name is whatever a client sent
   const body = document.querySelector("#objects tbody");
   body.replaceChildren(...msg.objects.map(o => {
@@ -84,7 +110,17 @@ function show(msg) {
 
 function connect() {
   const socket = new WebSocket(`ws://${location.host}/ws`);
-  socket.onmessage = event => show(JSON.parse(event.data));
+  socket.binaryType = "blob";
+  socket.onmessage = event => {
+    if (typeof event.data !== "string") {  // the JPEG of the description just received
+      if (pending) draw(pending, event.data);
+      pending = null;
+      return;
+    }
+    const msg = JSON.parse(event.data);
+    show(msg);
+    if (msg.objects) pending = msg;
+  };
   socket.onclose = () => { stats.textContent += "  (disconnected; retrying)"; setTimeout(connect, 1000); };
 }
 connect();

@@ -1,5 +1,5 @@
-"""``samtrack`` command line: ``run``, ``eval``, ``viz``, ``export``, ``demo``, ``batch``,
-``live`` and ``bench``.
+"""``samtrack`` command line: ``run``, ``eval``, ``viz``, ``export``, ``config``, ``demo``,
+``batch``, ``live`` and ``bench``.
 
 Every failure caused by the user's input (config, video, mask files, an existing run folder) is a
 :class:`~samtrack.pipeline.core.errors.UserError`: one line ``samtrack: error: ...`` naming the
@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from samtrack.eval.bench.harness import main as bench_main
 from samtrack.eval.data import is_run_folder, run_status
 from samtrack.eval.report import evaluate_paths
 from samtrack.pipeline.batch import run_batch
-from samtrack.pipeline.config import EvalConfig, VizConfig, load_config
+from samtrack.pipeline.config import EvalConfig, VizConfig, config_reference, load_config
 from samtrack.pipeline.core import __version__
 from samtrack.pipeline.core.configbase import format_error
 from samtrack.pipeline.core.errors import UserError
@@ -188,6 +189,15 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_config(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "config", help="print the resolved config (every default spelled out) or the reference",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", metavar="YAML", help="a run config to resolve")
+    p.add_argument("--reference", action="store_true",
+                   help="every key with its default and meaning, as Markdown")
+
+
 def _add_batch(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "batch", help="run many clips (process pool or Ray), resumable, one combined report",
@@ -259,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_viz(sub)
     _add_export(sub)
+    _add_config(sub)
     _add_demo(sub)
     _add_batch(sub)
     _add_live(sub)
@@ -409,6 +420,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_config(args: argparse.Namespace) -> int:
+    if args.reference:
+        print(config_reference(), end="")
+    else:
+        print(yaml.safe_dump(load_config(args.config).to_dict(), sort_keys=False), end="")
+    return EXIT_OK
+
+
 def _cmd_batch(args: argparse.Namespace) -> int:
     report = run_batch(args.inputs, config=args.config, out=args.out, engine=args.engine,
                        workers=args.workers, address=args.address, gt_root=args.gt_root,
@@ -492,7 +511,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("samtrack",):
         logging.getLogger(name).setLevel(logging.DEBUG if args.debug else logging.INFO)
     commands = {"run": _cmd_run, "eval": _cmd_eval, "demo": _cmd_demo, "bench": _cmd_bench,
-                "viz": _cmd_viz, "export": _cmd_export, "batch": _cmd_batch, "live": _cmd_live}
+                "viz": _cmd_viz, "export": _cmd_export, "config": _cmd_config,
+                "batch": _cmd_batch, "live": _cmd_live}
     # SIGTERM ends every command as Ctrl-C does (run and live refine it to finish their
     # folders): a batch writes nothing half, its workers follow it
     if threading.current_thread() is threading.main_thread():

@@ -240,3 +240,47 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     if path is not None:
         config._config_file = str(path)
     return config
+
+
+# --------------------------------------------------------------------------- reference
+def _rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str]]:
+    rows = []
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel) and kind is not SourceConfig:
+            rows.extend(_rows(kind, f"{prefix}{name}."))
+            continue
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):
+            continue
+        text = " ".join((field.description or "").split()).replace("|", "\\|")
+        rows.append((f"{prefix}{name}", "`" + repr(default).replace("'", "") + "`"
+                     if default is not None else "`null`", text))
+    return rows
+
+
+def config_reference() -> str:
+    """Markdown: every config key with its default and meaning, from the models themselves
+    (``docs/configuration.md``; a test keeps the page equal to this)."""
+    sections: list[tuple[str, list[tuple[str, str, str]]]] = []
+    for name, field in Config.model_fields.items():
+        kind = field.annotation
+        if kind is SourceConfig:
+            sections.append(("source", _rows(SourceConfig, "source.")))
+            for source, spec in sorted(registered_sources().items()):
+                sections.append((f"source.{source}: {spec.summary}",
+                                 _rows(spec.options, f"source.{source}.")))
+        elif isinstance(kind, type) and issubclass(kind, BaseModel):
+            sections.append((name, _rows(kind, f"{name}.")))
+        else:
+            sections.append((name, [row for row in _rows(Config, "") if row[0] == name]))
+    lines = ["# Configuration reference", "",
+             "Every key of a run config with its default. Generated from the option models "
+             "(`samtrack config --reference > docs/configuration.md`); a test fails when "
+             "this page and the code differ. A YAML file states only what differs from these.",
+             ""]
+    for title, rows in sections:
+        lines += [f"## {title}", "", "| key | default | meaning |", "|---|---|---|"]
+        lines += [f"| `{key}` | {default} | {text} |" for key, default, text in rows]
+        lines.append("")
+    return "\n".join(lines)

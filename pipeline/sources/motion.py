@@ -169,7 +169,7 @@ class MotionSource(SourceBase):
 
 
 @register_source("motion", MotionOptions,
-                 "weight-free background subtraction for static cameras (default)")
+                 "weight-free background subtraction (OpenCV MOG2/KNN) for static cameras")
 def _build(options: SourceOptions, context: SourceContext) -> MotionSource:
     assert isinstance(options, MotionOptions)
     return MotionSource(options)

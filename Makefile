@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install --upgrade pip setuptools wheel
 	$(PIP) install torch==2.14.1 torchvision==0.29.1
 	SAM2_BUILD_CUDA=0 $(PIP) install --no-build-isolation sam2==1.1.0
-	$(PIP) install -e '.[dev,bench,ray]'
+	$(PIP) install -e '.[dev,live,bench,ray]'
 	# a real browser for the live page's test (Debian's chromium; playwright drives it)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
 		|| echo "chromium not installed: the browser test of samtrack live will be skipped"

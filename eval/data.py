@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from natsort import natsorted
 from pycocotools import mask as coco_mask
 
 from samtrack.eval.points import is_point_file, read_points
@@ -162,6 +161,8 @@ def png_frame_numbers(files: list[Path]) -> list[int]:
 
 def _from_png_folder(folder: Path, name: str) -> SequenceTracks:
     # hidden names are temp files of an atomic write a killed run left behind
+    from natsort import natsorted  # on first use: `import samtrack` stays light
+
     files = natsorted((p for p in folder.iterdir() if p.suffix.lower() == ".png" and
                        not p.name.startswith(".")), key=lambda p: p.name)
     if not files:
@@ -283,6 +284,8 @@ def discover_sequences(root: str | Path) -> dict[str, Path] | None:
     root = Path(root)
     if not root.is_dir() or (root / "gt").is_dir():
         return None
+    from natsort import natsorted
+
     seqs = {p.name: p for p in natsorted(root.iterdir(), key=lambda p: p.name)
             if p.is_dir() and (p / "gt").is_dir()}
     return seqs or None

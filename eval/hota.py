@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from trackeval.metrics import CLEAR, HOTA, Identity
 
 from samtrack.eval.pairing import PairedSequence
 
@@ -43,6 +42,9 @@ _METRICS = None
 def _metrics():
     global _METRICS
     if _METRICS is None:
+        # trackeval (with scipy.stats) on first use: `import samtrack` must stay light
+        from trackeval.metrics import CLEAR, HOTA, Identity
+
         _METRICS = (HOTA(), CLEAR({"PRINT_CONFIG": False}), Identity({"PRINT_CONFIG": False}))
     return _METRICS
 

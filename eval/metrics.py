@@ -12,9 +12,11 @@ We report TrackEval's as ``motp`` and motmetrics' as ``motp_dist`` (``motp = 1 -
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import motmetrics as mm
+if TYPE_CHECKING:
+    import motmetrics as mm
+
 import numpy as np
 
 from samtrack.eval.pairing import PairedSequence
@@ -33,6 +35,8 @@ COUNT_KEYS = {"idsw", "fp", "fn", "gt_dets", "pred_dets", "mt", "pt", "ml", "fra
 
 def accumulate(paired: PairedSequence, iou_threshold: float = 0.5) -> mm.MOTAccumulator:
     """Feed one motmetrics accumulator with every frame of a paired sequence."""
+    import motmetrics as mm  # on first use (pandas, scipy.stats): `import samtrack` stays light
+
     acc = mm.MOTAccumulator(auto_id=True)
     for frame in paired.frames:
         dist = np.where(frame.similarity >= iou_threshold - 1e-12, 1.0 - frame.similarity,
@@ -58,6 +62,8 @@ def _row_to_dict(row) -> dict[str, Any]:
 
 def clear_metrics(accs: dict[str, mm.MOTAccumulator]) -> tuple[dict, dict[str, dict]]:
     """``(combined, per sequence)`` CLEAR + identity metrics from named accumulators."""
+    import motmetrics as mm
+
     host = mm.metrics.create()
     names = list(accs)
     df = host.compute_many([accs[n] for n in names], metrics=list(MOT_METRICS), names=names,

@@ -21,7 +21,6 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 import yaml
 from pydantic import BaseModel, ValidationError
 
@@ -36,14 +35,25 @@ from samtrack.pipeline.core.errors import UserError
 from samtrack.pipeline.demo import format_metrics
 from samtrack.pipeline.demo import main as demo_main
 from samtrack.pipeline.exports import EXPORTERS, ExportRun, export
-from samtrack.pipeline.live.guard import KEEP_ALIVE, header_timeout_protocol, is_loopback
-from samtrack.pipeline.live.server import check_port, create_app
-from samtrack.pipeline.live.session import LiveSession
-from samtrack.pipeline.live.stream import LiveStream, silence_opencv
 from samtrack.pipeline.outputs import default_run_dir
 from samtrack.pipeline.render import VizOptions, render
 from samtrack.pipeline.runfolder import check_report_dir
 from samtrack.pipeline.runner import RunResult, run
+
+# `samtrack live` needs the live extra (FastAPI, uvicorn); every other command runs without it
+LIVE_EXTRA_MODULES = {"fastapi", "starlette", "uvicorn", "websockets", "h11"}
+LIVE_EXTRA_MISSING: str | None = None
+try:
+    import uvicorn
+
+    from samtrack.pipeline.live.guard import KEEP_ALIVE, header_timeout_protocol, is_loopback
+    from samtrack.pipeline.live.server import check_port, create_app
+    from samtrack.pipeline.live.session import LiveSession
+    from samtrack.pipeline.live.stream import LiveStream, silence_opencv
+except ModuleNotFoundError as missing:
+    if missing.name is None or missing.name.split(".")[0] not in LIVE_EXTRA_MODULES:
+        raise
+    LIVE_EXTRA_MISSING = missing.name
 
 log = logging.getLogger("samtrack")
 
@@ -441,6 +451,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _cmd_live(args: argparse.Namespace) -> int:
+    if LIVE_EXTRA_MISSING is not None:
+        raise UserError(f"samtrack live needs the live extra ({LIVE_EXTRA_MISSING} is not "
+                        "installed): pip install 'samtrack[live]'")
     overrides: dict[str, Any] = {"quiet": True}
     if args.source is not None:
         overrides["source.name"] = args.source

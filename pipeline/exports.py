@@ -34,7 +34,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from natsort import natsorted
 from tqdm import tqdm
 
 from samtrack.eval.data import run_status
@@ -91,6 +90,8 @@ class ExportRun:
             raise ExportError(f"{self.folder / 'masks'}: missing (run with id_maps in "
                               "output.writers)")
         files = id_map_files(self.folder / "masks")
+        from natsort import natsorted
+
         self.names = natsorted(files)
         self.files = [files[name] for name in self.names]
         if not self.files:

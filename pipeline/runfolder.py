@@ -12,8 +12,7 @@ import contextlib
 import json
 import os
 from pathlib import Path
-
-import filelock
+from typing import Any
 
 from samtrack.pipeline.core.errors import UserError
 
@@ -123,10 +122,12 @@ class RunLock:
         resolved = out_dir.resolve()
         self.path = resolved.parent / f".{resolved.name}.lock"
         self.out_dir = out_dir
-        self._lock: filelock.BaseFileLock | None = None
+        self._lock: Any = None  # a filelock.FileLock while held
         self._created = False
 
     def acquire(self) -> None:
+        import filelock  # on first use: `import samtrack` stays light
+
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._created = not self.path.exists()

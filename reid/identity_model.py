@@ -18,27 +18,37 @@ an individual seen more often is not more likely to be the one returning.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from sklearn.covariance import LedoitWolf
-from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+if TYPE_CHECKING:
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
 from samtrack.reid.fragments import Fragment
 
 LOG_FLOOR = np.log(1e-4)  # one odd view cannot veto an identity: posteriors are floored
 
 
-class _FlooredLedoitWolf(LedoitWolf):
+def _floored_ledoit_wolf():
     """Ledoit-Wolf shrinkage plus a small variance floor. Why the floor: views that do not vary
     at all within an individual (a flat-coloured synthetic object, a static crop) give a zero
     covariance, and LDA then has no direction to separate anyone; the floor, a thousandth of the
-    average variance (or 1e-6), leaves real data unchanged and such data perfectly separable."""
+    average variance (or 1e-6), leaves real data unchanged and such data perfectly separable.
 
-    def fit(self, X, y=None):
-        super().fit(X, y)
-        p = self.covariance_.shape[0]
-        floor = 1e-3 * float(np.trace(self.covariance_)) / p + 1e-6
-        self.covariance_ = self.covariance_ + floor * np.eye(p)
-        return self
+    Built on first use: scikit-learn takes 0.4 s to import, which a run that never fits a
+    model (and ``import samtrack``) should not pay."""
+    from sklearn.covariance import LedoitWolf
+
+    class FlooredLedoitWolf(LedoitWolf):
+        def fit(self, X, y=None):
+            super().fit(X, y)
+            p = self.covariance_.shape[0]
+            floor = 1e-3 * float(np.trace(self.covariance_)) / p + 1e-6
+            self.covariance_ = self.covariance_ + floor * np.eye(p)
+            return self
+
+    return FlooredLedoitWolf()
 
 
 class IdentityModel:
@@ -58,8 +68,10 @@ class IdentityModel:
         if len(classes) < 2:
             raise ValueError("an identity model needs views of at least two individuals")
         self.labels = classes
+        from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
         self._lda = LinearDiscriminantAnalysis(
-            solver="lsqr", covariance_estimator=_FlooredLedoitWolf(),
+            solver="lsqr", covariance_estimator=_floored_ledoit_wolf(),
             priors=np.full(len(classes), 1.0 / len(classes)))
         self._lda.fit(views.astype(np.float64), labels)
         self._precision = np.linalg.pinv(self._lda.covariance_)

@@ -153,3 +153,28 @@ def test_viz_shows_progress_and_quiet_hides_it(small_scene, tmp_path, capsys):
     assert "samtrack viz" in capsys.readouterr().err
     assert main(["viz", str(out), "--out", str(tmp_path / "b"), "--quiet"]) == 0
     assert "samtrack viz" not in capsys.readouterr().err
+
+
+def test_without_the_live_extra_only_live_refuses_naming_the_extra(small_scene, tmp_path):
+    blocked = ("import sys; sys.modules['fastapi'] = None; "
+               "from samtrack.pipeline.cli import main; sys.exit(main(sys.argv[1:]))")
+    live = subprocess.run([sys.executable, "-c", blocked, "live", "--video", "0"],
+                          capture_output=True, text=True, check=False)
+    assert live.returncode == 2
+    assert live.stderr.strip().splitlines() == [
+        "samtrack: error: samtrack live needs the live extra (fastapi is not installed): "
+        "pip install 'samtrack[live]'"]
+    run = subprocess.run([sys.executable, "-c", blocked, "run", "--video",
+                          str(small_scene / "img1"), "--masks", str(small_scene / "gt" / "masks"),
+                          "--out", str(tmp_path / "r"), "--quiet"], capture_output=True,
+                         text=True, check=False)
+    assert run.returncode == 0, run.stderr
+
+
+def test_import_samtrack_loads_no_web_server_metrics_or_learning_library():
+    code = ("import sys, samtrack; print(sorted(m for m in ('fastapi', 'uvicorn', 'ray', "
+            "'sklearn', 'motmetrics', 'trackeval', 'torch', 'supervision', 'av') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"

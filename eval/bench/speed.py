@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -166,7 +167,7 @@ sys.exit(code)
 def run_by_stage(video: str, max_frames: int | None = None) -> str:
     """``samtrack run --video VIDEO`` (every default) in a child process that reports its own
     peak RSS (VmHWM): stages, frames/s."""
-    import subprocess
+
 
     limit = ["--max-frames", str(max_frames)] if max_frames else []
     with tempfile.TemporaryDirectory() as tmp:
@@ -244,6 +245,17 @@ def drawing_ms(count: int, size: tuple[int, int], frames: int = 20) -> dict[str,
     return out
 
 
+IMPORT_BASE = "import numpy, cv2, scipy.optimize"
+
+
+def import_seconds(statement: str, repeats: int = 7) -> float:
+    """Median wall time of ``statement`` in a fresh interpreter (start-up excluded)."""
+    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+    times = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                  check=True).stdout) for _ in range(repeats)]
+    return float(np.median(times))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m samtrack.eval.bench.speed",
                                      description=__doc__)
@@ -257,7 +269,14 @@ def main(argv: list[str] | None = None) -> int:
                         "stage, with its peak RSS")
     parser.add_argument("--drawing", action="store_true", help="only time drawing masks and "
                         "labels: samtrack's annotators against supervision's")
+    parser.add_argument("--import-time", action="store_true", help="only time `import "
+                        "samtrack` against numpy, cv2 and scipy.optimize")
     args = parser.parse_args(argv)
+    if args.import_time:
+        base, ours = import_seconds(IMPORT_BASE), import_seconds("import samtrack")
+        print(f"import samtrack {ours:.3f} s, {IMPORT_BASE} {base:.3f} s: "
+              f"{ours / base:.2f}x (medians of 7 fresh interpreters)")
+        return 0
     if args.drawing:
         for count in (10, 50):
             ms = drawing_ms(count, (720, 1280))

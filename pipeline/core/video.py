@@ -15,7 +15,6 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from natsort import natsorted
 
 from samtrack.pipeline.core.errors import InputError
 
@@ -91,6 +90,8 @@ class VideoReader:
             raise VideoError(f"{self.path}: not a regular file or folder")
         self.is_folder = self.path.is_dir()
         if self.is_folder:
+            from natsort import natsorted  # on first use: `import samtrack` stays light
+
             self._files = natsorted(
                 (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
                 key=lambda p: p.name,

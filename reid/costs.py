@@ -23,7 +23,7 @@ import numpy as np
 
 from samtrack.pipeline.core.geometry import box_iou, crop_intersection
 from samtrack.reid.motion import mahalanobis_centres
-from samtrack.reid.tracks import Gallery, LastSeen, Tracklet
+from samtrack.reid.tracks import Tracklet
 
 
 @dataclass
@@ -206,14 +206,6 @@ def motion_iou(tracks: list[Tracklet], det_boxes: np.ndarray,
     return out
 
 
-def appearance_distance(galleries: list[Gallery], embeddings: np.ndarray | None,
-                        count: int = 0) -> np.ndarray:
-    """Min cosine distance between each gallery and each embedding (nan: unknown)."""
-    if embeddings is None:
-        return np.full((len(galleries), count), np.nan)
-    return appearance_distance_rows([g.matrix() for g in galleries], embeddings)
-
-
 def appearance_distance_rows(matrices: Sequence[np.ndarray | None],
                              embeddings: np.ndarray) -> np.ndarray:
     """Min cosine distance between each row set and each embedding (nan: empty row set)."""
@@ -247,17 +239,3 @@ def source_match(last_source_ids: list[int], source_ids: np.ndarray) -> np.ndarr
         return np.zeros((len(last_source_ids), len(source_ids)), bool)
     last = np.array(last_source_ids)
     return (last[:, None] == source_ids[None, :]) & (source_ids[None, :] >= 0)
-
-
-def position_cost(last_seen: list[LastSeen], centroids: np.ndarray,
-                  diagonal: float) -> np.ndarray:
-    """Distance from where each identity was last seen to each mask, over the frame diagonal.
-
-    For an identity that exited, "where it was last seen" is where it left, so this is the prior
-    that an animal comes back through the border it went out of.
-    """
-    if not last_seen or len(centroids) == 0:
-        return np.zeros((len(last_seen), len(centroids)))
-    last = np.stack([s.centroid for s in last_seen])
-    d = np.linalg.norm(last[:, None, :] - centroids[None, :, :], axis=2)
-    return np.clip(d / max(diagonal, 1.0), 0.0, 1.0)

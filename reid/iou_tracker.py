@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lap
 import numpy as np
 
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.geometry import box_iou
 from samtrack.pipeline.core.video import ColorOrder
+from samtrack.reid.association import assign
 from samtrack.reid.base import Tracker, TrackResult
 from samtrack.reid.config import TRACKERS, TrackerConfig
 
@@ -60,10 +60,8 @@ class IouTracker(Tracker):
         if self.tracks and len(objects):
             iou = box_iou(np.stack([t.box for t in self.tracks]), boxes)
             cost = 1.0 - iou
-            _, row_to_col, _ = lap.lapjv(cost, extend_cost=True,
-                                         cost_limit=1.0 - self.iou_threshold + 1e-9)
-            for ti, oi in enumerate(row_to_col):
-                if oi >= 0 and iou[ti, oi] >= self.iou_threshold:
+            for ti, oi in assign(cost, 1.0 - self.iou_threshold + 1e-9):
+                if iou[ti, oi] >= self.iou_threshold:
                     track = self.tracks[ti]
                     track.box, track.misses = boxes[oi], 0
                     track_ids[oi] = track.track_id

@@ -32,8 +32,8 @@ decided frame by frame without hindsight.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from samtrack.reid.association import assign
 from samtrack.reid.fragments import Fragment, FragmentCutter
 from samtrack.reid.identities import estimate_count, held_out_limit
 from samtrack.reid.identity_model import (
@@ -348,6 +348,5 @@ class OnlineIdentities:
             keep = self.provisional.get(f.index, -1)
             if keep in identities:
                 evidence[r, identities.index(keep)] += keep_bonus
-        rows, cols = linear_sum_assignment(-evidence)
         return [(fragments[r], identities[c], float(posterior[r, c]))
-                for r, c in zip(rows, cols, strict=True)]
+                for r, c in assign(-evidence, np.inf, full=True)]

@@ -8,7 +8,7 @@ from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.sources.masks import box_masks
 from samtrack.reid.association import assign
 from samtrack.reid.contrast import SceneContrast
-from samtrack.reid.costs import appearance_distance, patch_iou, position_cost
+from samtrack.reid.costs import AppearanceCost, PositionCost, Side, patch_iou
 from samtrack.reid.embedders import HistogramEmbedder, MobileNetV2Embedder
 from samtrack.reid.motion import BoxKalman, mahalanobis_centres
 from samtrack.reid.policies import ContainmentDuplicates
@@ -76,7 +76,8 @@ def test_gallery_min_distance_and_bank():
 def test_position_cost_prefers_the_exit_point():
     left = LastSeen(0, np.array([5.0, 50.0]), ("left",))
     right = LastSeen(0, np.array([195.0, 50.0]), ("right",))
-    cost = position_cost([left, right], np.array([[8.0, 55.0]]), diagonal=200.0)
+    rows = Side(positions=np.stack([left.centroid, right.centroid]), size=2)
+    cost = PositionCost(200.0).matrix(rows, Side(positions=np.array([[8.0, 55.0]]), size=1))
     assert cost[0, 0] < 0.05 < 0.9 < cost[1, 0]
 
 
@@ -148,7 +149,8 @@ def test_batched_appearance_distance_equals_each_gallerys_own():
             g.add((v / np.linalg.norm(v)).astype(np.float32))
     queries = rng.normal(size=(4, 8)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    got = appearance_distance(galleries, queries)
+    got = AppearanceCost().matrix(Side(views=[g.matrix() for g in galleries], size=3),
+                                  Side(views=queries, size=len(queries)))
     assert got[0] == pytest.approx(galleries[0].distance(queries), abs=1e-6)
     assert np.isnan(got[1]).all()
     assert got[2] == pytest.approx(galleries[2].distance(queries), abs=1e-6)

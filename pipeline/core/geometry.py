@@ -43,18 +43,6 @@ def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
     return boxes
 
 
-def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix ``(N, M)`` between boolean masks ``a (N, H, W)`` and ``b (M, H, W)``."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    fa = a.reshape(len(a), -1).astype(np.float32)
-    fb = b.reshape(len(b), -1).astype(np.float32)
-    inter = fa @ fb.T
-    union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / union, 0.0).astype(np.float64)
-
-
 def rle_iou(a: list[dict], b: list[dict]) -> np.ndarray:
     """IoU matrix between two lists of COCO RLEs (no decoding: pycocotools works on runs)."""
     if len(a) == 0 or len(b) == 0:

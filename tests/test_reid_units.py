@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-import samtrack.reid.association as association
 from samtrack.pipeline.config import load_config
 from samtrack.pipeline.core.errors import ConfigError
 from samtrack.pipeline.core.frames import FrameObjects
@@ -45,13 +44,15 @@ def test_assign_respects_limit_and_inf():
     assert assign(np.zeros((0, 3)), 1.0) == []
 
 
-def test_assign_scipy_fallback_matches_lap(monkeypatch):
-
+def test_assign_limits_pairs_and_full_matches_every_row_of_the_smaller_side():
+    cost = np.array([[0.1, 0.9, np.inf], [0.8, 0.2, 0.95], [0.5, 0.4, 0.99]])
+    assert sorted(assign(cost, 0.6)) == [(0, 0), (1, 1)]  # row 2's best pairs cost >= 0.6
+    assert sorted(assign(cost, np.inf)) == [(0, 0), (1, 1), (2, 2)]
+    assert sorted(assign(cost, 0.6, full=True)) == [(0, 0), (1, 1), (2, 2)]
+    assert assign(np.array([[np.inf, np.inf]]), np.inf, full=True) == []  # never an impossible one
     rng = np.random.default_rng(0)
-    cost = rng.random((6, 5))
-    expected = sorted(assign(cost, 0.6))
-    monkeypatch.setattr(association, "lap", None)
-    assert sorted(association.assign(cost, 0.6)) == expected
+    wide = rng.random((3, 7))
+    assert len(assign(wide, 0.0, full=True)) == 3
 
 
 def test_patch_iou_with_offsets():

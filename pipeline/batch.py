@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 MANIFEST_SUFFIXES = {".csv", ".txt"}
 # short manifest columns for the per-clip settings people vary most; any dotted config key
 # (tracker.max_age, video.max_frames...) is accepted as a column too
-SHORT_KEYS = {"num_identities": "tracker.num_identities", "mode": "tracker.mode",
+SHORT_KEYS = {"num_identities": "tracker.num_identities", "identities": "tracker.identities",
               "max_frames": "video.max_frames", "fps": "video.fps", "masks": "source.masks.path"}
 METRIC_COLUMNS = ("idf1", "hota", "mota", "idsw", "fp", "fn")
 

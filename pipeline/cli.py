@@ -115,7 +115,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-identities", type=int, metavar="K", help="exactly K individuals "
                    "(overrides tracker.num_identities)")
     p.add_argument("--offline", action="store_true", default=None, help="re-link identities "
-                   "over the whole clip at the end (tracker.mode: offline)")
+                   "over the whole clip at the end (tracker.identities: offline)")
     p.add_argument("--viz", action="store_true", default=None, help="render viz/ (trails, "
                    "timeline, gallery) at the end (viz.render: true)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (model-based sources)")
@@ -313,7 +313,7 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.num_identities is not None:
         o["tracker.num_identities"] = args.num_identities
     if args.offline:
-        o["tracker.mode"] = "offline"
+        o["tracker.identities"] = "offline"
     if args.viz:
         o["viz.render"] = True
     if args.device is not None:

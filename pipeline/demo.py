@@ -49,7 +49,7 @@ def run_demo(out: str | Path = "demo_output", *, quiet: bool = False,
     # the canonical case: the user knows there are exactly two sheep
     sam2 = run(load_config(None, {**common, "source.name": "masks",
                                   "tracker.num_identities": spec.num_animals,
-                                  "tracker.mode": "offline",
+                                  "tracker.identities": "offline",
                                   "source.masks.path": str(scene_dir / "sam2_like_masks.txt"),
                                   "output.dir": str(out / "run_sam2_like")}))
     gt = load_tracks(gt_path)
@@ -59,7 +59,7 @@ def run_demo(out: str | Path = "demo_output", *, quiet: bool = False,
                                     "output.dir": str(out / "run_motion"),
                                     "output.writers": [*default_writers(), "binary"]}))
     # the same masks through the library API, frame by frame
-    tracker = TrackerConfig(mode="offline", num_identities=spec.num_animals).build()
+    tracker = TrackerConfig(identities="offline", num_identities=spec.num_animals).build()
     masks_by_frame = {f.frame_index: f for f in sim.frames}
     for frame in VideoReader(scene_dir / "img1"):
         given = masks_by_frame[frame.index]

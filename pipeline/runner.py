@@ -2,8 +2,8 @@
 
 One function, :func:`run`, with one job: wire the stages together, time each of them and hand
 every tracked frame to the writer. Online runs stream (memory does not grow with the clip);
-offline runs (``tracker.mode: offline``) keep each frame's masks as RLE, re-link identities at the
-end, then read the video a second time to write the outputs.
+offline runs (``tracker.identities: offline``) keep each frame's masks as RLE, re-link
+identities at the end, then read the video a second time to write the outputs.
 """
 
 from __future__ import annotations
@@ -92,9 +92,11 @@ def run(config: Config) -> RunResult:
                             options={name: config.source.options(name)
                                      for name in registered_sources()})
     source = build_source(config.source.name, config.source.options(), context)
-    offline = config.tracker.type == "reid" and config.tracker.mode == "offline"
-    # online runs write each frame as it comes; offline runs need the whole clip (as RLE)
-    tracker = config.tracker.build(device=device, record=offline)
+    tracker = config.tracker.build(device=device, record=False)
+    # online runs write each frame as it comes; an identity engine that decides at the end
+    # needs the whole clip (kept as RLE)
+    offline = tracker.needs_whole_clip
+    tracker.record = offline
     out_dir = Path(config.output.dir) if config.output.dir else default_run_dir(video.path)
     gt = None
     if config.eval.gt:
@@ -168,12 +170,12 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
                 bar.update(1)
         if frames == 0:
             raise VideoError(f"{video.path}: no frame could be decoded")
-        identities: dict = {}
         if offline:
-            ids, identities = _write_offline(tracker, video, writer, timing,
-                                             progress=not config.quiet)
-        elif getattr(tracker, "online_identities", None) is not None:
-            identities = tracker.online_identities.summary()
+            ids, finished = _write_offline(tracker, video, writer, timing,
+                                           progress=not config.quiet)
+        else:
+            finished = tracker.finalize()  # nothing recorded: the repairs, summary, timing
+        identities = finished.identities
         draining = time.perf_counter()
     # leaving the block waits for the writer thread to finish the queue and close every file:
     # that wait is the part of writing that did not overlap tracking
@@ -181,13 +183,12 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
     total = time.perf_counter() - started
     result = RunResult(out_dir=out_dir, frames=frames, objects=objects_total,
                        track_ids=sorted(ids), timing=timing, skipped_frames=list(video.skipped),
-                       repairs=[e.to_dict() for e in getattr(tracker, "events", [])])
+                       repairs=finished.repairs)
     summary: dict[str, Any] = {
         "samtrack_version": __version__,
         "video": str(video.path),
         "source": config.source.name,
         "tracker": config.tracker.type,
-        "mode": config.tracker.mode,
         # the device models ran on; "cpu" when no model ran (torch never imported)
         "device": resolve_device(device) if "torch" in sys.modules else "cpu",
         "fps": video.fps,
@@ -216,9 +217,9 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
     for warning in warnings:
         log.warning("health: %s", warning)
     summary["health"] = health.summary(warnings)
-    if hasattr(tracker, "timing"):
+    if finished.timing:
         summary["tracker_ms_per_frame"] = {k: round(1000 * v / frames, 3)
-                                           for k, v in tracker.timing.items()}
+                                           for k, v in finished.timing.items()}
     interrupted: RunInterrupted | None = None
     if gt is not None:
         try:
@@ -251,7 +252,8 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
 
 
 def _write_offline(tracker: Tracker, video: VideoReader, writer: RunWriter,
-                   timing: dict[str, float], *, progress: bool) -> tuple[set[int], dict]:
+                   timing: dict[str, float], *, progress: bool,
+                   ) -> tuple[set[int], TrackResult]:
     """Re-link identities over the whole clip (``finalize``), then read the video again and
     write every frame with the final ids."""
     t0 = time.perf_counter()
@@ -268,7 +270,7 @@ def _write_offline(tracker: Tracker, video: VideoReader, writer: RunWriter,
         writer.write_frame(frame.image, obj)
         ids.update(int(i) for i in obj.track_ids if i > 0)
     timing["write"] += time.perf_counter() - t1
-    return ids, finished.identities
+    return ids, finished
 
 
 def save_result(result: TrackResult, out_dir: str | Path, *, video: str | Path,

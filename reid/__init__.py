@@ -7,6 +7,9 @@ from samtrack.reid import iou_tracker, tracker  # noqa: F401  (registration)
 from samtrack.reid.base import Tracker, TrackResult
 from samtrack.reid.config import TrackerConfig
 from samtrack.reid.iou_tracker import IouTracker
-from samtrack.reid.tracker import ReidTracker, RepairEvent
+from samtrack.reid.repairs import RepairEvent
+from samtrack.reid.resolvers import RESOLVERS, IdentityResolver
+from samtrack.reid.tracker import ReidTracker
 
-__all__ = ["IouTracker", "ReidTracker", "RepairEvent", "TrackResult", "Tracker", "TrackerConfig"]
+__all__ = ["RESOLVERS", "IdentityResolver", "IouTracker", "ReidTracker", "RepairEvent",
+           "TrackResult", "Tracker", "TrackerConfig"]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from samtrack.pipeline.core.errors import ConfigError
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.video import ColorOrder
 from samtrack.reid.config import TrackerConfig
@@ -21,12 +22,14 @@ from samtrack.reid.config import TrackerConfig
 
 @dataclass
 class TrackResult:
-    """A finished clip: every recorded frame with its final identities (masks kept as RLE),
-    and the identity repairs made on the way (``summary.json``'s ``repairs``)."""
+    """A finished clip: every recorded frame with its final identities (masks kept as RLE; none
+    when the tracker was built with ``record=False``), the identity repairs (``summary.json``'s
+    ``repairs``), how identities were decided and the tracker's time per stage."""
 
     frames: list[FrameObjects] = field(default_factory=list)
     repairs: list[dict] = field(default_factory=list)
-    identities: dict = field(default_factory=dict)  # offline: how identities were decided
+    identities: dict = field(default_factory=dict)  # how identities were decided (the engine's)
+    timing: dict[str, float] = field(default_factory=dict)  # seconds per stage of the tracker
 
     @property
     def track_ids(self) -> list[int]:
@@ -50,8 +53,15 @@ class Tracker(ABC):
     def from_config(cls, path: str | Path, *, device: str = "cpu", record: bool = True,
                     ) -> Tracker:
         """The tracker a YAML file describes: its ``tracker:`` section (a full run config), or
-        the whole file as tracker options."""
-        return TrackerConfig.from_file(path).build(device=device, record=record)
+        the whole file as tracker options. Called on a subclass, the file must describe that
+        kind (``ReidTracker.from_config`` of an ``type: iou`` file is an error)."""
+        config = TrackerConfig.from_file(path)
+        tracker = config.build(device=device, record=record)
+        if not isinstance(tracker, cls):
+            raise ConfigError(f"{path}: tracker.type {config.type!r} builds a "
+                              f"{type(tracker).__name__}, not a {cls.__name__} (use "
+                              "Tracker.from_config for any kind)")
+        return tracker
 
     @staticmethod
     def numbered(objects: FrameObjects, frames_seen: int) -> FrameObjects:
@@ -68,6 +78,16 @@ class Tracker(ABC):
 
         ``image``: the frame the masks were found in, for appearance; ``color`` its channel
         order (``"rgb"`` for frames from SAM2, PIL or supervision; ``"bgr"`` from OpenCV)."""
+
+    @property
+    def needs_whole_clip(self) -> bool:
+        """Identities are final only after :meth:`finalize` (outputs must wait for it)."""
+        return False
+
+    def velocity(self, track_id: int) -> tuple[float, float] | None:
+        """Pixels per frame of the identity's object as the motion model has it (None:
+        unknown), for callers that carry masks between segmented frames."""
+        return None
 
     @abstractmethod
     def reset(self) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, ValidationError, field_validator
 
 from samtrack.pipeline.core.configbase import (
+    MOVED_KEYS,
     StrictModel,
     format_error,
     load_yaml_mapping,
@@ -22,6 +23,7 @@ from samtrack.pipeline.core.configbase import (
 from samtrack.pipeline.core.registry import Registry
 from samtrack.reid import motion
 from samtrack.reid.embedders import Embedder, EmbedderSettings, build_embedder, check_embedder_name
+from samtrack.reid.resolvers import RESOLVERS
 from samtrack.reid.tracks import Gallery
 
 if TYPE_CHECKING:  # only for annotations: the trackers import this module, not the reverse
@@ -33,26 +35,25 @@ TrackerFactory = Callable[..., "Tracker"]
 #: module (the options) never imports the trackers that read them.
 TRACKERS: Registry[TrackerFactory] = Registry("tracker type", "tracker.type")
 
+MOVED_KEYS.update({
+    "tracker.mode": "tracker.identities (online: gallery; offline: offline)",
+    "tracker.online_identity_model": "tracker.identities: model",
+})
+
 
 class TrackerConfig(StrictModel):
     type: str = Field(
         default="reid", description="reid: appearance + motion re-identification tracker; iou: "
         "plain IoU Hungarian baseline (no re-identification).")
-    mode: Literal["online", "offline"] = Field(
-        default="online", description="offline: after the online pass, the per-clip identity "
-        "model (reid.identities) re-labels the whole clip with hindsight: fragments, a model "
-        "learned from objects seen together, one global assignment with cannot-link.")
+    identities: str = Field(
+        default="gallery", description="Who decides the identity shown: gallery (the "
+        "tracker's gallery rules, frame by frame), model (the per-clip identity model online, "
+        "once every individual was seen apart) or offline (the per-clip model over the whole "
+        "clip with hindsight; outputs are written at the end). See docs/identity-engine.md.")
     num_identities: int | None = Field(
         default=None, ge=1, description="Exactly this many identities exist (\"there are two "
         "sheep\"): tracks are kept forever, and no identity beyond K is created. null: offline "
         "estimates it (summary.json identities.num_identities).")
-    online_identity_model: bool = Field(
-        default=False, description="Online: once a moment shows every individual apart, name "
-        "objects with the per-clip identity model (reid.online_identities) instead of the "
-        "tracker's gallery rules. Off by default: it lifts online IDF1 on 1500-3000-frame "
-        "clips (long, report split: 0.817 -> 0.888, 18 -> 8 switches) but lowers it on "
-        "300-frame ones (report split: crowded 0.909 -> 0.839, all short sets 0.930 -> "
-        "0.903) and costs 3-7x the association time; offline mode always uses the model.")
     online_border_guesses: bool = Field(
         default=True, description="With online_identity_model: show the model's guess for a "
         "returning object while it is still cut by the frame's border. false: it is shown "
@@ -215,6 +216,13 @@ class TrackerConfig(StrictModel):
     # plain IoU baseline (type: iou)
     iou_threshold: float = Field(default=0.2, ge=0, le=1, description="type iou: minimum box "
                                  "IoU to continue a track.")
+
+    @field_validator("identities")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        if value not in RESOLVERS:
+            raise ValueError(f"expected one of {', '.join(RESOLVERS.names())}, got {value!r}")
+        return value
 
     @field_validator("embedder")
     @classmethod

@@ -48,7 +48,7 @@ class IouTracker(Tracker):
         self.frames: list[FrameObjects] = []
 
     def finalize(self, *, progress: bool = False) -> TrackResult:
-        return TrackResult(frames=list(self.frames))
+        return TrackResult(frames=list(self.frames), identities={"engine": "iou"})
 
     def update(self, objects: FrameObjects, image: np.ndarray | None = None, *,
                color: ColorOrder = "bgr") -> FrameObjects:

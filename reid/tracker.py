@@ -26,7 +26,6 @@ Per frame (``update``), see :mod:`reid.tracks` for tracklets versus identities:
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import cv2
@@ -56,10 +55,11 @@ from samtrack.reid.costs import (
     partial_view_scale,
 )
 from samtrack.reid.embedders import Embedder
-from samtrack.reid.identities import link_identities, relabel
+from samtrack.reid.identities import relabel
 from samtrack.reid.motion import BoxKalman
-from samtrack.reid.online_identities import OnlineIdentities
 from samtrack.reid.policies import ContainmentDuplicates, ReentryRules, SourceTrust
+from samtrack.reid.repairs import RepairEvent
+from samtrack.reid.resolvers import RESOLVERS, IdentityResolver
 from samtrack.reid.tracks import (
     CrossingEntry,
     FrameLog,
@@ -69,23 +69,6 @@ from samtrack.reid.tracks import (
     Tracklet,
     TrackState,
 )
-
-
-@dataclass(frozen=True)
-class RepairEvent:
-    """An identity decision that overrode (or filled in for) the mask source."""
-
-    frame: int  # zero-based frame index
-    kind: str  # swap_fixed | restored | reassigned | duplicate_suppressed
-    source_id: int
-    old_track: int  # identity the source id (or the provisional decision) pointed to; -1 none
-    new_track: int  # identity samtrack gave the object; -1 dropped
-    appearance: float | None = None
-    motion_iou: float | None = None
-    cost: float | None = None
-
-    def to_dict(self) -> dict:
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
 def frame_borders(box: np.ndarray, size: tuple[int, int], margin: int) -> tuple[str, ...]:
@@ -162,18 +145,16 @@ class ReidTracker(Tracker):
         self.config = c = config or TrackerConfig()
         self.embedder = c.build_embedder(device) if embedder is _FROM_CONFIG else embedder
         self.record = record
-        # offline linking reads the per-frame log; it is kept whenever offline mode is on
-        self.keep_log = c.mode == "offline" if keep_log is None else keep_log
+        # who decides the shown identity (reid.resolvers): gallery rules, online model, offline
+        self.resolver: IdentityResolver = RESOLVERS.get(c.identities)(
+            c, has_appearance=self.embedder is not None)
+        # the per-frame log, for an engine that decides at the end (and for diagnostics)
+        self.keep_log = self.resolver.keeps_log if keep_log is None else keep_log
         self.duplicates = duplicates or ContainmentDuplicates(c.duplicate_containment,
                                                               c.duplicate_iou)
         self.trust = trust or SourceTrust()
         self.reentry = reentry or ReentryRules(c.reentry_appearance_gate, c.reentry_contrast,
                                                c.hold_contested, c.hold_margin)
-        # the per-clip identity model, online (reid.online_identities); it needs appearance
-        self.online_identities = OnlineIdentities(
-            c.num_identities, show_border_guesses=c.online_border_guesses,
-            border_wait_factor=c.online_border_guess_wait) \
-            if c.online_identity_model and self.embedder is not None else None
         self._view_costs = CostModel([
             Weighted(AppearanceCost(), c.appearance_weight,
                      column_scale=partial_view_scale(c.border_appearance_weight)),
@@ -184,7 +165,10 @@ class ReidTracker(Tracker):
     def reset(self) -> None:
         self.tracklets: list[Tracklet] = []  # live ones
         self.identities: dict[int, Identity] = {}
-        self.events: list[RepairEvent] = []
+        # the gallery rules' decisions (with their costs), whether shown or not; the repairs
+        # are what the identity engine records from what it shows
+        self.decisions: list[RepairEvent] = []
+        self.dropped: list[RepairEvent] = []  # duplicate masks suppressed
         self.timing = {"embed": 0.0, "associate": 0.0}
         self.frames_seen = 0
         self.log: list[FrameLog] = []
@@ -195,30 +179,38 @@ class ReidTracker(Tracker):
         self._identity_source: dict[int, int] = {}  # track_id -> last source id
         self.trust.reset()
         self.reentry.reset()
-        if self.online_identities is not None:
-            self.online_identities.reset()
+        self.resolver.reset()
 
     @property
     def source_disagreements(self) -> int:
         """Times the source's ids and samtrack's decisions parted ways (:class:`SourceTrust`)."""
         return self.trust.disagreements
 
+    @property
+    def needs_whole_clip(self) -> bool:
+        return self.resolver.needs_whole_clip
+
     def finalize(self, *, progress: bool = False) -> TrackResult:
-        """The recorded frames with their final identities: in ``offline`` mode re-labelled over
-        the whole clip by the per-clip identity model (:mod:`reid.identities`), else as
-        reported online."""
+        """The recorded frames with their final identities (re-labelled over the whole clip
+        when the identity engine decides at the end), the repairs, how identities were
+        decided and the time per stage."""
         frames = self.frames
-        summary: dict = {}
-        if self.config.mode == "offline" and self.keep_log:
-            linked = link_identities(self.log, num_identities=self.config.num_identities,
-                                     progress=progress)
-            by_frame = {e.frame: (e, lab) for e, lab in zip(self.log, linked.labels,
-                                                             strict=True)}
+        labels = self.resolver.finalize(self.log, progress=progress) if self.keep_log else None
+        if labels is not None:
+            by_frame = {e.frame: (e, lab) for e, lab in zip(self.log, labels, strict=True)}
             frames = [relabel(f, *by_frame[f.frame_index]) if f.frame_index in by_frame else
                       f.with_track_ids(np.full(len(f), -1, np.int64)) for f in self.frames]
-            summary = linked.summary()
-        return TrackResult(frames=frames, repairs=[e.to_dict() for e in self.events],
-                           identities=summary)
+        repairs = sorted(self.dropped + self.resolver.repairs(), key=lambda e: e.frame)
+        return TrackResult(frames=frames, repairs=[e.to_dict() for e in repairs],
+                           identities=self.resolver.summary(), timing=dict(self.timing))
+
+    def velocity(self, track_id: int) -> tuple[float, float] | None:
+        """Pixels per frame of the identity's object in view (its motion model), or None."""
+        for tracklet in self.tracklets:
+            if tracklet.track_id == track_id:
+                vx, vy = tracklet.kalman.x[4:6]
+                return float(vx), float(vy)
+        return None
 
     # ------------------------------------------------------------------ helpers
     def _gallery(self) -> Gallery:
@@ -282,7 +274,7 @@ class ReidTracker(Tracker):
         keep, dropped = self.duplicates(objects)
         for drop in dropped:
             self.trust.disagree()  # two masklets on one animal: ids not to be trusted
-            self.events.append(RepairEvent(frame, "duplicate_suppressed",
+            self.dropped.append(RepairEvent(frame, "duplicate_suppressed",
                                            int(objects.source_ids[drop]), -1, -1))
         return keep
 
@@ -294,6 +286,7 @@ class ReidTracker(Tracker):
         objects = self.numbered(objects, self.frames_seen)
         frame = objects.frame_index
         t_start = time.perf_counter()
+        decided_before = len(self.decisions)
         out_ids = np.full(len(objects), -1, np.int64)
         keep = self._suppress_duplicates(objects, frame) & (objects.scores >= c.low_score)
         det_index = np.flatnonzero(keep)
@@ -392,8 +385,6 @@ class ReidTracker(Tracker):
         for j, tracklet in assigned.items():
             identity = tracklet.identity
             if identity is not None:
-                if not tracklet.held:
-                    out_ids[det_index[j]] = identity.track_id
                 identity.last_seen = LastSeen(frame, tracklet.centroid.copy(), tracklet.borders)
                 if source_ids[j] >= 0:
                     self._identity_source[identity.track_id] = int(source_ids[j])
@@ -401,28 +392,28 @@ class ReidTracker(Tracker):
         if embeddings is not None:
             self._observe_contrast(assigned, embeddings, clean)
         self._expire(frame)
-        if self.keep_log or self.online_identities is not None:
-            js = sorted(assigned)
-            entry = FrameLog(
-                frame=frame, det_index=det_index[js].astype(np.int64),
-                tracklet_keys=np.array([assigned[j].key for j in js], np.int64),
-                # the provisional identity even while held: offline linking decides with hindsight
-                track_ids=np.array([assigned[j].track_id for j in js], np.int64),
-                clean=clean[js] if js else np.zeros(0, bool),
-                isolated=apart[js] if js else np.zeros(0, bool),
-                embeddings=None if embeddings is None else embeddings[js].astype(np.float16),
-                positions=(centroids[js] / diagonal).astype(np.float32) if js else
-                np.zeros((0, 2), np.float32),
-                source_ids=source_ids[js].astype(np.int64) if js else np.zeros(0, np.int64),
-                step_iou=np.array([details[j][1] if j in details else np.nan for j in js],
-                                  np.float32))
-            if self.keep_log:
-                self.log.append(entry)
-            if self.online_identities is not None:
-                decided = self.online_identities.observe(entry)
-                if decided is not None:  # the per-clip model is warm: it names the objects
-                    out_ids[:] = -1
-                    out_ids[entry.det_index] = decided
+        js = sorted(assigned)
+        entry = FrameLog(
+            frame=frame, det_index=det_index[js].astype(np.int64),
+            tracklet_keys=np.array([assigned[j].key for j in js], np.int64),
+            # the provisional identity even while held: offline linking decides with hindsight
+            track_ids=np.array([assigned[j].track_id for j in js], np.int64),
+            clean=clean[js] if js else np.zeros(0, bool),
+            isolated=apart[js] if js else np.zeros(0, bool),
+            embeddings=None if embeddings is None else embeddings[js].astype(np.float16),
+            positions=(centroids[js] / diagonal).astype(np.float32) if js else
+            np.zeros((0, 2), np.float32),
+            source_ids=source_ids[js].astype(np.int64) if js else np.zeros(0, np.int64),
+            step_iou=np.array([details[j][1] if j in details else np.nan for j in js],
+                              np.float32))
+        if self.keep_log:
+            self.log.append(entry)
+        # what the gallery rules propose (nothing while a contested identity is held back);
+        # the identity engine decides what is shown
+        proposed = np.array([assigned[j].track_id if not assigned[j].held else -1 for j in js],
+                            np.int64)
+        hints = {e.new_track: e for e in self.decisions[decided_before:]}
+        out_ids[entry.det_index] = self.resolver.observe(entry, proposed, hints)
         self.frames_seen += 1
         self.timing["embed"] += embed_time
         self.timing["associate"] += time.perf_counter() - t_start - embed_time
@@ -605,7 +596,7 @@ class ReidTracker(Tracker):
             old = tracklet.track_id
             tracklet.identity = identity
             identity.tracklet = tracklet
-            self.events.append(RepairEvent(frame, "swap_fixed", tracklet.source_id, old,
+            self.decisions.append(RepairEvent(frame, "swap_fixed", tracklet.source_id, old,
                                            identity.track_id, None, None,
                                            float(cost[r, col])))
 
@@ -620,7 +611,7 @@ class ReidTracker(Tracker):
         if owner is not None and identity is not None and owner is not identity and \
                 source_id != tracklet.source_id:
             app, miou, cost = detail
-            self.events.append(RepairEvent(frame, "swap_fixed", source_id, owner.track_id,
+            self.decisions.append(RepairEvent(frame, "swap_fixed", source_id, owner.track_id,
                                            identity.track_id, app, miou, cost))
         tracklet.source_id = source_id
 
@@ -697,7 +688,7 @@ class ReidTracker(Tracker):
                 self.trust.disagree()
             tracklet.held = self.reentry.hold(close_call=close_call, disagrees=disagrees,
                                               vouched=vouched, source_agrees=owner is identity)
-            self.events.append(RepairEvent(
+            self.decisions.append(RepairEvent(
                 frame, "restored", int(source_ids[j]),
                 owner.track_id if owner is not None and owner is not identity else -1,
                 identity.track_id, _f(app[r, k]), None, float(cost[r, k])))
@@ -756,7 +747,7 @@ class ReidTracker(Tracker):
                     t.pending_embeddings = views
                     if identity is not old[t.key]:
                         self.trust.disagree()
-                        self.events.append(RepairEvent(
+                        self.decisions.append(RepairEvent(
                             frame, "reassigned", int(t.source_id), old[t.key].track_id,
                             identity.track_id, float(cost[r, k]), None, float(cost[r, r])))
                 for t in idle:
@@ -780,7 +771,7 @@ class ReidTracker(Tracker):
                 t.pending = False
                 identity = self._new_identity(t, frame)
                 self.trust.disagree()
-                self.events.append(RepairEvent(frame, "reassigned", int(t.source_id),
+                self.decisions.append(RepairEvent(frame, "reassigned", int(t.source_id),
                                                previous.track_id, identity.track_id, own))
                 continue
             self._commit(t)

@@ -28,7 +28,7 @@ def _my_segmenter(scene_dir: Path):
 
 def test_readme_loop_runs_as_written_and_equals_samtrack_eval(small_scene, tmp_path):
     config = tmp_path / "three.yaml"
-    config.write_text("tracker:\n  mode: offline\n  num_identities: 3\n")
+    config.write_text("tracker:\n  identities: offline\n  num_identities: 3\n")
     gt = str(small_scene / "gt" / "masks")
 
     # --- the README's loop, as written there ---

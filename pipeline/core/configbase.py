@@ -59,9 +59,16 @@ def describe_error(error: dict[str, Any]) -> str:
     return msg
 
 
+#: options that were renamed, by their old dotted key: the old key is an error naming the new
+#: one (each options module adds its own)
+MOVED_KEYS: dict[str, str] = {}
+
+
 def format_error(error: dict[str, Any], prefix: tuple = ()) -> str:
     """``dotted.key: phrase`` for one pydantic error."""
     loc = ".".join(str(p) for p in (*prefix, *error["loc"]))
+    if error.get("type") == "extra_forbidden" and loc in MOVED_KEYS:
+        return f"{loc}: replaced by {MOVED_KEYS[loc]}"
     return f"{loc}: {describe_error(error)}" if loc else describe_error(error)
 
 

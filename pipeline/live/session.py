@@ -132,8 +132,15 @@ class LiveSession:
             # one frame per window, seeded from the previous one: no frame waits for later
             # frames, and SAM2's state never holds more than two frames
             self.source.options.window = 1
-        self.tracker: Tracker = config.tracker.model_copy(update={"mode": "online"}).build(
-            device=device, record=False)
+        # a stream has no end to wait for: an engine that decides at the end falls back to
+        # the gallery rules
+        engine = config.tracker.identities
+        tracker_options = config.tracker.model_copy(update={"identities": "gallery"})
+        self.tracker: Tracker = config.tracker.build(device=device, record=False)
+        if self.tracker.needs_whole_clip:
+            log.warning("live: tracker.identities %s decides at the end of a clip; a stream "
+                        "uses the gallery rules", engine)
+            self.tracker = tracker_options.build(device=device, record=False)
         self.writer = RunWriter(out_dir, overwrite=config.output.overwrite, fps=stream.fps,
                                 writers=config.output.writers,
                                 annotators=tuple(config.viz.annotators))
@@ -278,11 +285,7 @@ class LiveSession:
                                        source_ids=last.source_ids[keep])
 
     def _velocity(self, track_id: int) -> tuple[float, float]:
-        for tracklet in getattr(self.tracker, "tracklets", []):
-            if tracklet.track_id == track_id:
-                vx, vy = tracklet.kalman.x[4:6]
-                return float(vx), float(vy)
-        return 0.0, 0.0
+        return self.tracker.velocity(track_id) or (0.0, 0.0)
 
     def _process(self, frame: VideoFrame, objects: FrameObjects) -> None:
         tracked = self.tracker.update(objects, frame.image)
@@ -523,7 +526,7 @@ class LiveSession:
         stats = self.stats()
         return {"samtrack_version": __version__, "video": self.stream.spec, "live": True,
                 "source": self.config.source.name, "tracker": self.config.tracker.type,
-                "mode": "online", "fps": self.stream.fps, "frames": self.frames,
+                "fps": self.stream.fps, "frames": self.frames,
                 "segmented_frames": self.segmented, "dropped_frames": self.stream.dropped,
                 "stride": self.stride, "median_latency_ms": stats["latency_ms"],
                 "seconds": round(time.perf_counter() - getattr(self, "_started",

@@ -54,6 +54,7 @@ def test_run_with_masks_and_eval_json(small_scene, tmp_path, capsys):
     assert report["combined"]["idf1"] == 1.0 and report["combined"]["idsw"] == 0
 
 
+@pytest.mark.slow
 def test_module_and_console_script_entry_points():
     for cmd in ([sys.executable, "-m", "samtrack", "--version"],
                 [str(Path(sys.executable).parent / "samtrack"), "--version"]):
@@ -155,6 +156,7 @@ def test_viz_shows_progress_and_quiet_hides_it(small_scene, tmp_path, capsys):
     assert "samtrack viz" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_without_the_live_extra_only_live_refuses_naming_the_extra(small_scene, tmp_path):
     blocked = ("import sys; sys.modules['fastapi'] = None; "
                "from samtrack.pipeline.cli import main; sys.exit(main(sys.argv[1:]))")

@@ -274,6 +274,7 @@ def test_viz_scale_is_capped_like_the_config(finished_run, capsys):
     assert_user_error(code, err, "--scale", "less than or equal to 4")
 
 
+@pytest.mark.slow
 def test_an_id_map_with_a_thousand_ids_is_scored(tmp_path):
     """Reading a map is linear in pixels and ids (one sort, not one pass per id); 5000 ids
     took 22 s here, most of it in motmetrics' and TrackEval's own per-id work."""

@@ -16,7 +16,7 @@ CLIP = None
 def _clip():
     global CLIP
     if CLIP is None:  # a look-alike scene with SAM2-style swaps, drops and spurious masks
-        CLIP = synthetic_clip(scene_sets(1, 150, sets=("lookalike",), split="tune")[0])
+        CLIP = synthetic_clip(scene_sets(1, 80, sets=("crowded",), split="tune")[0])
     return CLIP
 
 
@@ -31,8 +31,9 @@ def _track(**options):
 
 
 @pytest.mark.parametrize("options", [
-    {"identities": "gallery"}, {"identities": "gallery", "hold_contested": "off"},
-    {"identities": "model", "hold_contested": "off"}, {"identities": "offline"}])
+    {"identities": "gallery", "hold_contested": "off"},
+    pytest.param({"identities": "model", "hold_contested": "off"}, marks=pytest.mark.slow),
+    pytest.param({"identities": "offline"}, marks=pytest.mark.slow)])
 def test_every_repair_names_an_identity_shown_on_its_object_in_its_frame(options):
     outputs, finished = _track(**options)
     repairs = [r for r in finished.repairs if r["kind"] != "duplicate_suppressed"]
@@ -48,6 +49,10 @@ def test_a_finished_clip_carries_how_identities_were_decided_and_the_time_spent(
     _, gallery = _track(identities="gallery")
     assert gallery.identities == {"engine": "gallery"}
     assert set(gallery.timing) == {"embed", "associate"} and gallery.timing["associate"] > 0
+
+
+@pytest.mark.slow
+def test_the_offline_engine_says_how_it_decided():
     _, offline = _track(identities="offline")
     assert offline.identities["engine"] == "offline"
     assert offline.identities["num_identities"] >= 1

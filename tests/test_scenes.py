@@ -21,6 +21,7 @@ def test_same_seed_same_bytes_other_seed_differs():
                                               body_length=24, seed=6))
 
 
+@pytest.mark.slow
 def test_animals_leave_and_come_back():
     spec = SceneSpec(num_animals=2, num_frames=200, seed=1)
     visible = {1: [], 2: []}

@@ -16,7 +16,6 @@ matching ``<pred>/<seq>.txt``, ``<pred>/<seq>/`` run folder or PNG folder.
 from __future__ import annotations
 
 import configparser
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from samtrack.eval.points import is_point_file, read_points
 from samtrack.pipeline.core.formats import FormatError, read_id_map, read_mot_txt, read_mots_txt
 from samtrack.pipeline.core.frames import FrameObjects, id_pixels, rle_from_pixels
 from samtrack.pipeline.core.geometry import xywh_to_xyxy
+from samtrack.pipeline.core.runformat import MASKS, is_run_folder
 
 
 @dataclass
@@ -102,30 +102,6 @@ def id_map_tracks(id_map: np.ndarray) -> FrameTracks:
         boxes[k] = (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
         rles.append(rle_from_pixels(idx, (h, w)))
     return FrameTracks(ids.astype(np.int64), boxes, rles)
-
-
-def run_status(path: Path) -> tuple[str, str]:
-    """``(state, why)`` of a run folder: ``complete``; ``partial`` (interrupted by Ctrl-C or
-    SIGTERM: every file closed, valid up to where it stopped); ``unfinished`` (an
-    ``INCOMPLETE`` marker: killed, crashed or still running; or ``status: failed``)."""
-    if (path / "INCOMPLETE").exists():
-        return "unfinished", "INCOMPLETE marker: the run was killed, failed or is still running"
-    try:
-        status = json.loads((path / "summary.json").read_text()).get("status")
-    except (OSError, ValueError):
-        return "unfinished", "summary.json unreadable"
-    if status == "complete":
-        return "complete", ""
-    if status == "interrupted":
-        return "partial", "interrupted: frames up to the interruption"
-    return "unfinished", f"status {status!r}"
-
-
-def is_run_folder(path: Path) -> bool:
-    """A samtrack run folder: ``masks/`` with ``summary.json`` or the ``INCOMPLETE`` marker of
-    a run that never finished."""
-    return (path / "masks").is_dir() and ((path / "summary.json").is_file() or
-                                          (path / "INCOMPLETE").is_file())
 
 
 def _check_unique(seq: SequenceTracks) -> None:
@@ -250,7 +226,7 @@ def load_tracks(path: str | Path, name: str | None = None) -> SequenceTracks:
         raise FormatError(f"{path}: no such file or folder")
     if path.is_dir():
         if is_run_folder(path):
-            return _from_png_folder(path / "masks", name)
+            return _from_png_folder(path / MASKS, name)
         if (path / "gt").is_dir():
             return load_tracks(ground_truth_path(path), name)  # a sequence folder
         return _from_png_folder(path, name)
@@ -293,8 +269,8 @@ def discover_sequences(root: str | Path) -> dict[str, Path] | None:
 
 def find_prediction(pred_root: Path, name: str) -> Path:
     """The prediction for sequence ``name`` under a predictions folder."""
-    for candidate in (pred_root / f"{name}.txt", pred_root / name / "masks", pred_root / name):
+    for candidate in (pred_root / f"{name}.txt", pred_root / name / MASKS, pred_root / name):
         if candidate.exists():
-            return candidate.parent if candidate.name == "masks" else candidate
+            return candidate.parent if candidate.name == MASKS else candidate
     raise FormatError(f"{pred_root}: no prediction for sequence '{name}' "
                       f"(expected {name}.txt or {name}/)")

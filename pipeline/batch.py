@@ -37,12 +37,13 @@ import cv2
 import yaml
 from tqdm import tqdm
 
-from samtrack.eval.data import ground_truth_path, load_tracks, run_status
+from samtrack.eval.data import ground_truth_path, load_tracks
 from samtrack.eval.report import evaluate_pairs
 from samtrack.pipeline.config import load_config
 from samtrack.pipeline.core.configbase import parse_scalar
 from samtrack.pipeline.core.errors import InputError, UserError
 from samtrack.pipeline.core.formats import write_text_atomic
+from samtrack.pipeline.core.runformat import CONFIG, has_summary, read_summary, run_status
 from samtrack.pipeline.core.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from samtrack.pipeline.runfolder import check_report_dir
 from samtrack.pipeline.runner import run
@@ -302,20 +303,20 @@ def _skip_if_complete(config_path: str | None, clip: Clip,
     """The previous outcome of a clip whose run finished with the same inputs and settings
     (a manifest that now points the name at another video, or other settings, redoes it)."""
     run_dir = out_root / clip.name
-    if not (run_dir / "summary.json").is_file():
+    if not has_summary(run_dir):
         return None
     state, _ = run_status(run_dir)
     if state != "complete":
         return None  # killed, failed or interrupted: redo it
     try:
-        recorded = yaml.safe_load((run_dir / "config.yaml").read_text())
+        recorded = yaml.safe_load((run_dir / CONFIG).read_text())
     except (OSError, yaml.YAMLError):
         return None
     wanted = clip_config(config_path, clip, run_dir).to_dict()
     if not isinstance(recorded, dict) or _settings(recorded) != _settings(
             yaml.safe_load(yaml.safe_dump(wanted))):
         return None
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = read_summary(run_dir)
     return ClipOutcome(clip.name, "skipped", str(run_dir), frames=summary.get("frames", 0),
                        metrics=summary.get("metrics") or {})
 

@@ -25,13 +25,13 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from samtrack.eval.bench.harness import main as bench_main
-from samtrack.eval.data import is_run_folder, run_status
 from samtrack.eval.report import evaluate_paths
 from samtrack.pipeline.batch import run_batch
 from samtrack.pipeline.config import EvalConfig, VizConfig, config_reference, load_config
 from samtrack.pipeline.core import __version__
 from samtrack.pipeline.core.configbase import format_error
 from samtrack.pipeline.core.errors import UserError
+from samtrack.pipeline.core.runformat import is_run_folder, read_summary, run_status
 from samtrack.pipeline.demo import format_metrics
 from samtrack.pipeline.demo import main as demo_main
 from samtrack.pipeline.exports import EXPORTERS, ExportRun, export
@@ -338,7 +338,7 @@ STAGES = ("decode", "source", "track", "write")
 
 def closing_summary(result: RunResult, *, rendered: bool = False) -> list[str]:
     """What a finished run did, how fast, where its outputs are and what to run next."""
-    summary = json.loads((result.out_dir / "summary.json").read_text())
+    summary = read_summary(result.out_dir)
     identities = summary.get("identities", {}).get("num_identities")
     who = f"{len(result.track_ids)} identities" if identities is None else \
         f"{identities} identities ({len(result.track_ids)} ids shown)"

@@ -36,11 +36,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from samtrack.eval.data import run_status
 from samtrack.pipeline.core.errors import UserError
 from samtrack.pipeline.core.formats import id_map_files, read_id_map
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.registry import Registry
+from samtrack.pipeline.core.runformat import MASKS, has_summary, read_summary, run_status
 
 
 class ExportError(UserError):
@@ -80,22 +80,22 @@ class ExportRun:
 
     def __init__(self, folder: str | Path, *, progress: bool = True) -> None:
         self.folder = Path(folder)
-        if not (self.folder / "summary.json").is_file():
+        if not has_summary(self.folder):
             raise ExportError(f"{self.folder}: not a samtrack run folder (no summary.json)")
         state, why = run_status(self.folder)
         if state == "unfinished":
             raise ExportError(f"{self.folder}: run did not finish ({why})")
-        self.summary = json.loads((self.folder / "summary.json").read_text())
-        if not (self.folder / "masks").is_dir():
-            raise ExportError(f"{self.folder / 'masks'}: missing (run with id_maps in "
+        self.summary = read_summary(self.folder)
+        if not (self.folder / MASKS).is_dir():
+            raise ExportError(f"{self.folder / MASKS}: missing (run with id_maps in "
                               "output.writers)")
-        files = id_map_files(self.folder / "masks")
+        files = id_map_files(self.folder / MASKS)
         from natsort import natsorted
 
         self.names = natsorted(files)
         self.files = [files[name] for name in self.names]
         if not self.files:
-            raise ExportError(f"{self.folder / 'masks'}: no ID maps")
+            raise ExportError(f"{self.folder / MASKS}: no ID maps")
         self.fps = float(self.summary.get("fps") or 25.0)
         self.video = str(self.summary.get("video", ""))
         self.progress = progress

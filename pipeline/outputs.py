@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import json
 import os
 import queue
 import shutil
@@ -48,10 +47,9 @@ import yaml
 
 from samtrack.pipeline.core.formats import write_text_atomic
 from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.core.runformat import CONFIG, INCOMPLETE_MARKER, INCOMPLETE_TEXT
+from samtrack.pipeline.core.runformat import write_summary as write_run_summary
 from samtrack.pipeline.runfolder import (
-    INCOMPLETE_MARKER,
-    INCOMPLETE_TEXT,
-    RUN_FORMAT,
     OutputExistsError,
     OutputWriteError,
     RunLock,
@@ -268,14 +266,12 @@ class RunWriter:
     # ------------------------------------------------------------------ writing
     def write_config(self, config: dict[str, Any]) -> None:
         try:
-            write_text_atomic(self.dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+            write_text_atomic(self.dir / CONFIG, yaml.safe_dump(config, sort_keys=False))
         except OSError as exc:
             raise self._write_error(exc) from None
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        # the format key marks the folder as samtrack's own (runfolder.is_run)
-        write_text_atomic(self.dir / "summary.json",
-                          json.dumps({"format": RUN_FORMAT, **summary}, indent=2) + "\n")
+        write_run_summary(self.dir, summary)
 
     def flush(self) -> None:
         """Ask every writer to push what it buffered to disk (live runs: at least every

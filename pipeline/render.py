@@ -19,7 +19,6 @@ Rendering streams frame by frame: nothing holds the whole clip.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -29,13 +28,14 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from samtrack.eval.data import load_tracks, run_status
+from samtrack.eval.data import load_tracks
 from samtrack.eval.metrics import accumulate, switch_report
 from samtrack.eval.pairing import pair_sequences
 from samtrack.pipeline.config import VizConfig
 from samtrack.pipeline.core.errors import UserError
 from samtrack.pipeline.core.formats import FormatError, id_map_files, read_id_map, read_mots_txt
 from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.core.runformat import MASKS, SUMMARY, has_summary, read_summary, run_status
 from samtrack.pipeline.core.video import VideoReader
 from samtrack.pipeline.viz import (
     DEFAULT_ANNOTATORS,
@@ -74,21 +74,20 @@ def load_run(folder: str | Path, video: str | Path | None = None, *,
     folder = Path(folder)
     if not folder.is_dir():
         raise RunFolderError(f"{folder}: no such run folder")
-    summary_path = folder / "summary.json"
-    if not summary_path.is_file():
-        raise RunFolderError(f"{folder}: not a samtrack run folder (no summary.json)")
-    summary = json.loads(summary_path.read_text())
+    if not has_summary(folder):
+        raise RunFolderError(f"{folder}: not a samtrack run folder (no {SUMMARY})")
+    summary = read_summary(folder)
     state, why = run_status(folder)
     if state == "unfinished" and not allow_incomplete:
         raise RunFolderError(f"{folder}: run did not finish ({why}); pass --allow-incomplete "
                              "to render the frames written so far")
     if state != "complete":
         log.warning("%s: partial run (%s); rendering the frames written so far", folder, why)
-    if not (folder / "masks").is_dir():
-        raise RunFolderError(f"{folder / 'masks'}: missing (run with id_maps in output.writers)")
-    masks = id_map_files(folder / "masks")
+    if not (folder / MASKS).is_dir():
+        raise RunFolderError(f"{folder / MASKS}: missing (run with id_maps in output.writers)")
+    masks = id_map_files(folder / MASKS)
     if state == "complete" and len(masks) != summary.get("frames"):
-        raise RunFolderError(f"{folder / 'masks'}: {len(masks)} ID maps but summary.json "
+        raise RunFolderError(f"{folder / MASKS}: {len(masks)} ID maps but {SUMMARY} "
                              f"says {summary.get('frames')} frames")
     path = Path(video or summary.get("video", ""))
     if not path.exists():

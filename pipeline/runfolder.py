@@ -9,18 +9,12 @@ become (or replace) a run; :class:`RunLock` makes two runs into one folder impos
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from samtrack.pipeline.core.errors import UserError
-
-INCOMPLETE_MARKER = "INCOMPLETE"
-#: what samtrack writes in the marker: a file named INCOMPLETE alone proves nothing
-INCOMPLETE_TEXT = "This run did not finish; its outputs are partial. See summary.json.\n"
-#: summary.json's "format" in every run folder samtrack writes
-RUN_FORMAT = "samtrack-run"
+from samtrack.pipeline.core.runformat import is_samtrack_run
 
 
 class OutputExistsError(UserError):
@@ -29,27 +23,6 @@ class OutputExistsError(UserError):
 
 class OutputWriteError(UserError):
     """The run folder cannot be written (permissions, a full disk, a read-only file system)."""
-
-
-def is_run(folder: Path) -> bool:
-    """A folder samtrack wrote, and so one ``--overwrite`` may replace: its summary.json says
-    ``"format": "samtrack-run"`` (or, from before that key, carries ``samtrack_version`` and
-    ``status``), or it holds samtrack's own unfinished-run marker. A folder that merely has a
-    summary.json with a ``status``, or a file named INCOMPLETE, is the user's."""
-    marker = folder / INCOMPLETE_MARKER
-    if marker.is_file():
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            if marker.stat().st_size == len(INCOMPLETE_TEXT) and \
-                    marker.read_text() == INCOMPLETE_TEXT:
-                return True
-    try:
-        summary = json.loads((folder / "summary.json").read_text())
-    except (OSError, ValueError):
-        return False
-    if not isinstance(summary, dict):
-        return False
-    return summary.get("format") == RUN_FORMAT or (
-        "samtrack_version" in summary and "status" in summary)
 
 
 def _describe(folder: Path) -> str:
@@ -102,7 +75,7 @@ def check_target(out_dir: Path, *, overwrite: bool) -> str:
         raise OutputExistsError(f"{out_dir}: exists and is not a folder")
     if not any(out_dir.iterdir()):
         return "new"
-    if not is_run(out_dir):
+    if not is_samtrack_run(out_dir):
         raise OutputExistsError(f"{out_dir}: is not a samtrack run folder ({_describe(out_dir)})"
                                 "; refusing to write into or replace it")
     if not overwrite:

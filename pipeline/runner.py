@@ -25,10 +25,10 @@ from tqdm import tqdm
 from samtrack.eval.data import load_tracks
 from samtrack.eval.report import evaluate_pairs
 from samtrack.pipeline.config import Config
-from samtrack.pipeline.core import __version__
 from samtrack.pipeline.core.device import resolve_device
 from samtrack.pipeline.core.errors import ConfigError, UserError
 from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.core.runformat import run_summary
 from samtrack.pipeline.core.video import VideoError, VideoFrame, VideoReader
 from samtrack.pipeline.health import RunHealth
 from samtrack.pipeline.outputs import RunInterrupted, RunWriter, default_run_dir
@@ -184,20 +184,14 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
     result = RunResult(out_dir=out_dir, frames=frames, objects=objects_total,
                        track_ids=sorted(ids), timing=timing, skipped_frames=list(video.skipped),
                        repairs=finished.repairs)
-    summary: dict[str, Any] = {
-        "samtrack_version": __version__,
-        "video": str(video.path),
-        "source": config.source.name,
-        "tracker": config.tracker.type,
+    summary = run_summary(
+        video=str(video.path), source=config.source.name, tracker=config.tracker.type,
+        fps=video.fps, frames=frames, track_ids=result.track_ids,
         # the device models ran on; "cpu" when no model ran (torch never imported)
-        "device": resolve_device(device) if "torch" in sys.modules else "cpu",
-        "fps": video.fps,
-        "image_size": list(video.image_size or []),
-        "frames": frames,
-        "skipped_frames": result.skipped_frames,
-        "objects": objects_total,
-        "track_ids": result.track_ids,
-        "num_tracks": len(ids),
+        device=resolve_device(device) if "torch" in sys.modules else "cpu",
+        image_size=list(video.image_size or []), skipped_frames=result.skipped_frames,
+        objects=objects_total)
+    summary |= {
         "timing_s": {k: round(v, 4) for k, v in timing.items()} | {"total": round(total, 4)},
         "ms_per_frame": {k: round(1000 * v / frames, 3) for k, v in timing.items()},
         # seconds the writer thread spent encoding and writing, mostly overlapping the above
@@ -298,11 +292,10 @@ def save_result(result: TrackResult, out_dir: str | Path, *, video: str | Path,
             ids.update(int(i) for i in objects.track_ids if i > 0)
             frames += 1
             objects_total += len(objects)
-        summary: dict[str, Any] = {
-            "samtrack_version": __version__, "video": str(reader.path), "source": "library",
-            "fps": reader.fps, "image_size": list(reader.image_size or []), "frames": frames,
-            "objects": objects_total, "track_ids": sorted(ids), "num_tracks": len(ids),
-            "repairs": list(result.repairs)}
+        summary = run_summary(video=str(reader.path), source="library", tracker="library",
+                              fps=reader.fps, frames=frames, track_ids=ids,
+                              image_size=list(reader.image_size or []),
+                              objects=objects_total, repairs=list(result.repairs))
         if result.identities:
             summary["identities"] = result.identities
         return writer.finish(summary)

@@ -36,10 +36,10 @@ import cv2
 import numpy as np
 
 from samtrack.pipeline.config import Config
-from samtrack.pipeline.core import __version__
 from samtrack.pipeline.core.device import resolve_device
 from samtrack.pipeline.core.errors import UserError
 from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.pipeline.core.runformat import CORRECTIONS, read_summary, run_summary
 from samtrack.pipeline.core.video import VideoFrame
 from samtrack.pipeline.live.stream import LiveStream
 from samtrack.pipeline.outputs import RunInterrupted, RunWriter
@@ -419,12 +419,11 @@ class LiveSession:
         paused page must not wait for the next frame to see a name or a swap)."""
         entry = {"frame": entry.pop("frame"), "time": round(time.time(), 3), **entry}
         self.corrections.append(entry)
-        with (self.writer.dir / "corrections.jsonl").open("a") as fh:
+        with (self.writer.dir / CORRECTIONS).open("a") as fh:
             fh.write(json.dumps(entry) + "\n")
         if self.done.is_set() and self.writer.status == "complete":
             # steered after the stream ended: the finished run's summary says so too
-            path = self.writer.dir / "summary.json"
-            summary = json.loads(path.read_text())
+            summary = read_summary(self.writer.dir)
             summary.update(names={str(k): v for k, v in self.names.items()},
                            corrections=len(self.corrections))
             self.writer.write_summary(summary)
@@ -524,19 +523,18 @@ class LiveSession:
 
     def _summary(self) -> dict[str, Any]:
         stats = self.stats()
-        return {"samtrack_version": __version__, "video": self.stream.spec, "live": True,
-                "source": self.config.source.name, "tracker": self.config.tracker.type,
-                "fps": self.stream.fps, "frames": self.frames,
-                "segmented_frames": self.segmented, "dropped_frames": self.stream.dropped,
-                "stride": self.stride, "median_latency_ms": stats["latency_ms"],
-                "seconds": round(time.perf_counter() - getattr(self, "_started",
-                                                               time.perf_counter()), 3),
-                "segment_ms": stats["segment_ms"],
-                "names": {str(k): v for k, v in self.names.items()},
-                "corrections": len(self.corrections),
-                "track_ids": sorted({int(v) for v in self.remap.values()} |
-                                    {int(t) for s in self.history.values()
-                                     for t in s.objects.track_ids if t > 0})}
+        shown = {int(v) for v in self.remap.values()} | {
+            int(t) for s in self.history.values() for t in s.objects.track_ids if t > 0}
+        return run_summary(
+            video=self.stream.spec, source=self.config.source.name,
+            tracker=self.config.tracker.type, fps=self.stream.fps, frames=self.frames,
+            track_ids=shown, live=True, segmented_frames=self.segmented,
+            dropped_frames=self.stream.dropped, stride=self.stride,
+            median_latency_ms=stats["latency_ms"],
+            seconds=round(time.perf_counter() - getattr(self, "_started",
+                                                        time.perf_counter()), 3),
+            segment_ms=stats["segment_ms"], names={str(k): v for k, v in self.names.items()},
+            corrections=len(self.corrections))
 
 
 def _label(image: np.ndarray, text: str, org: tuple[int, int], color) -> None:

@@ -304,7 +304,8 @@ def test_a_click_prompts_sam2_and_selects_the_new_object(tmp_path, small_scene):
     client = TestClient(create_app(session), base_url="http://127.0.0.1")
     session.start()
     try:
-        assert source.options.window == 1  # live: no frame waits for later ones
+        assert session.source.options.window == 1  # live: no frame waits for later ones
+        assert source.options.window == 60 and session.source.predictor is fake
         client.post("/resume")
         _wait(lambda: session.frames >= 3)
         client.post("/pause")
@@ -323,6 +324,7 @@ def test_a_click_prompts_sam2_and_selects_the_new_object(tmp_path, small_scene):
     assert [o["name"] for o in tracks["objects"]] == ["Sheep1"]
     prompted = [c for c in fake.calls if c[0] == "add_new_points_or_box"]
     assert len(prompted) == 1 and prompted[0][3] == answer["sam2_object"]
+    assert source.options.prompts == [] == session.source.options.prompts  # options untouched
 
 
 def test_default_source_runs_on_a_stream_without_look_ahead(small_scene, tmp_path):

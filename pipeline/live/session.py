@@ -11,17 +11,13 @@ k chosen from its measured time and the stream's frame interval; in between, eac
 mask is moved by its Kalman velocity (the tracker's motion model) and tracked as usual. Frames
 that arrive while one is processed are dropped, never queued: the output stays current.
 
-**Corrections are constraints.** The tracker's identities are shown through a map
-``track id -> displayed id``. "These two are swapped" exchanges two entries; "this is Sheep1"
-gives the object the displayed id named Sheep1 and its previous owner the object's old one. The
-map keeps applying from that frame on, so a returning object the tracker re-identifies keeps the
-corrected identity, and two objects never show one identity (cannot-link). Every correction is
-logged with its frame in ``corrections.jsonl`` in the run folder.
+**Corrections** (names, selections, "these two are swapped", "this is Sheep1") are constraints
+kept by :class:`~pipeline.live.corrections.Corrections`; the session resolves each click to the
+object under it at the clicked frame and re-draws the frame on screen.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -37,10 +33,10 @@ import numpy as np
 
 from samtrack.pipeline.config import Config
 from samtrack.pipeline.core.device import resolve_device
-from samtrack.pipeline.core.errors import UserError
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.runformat import CORRECTIONS, read_summary, run_summary
 from samtrack.pipeline.core.video import VideoFrame
+from samtrack.pipeline.live.corrections import Corrections, RequestError
 from samtrack.pipeline.live.stream import LiveStream
 from samtrack.pipeline.outputs import RunInterrupted, RunWriter
 from samtrack.pipeline.sources import MaskSource, SourceContext, build_source
@@ -54,15 +50,6 @@ log = logging.getLogger(__name__)
 FLUSH_EVERY_S = 1.0
 HISTORY = 300  # frames whose objects a click may refer to
 MAX_STRIDE = 100  # the segmenter runs at least every this many frames
-
-
-class RequestError(UserError):
-    """A request the session cannot carry out: the API answers ``status`` (404 nothing there,
-    409 conflicts with what exists, 422 not a valid request) with this message."""
-
-    def __init__(self, message: str, status: int = 404) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
@@ -129,9 +116,7 @@ class LiveSession:
         self.source = source or build_source(config.source.name, config.source.options(),
                                              SourceContext(device=device))
         if isinstance(self.source, Sam2VideoSource):
-            # one frame per window, seeded from the previous one: no frame waits for later
-            # frames, and SAM2's state never holds more than two frames
-            self.source.options.window = 1
+            self.source = self.source.streaming()  # one frame per window
         # a stream has no end to wait for: an engine that decides at the end falls back to
         # the gallery rules
         engine = config.tracker.identities
@@ -151,13 +136,7 @@ class LiveSession:
             self._resume.set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="samtrack-live", daemon=True)
-        self.remap: dict[int, int] = {}  # tracker id -> displayed id
-        self.names: dict[int, str] = {}  # displayed id -> name
-        self.selected: set[int] = set()  # displayed ids followed (empty: all)
-        self.removed: set[int] = set()  # displayed ids hidden
-        self.selected_sources: set[int] = set()  # sam2-video prompt ids
-        self.pending_names: dict[int, str] = {}  # sam2 prompt id -> name, once it has an id
-        self.corrections: list[dict[str, Any]] = []
+        self.said = Corrections()  # names, selection and identity corrections
         self.history: dict[int, _Shown] = {}
         self.latest: Published | None = None
         self.version = 0
@@ -304,28 +283,9 @@ class LiveSession:
         self.frames += 1
         self._publish(frame, shown, now)
 
-    def _kept(self, tracked: FrameObjects) -> np.ndarray:
-        """Which objects are shown: the selection (if any) without the removed ones."""
-        keep = np.ones(len(tracked), bool)
-        display = np.array([self.remap.get(int(t), int(t)) for t in tracked.track_ids])
-        for i, (track_id, source_id) in enumerate(zip(tracked.track_ids, tracked.source_ids,
-                                                      strict=True)):
-            if track_id > 0 and int(source_id) in self.pending_names:
-                self.names[int(display[i])] = self.pending_names.pop(int(source_id))
-            if int(source_id) in self.selected_sources and track_id > 0:
-                self.selected.add(int(display[i]))
-        if self.selected:
-            keep &= np.isin(display, list(self.selected))
-        if self.removed:
-            keep &= ~np.isin(display, list(self.removed))
-        return keep
-
     def _display(self, tracked: FrameObjects) -> tuple[FrameObjects, np.ndarray]:
         """The shown objects with displayed ids, and their tracker ids."""
-        shown = tracked[np.flatnonzero(self._kept(tracked))]
-        ids = np.array([self.remap.get(int(t), int(t)) if t > 0 else -1
-                        for t in shown.track_ids], np.int64)
-        return shown.with_track_ids(ids), shown.track_ids.copy()
+        return self.said.display(tracked)
 
     def _publish(self, frame: VideoFrame, shown: FrameObjects, now: float, *,
                  count: bool = True) -> None:
@@ -338,7 +298,7 @@ class LiveSession:
         objects = []
         for i, (cx, cy) in enumerate(shown.centroids):
             display = int(shown.track_ids[i])
-            name = self.names.get(display)
+            name = self.said.names.get(display)
             x1, y1, x2, y2 = (float(v) for v in shown.boxes[i])
             objects.append({"id": display, "name": name, "box": [x1, y1, x2, y2],
                             "centroid": [float(cx), float(cy)],
@@ -374,9 +334,9 @@ class LiveSession:
             latest = self.latest
             return {"frame": latest.frame if latest else None,
                     "objects": latest.objects if latest else [],
-                    "names": {str(k): v for k, v in self.names.items()},
-                    "selected": sorted(self.selected), "removed": sorted(self.removed),
-                    "corrections": list(self.corrections), "stats": self.stats()}
+                    "names": self.said.names_by_id(),
+                    "selected": sorted(self.said.selected), "removed": sorted(self.said.removed),
+                    "corrections": list(self.said.log), "stats": self.stats()}
 
     def frame_message(self) -> tuple[dict[str, Any], bytes] | None:
         """The frame on screen: its description (JSON) and its JPEG, sent as two WebSocket
@@ -408,7 +368,7 @@ class LiveSession:
         i = int(hits[0])
         track = int(shown.track_ids[i])
         # the identity it shows *now*: a correction since that frame was drawn has changed it
-        display = self.remap.get(track, track) if track > 0 else -1
+        display = self.said.displayed(track)
         if display <= 0:
             raise RequestError(f"frame {frame}: the object at ({x:.0f}, {y:.0f}) has no "
                                "identity yet")
@@ -417,15 +377,11 @@ class LiveSession:
     def _log(self, entry: dict[str, Any]) -> None:
         """Record a steering action and show its effect on the frame on screen at once (a
         paused page must not wait for the next frame to see a name or a swap)."""
-        entry = {"frame": entry.pop("frame"), "time": round(time.time(), 3), **entry}
-        self.corrections.append(entry)
-        with (self.writer.dir / CORRECTIONS).open("a") as fh:
-            fh.write(json.dumps(entry) + "\n")
+        self.said.record(entry, self.writer.dir, CORRECTIONS)
         if self.done.is_set() and self.writer.status == "complete":
             # steered after the stream ended: the finished run's summary says so too
             summary = read_summary(self.writer.dir)
-            summary.update(names={str(k): v for k, v in self.names.items()},
-                           corrections=len(self.corrections))
+            summary.update(names=self.said.names_by_id(), corrections=len(self.said.log))
             self.writer.write_summary(summary)
         if self._last is not None and self._last_image is not None:
             shown, _ = self._display(self._last)
@@ -441,43 +397,33 @@ class LiveSession:
                 prompt_id = self._next_source_id
                 self._next_source_id += 1
                 next_frame = (self._last.frame_index + 1) if self._last is not None else frame
-                self.source.options.prompts.append(Prompt(id=prompt_id, frame=next_frame,
-                                                          points=[[x, y]], labels=[1]))
-                self.selected_sources.add(prompt_id)
-                if name:
-                    self.pending_names[prompt_id] = name
+                self.source.add_prompt(Prompt(id=prompt_id, frame=next_frame,
+                                              points=[[x, y]], labels=[1]))
+                self.said.select_prompt(prompt_id, name)
                 self._log({"frame": frame, "kind": "prompt", "x": x, "y": y,
                            "sam2_object": prompt_id, "name": name})
                 return {"sam2_object": prompt_id, "from_frame": next_frame}
             display, _ = self._object_at(frame, x, y)
-            self.selected.add(display)
-            self.removed.discard(display)
+            self.said.select(display)
             if name:
-                self._set_name(display, name)
+                self.said.name(display, name)
             self._log({"frame": frame, "kind": "select", "id": display, "name": name})
-            return {"id": display, "name": self.names.get(display)}
+            return {"id": display, "name": self.said.names.get(display)}
 
     def remove(self, frame: int, x: float, y: float) -> dict[str, Any]:
         with self._lock:
             display, _ = self._object_at(frame, x, y)
-            self.removed.add(display)
-            self.selected.discard(display)
+            self.said.remove(display)
             self._log({"frame": frame, "kind": "remove", "id": display})
             return {"id": display}
 
-    def _set_name(self, display: int, name: str) -> None:
-        for other, existing in list(self.names.items()):
-            if existing == name and other != display:
-                raise RequestError(f"name {name!r} already belongs to identity {other}", 409)
-        self.names[display] = name
-
     def name(self, display: int, name: str, frame: int | None = None) -> dict[str, Any]:
         with self._lock:
-            known = set(self.remap.values()) | {int(t) for s in self.history.values()
-                                                for t in s.objects.track_ids}
+            known = set(self.said.remap.values()) | {int(t) for s in self.history.values()
+                                                     for t in s.objects.track_ids}
             if display not in known:
                 raise RequestError(f"identity {display} has not been seen")
-            self._set_name(display, name)
+            self.said.name(display, name)
             self._log({"frame": frame if frame is not None else self.stats()["frame"],
                        "kind": "name", "id": display, "name": name})
             return {"id": display, "name": name}
@@ -486,7 +432,7 @@ class LiveSession:
         """Name the identity of the object under the point (no change to the selection)."""
         with self._lock:
             display, _ = self._object_at(frame, x, y)
-            self._set_name(display, name)
+            self.said.name(display, name)
             self._log({"frame": frame, "kind": "name", "id": display, "name": name})
             return {"id": display, "name": name}
 
@@ -494,36 +440,25 @@ class LiveSession:
         """The two objects under ``a`` and ``b`` carry each other's identity: exchange them,
         from ``frame`` on."""
         with self._lock:
-            (da, ta), (db, tb) = self._object_at(frame, *a), self._object_at(frame, *b)
-            if ta == tb:
-                raise RequestError("both points are on the same object", 422)
-            self.remap[ta], self.remap[tb] = db, da
-            self._log({"frame": frame, "kind": "swap", "ids": [da, db]})
-            return {"swapped": [da, db]}
+            first, second = self._object_at(frame, *a), self._object_at(frame, *b)
+            self.said.swap(first, second)
+            self._log({"frame": frame, "kind": "swap", "ids": [first[0], second[0]]})
+            return {"swapped": [first[0], second[0]]}
 
     def assign(self, frame: int, x: float, y: float, name: str) -> dict[str, Any]:
         """"This is <name>": the object under the point takes the identity named ``name``; the
         object that had it (if any) takes the object's old identity (never two at once)."""
         with self._lock:
             display, track = self._object_at(frame, x, y)
-            target = next((d for d, n in self.names.items() if n == name), None)
-            if target is None:
-                raise RequestError(f"no identity is named {name!r} (name one first)")
-            if target != display:
-                seen = set(self.remap) | {int(t) for s in self.history.values()
-                                          for t in s.track_ids if t > 0}
-                holder = next((t for t in seen if t != track and
-                               self.remap.get(t, t) == target), None)
-                self.remap[track] = target
-                if holder is not None:  # never two objects with one identity
-                    self.remap[holder] = display
+            seen = {int(t) for s in self.history.values() for t in s.track_ids if t > 0}
+            target = self.said.assign(display, track, name, seen)
             self._log({"frame": frame, "kind": "is", "id": target, "was": display,
                        "name": name})
             return {"id": target, "was": display}
 
     def _summary(self) -> dict[str, Any]:
         stats = self.stats()
-        shown = {int(v) for v in self.remap.values()} | {
+        shown = {int(v) for v in self.said.remap.values()} | {
             int(t) for s in self.history.values() for t in s.objects.track_ids if t > 0}
         return run_summary(
             video=self.stream.spec, source=self.config.source.name,
@@ -533,8 +468,8 @@ class LiveSession:
             median_latency_ms=stats["latency_ms"],
             seconds=round(time.perf_counter() - getattr(self, "_started",
                                                         time.perf_counter()), 3),
-            segment_ms=stats["segment_ms"], names={str(k): v for k, v in self.names.items()},
-            corrections=len(self.corrections))
+            segment_ms=stats["segment_ms"], names=self.said.names_by_id(),
+            corrections=len(self.said.log))
 
 
 def _label(image: np.ndarray, text: str, org: tuple[int, int], color) -> None:

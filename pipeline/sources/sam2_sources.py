@@ -217,11 +217,27 @@ class Sam2VideoSource(SourceBase):
         """``predictor``: an already built SAM2 video predictor (a batch worker's shared
         model, or a stand-in in tests); by default the one ``options`` name is loaded."""
         self.options = options
+        self.context = context
         self.device = resolve_device(context.device)
         self.predictor = predictor if predictor is not None else shared_model(
             options.model, options.checkpoint, self.device, video=True)
         self._generator = None
         self.windows = 0  # windows processed (for tests and diagnostics)
+        # the options' prompts, and those added while running (a click on the live page):
+        # the options stay as the user gave them
+        self.prompts: list[Prompt] = list(options.prompts)
+
+    def add_prompt(self, prompt: Prompt) -> None:
+        """An object to follow from ``prompt.frame`` on (prompts for frames already past are
+        never seen)."""
+        self.prompts.append(prompt)
+
+    def streaming(self) -> Sam2VideoSource:
+        """The same source for a live stream: one frame per window, seeded from the previous
+        one, so no frame waits for later frames and SAM2's state never holds more than two
+        frames. Shares the loaded model."""
+        return Sam2VideoSource(self.options.model_copy(update={"window": 1}), self.context,
+                               predictor=self.predictor)
 
     def generator(self):
         if self._generator is None:
@@ -231,7 +247,7 @@ class Sam2VideoSource(SourceBase):
     def frames(self, video: VideoReader) -> Iterator[tuple[VideoFrame, FrameObjects]]:
         o = self.options
         carried: dict[int, np.ndarray] = {}  # object id -> mask on the shared frame
-        next_id = max([p.id for p in o.prompts], default=0) + 1
+        next_id = max([p.id for p in self.prompts], default=0) + 1
         last_discovery: int | None = None
         overlap: VideoFrame | None = None
         batch: list[VideoFrame] = []
@@ -256,7 +272,7 @@ class Sam2VideoSource(SourceBase):
         start = frames[0].index
         size = frames[0].image.shape[:2]
         out: list[tuple[VideoFrame, FrameObjects]] = []
-        prompts = [p for p in o.prompts if any(f.index == p.frame for f in frames)
+        prompts = [p for p in self.prompts if any(f.index == p.frame for f in frames)
                    and not (overlap is not None and p.frame == overlap.index)]
         discover = o.auto_seed and (
             (last_discovery is None and overlap is None) or

@@ -2,8 +2,8 @@
 
 Every option has a default, so a config file only states what differs; ``samtrack run`` with no
 config at all runs on defaults plus command-line options. Unknown keys and wrong types are errors
-(``configs/x.yaml: tracker.max_age: expected int, got 'ten'``), because a silently ignored typo in a
-tracking config produces plausible but wrong identities.
+(``configs/x.yaml: tracker.association.max_age: expected int, got 'ten'``), because a silently
+ignored typo in a tracking config produces plausible but wrong identities.
 
 Source options are validated against the source registry, so a source added later (SAM2, a
 plug-in) brings its own ``source.<name>.*`` section without this module changing. Relative paths

@@ -35,187 +35,191 @@ TrackerFactory = Callable[..., "Tracker"]
 #: module (the options) never imports the trackers that read them.
 TRACKERS: Registry[TrackerFactory] = Registry("tracker type", "tracker.type")
 
+#: flat keys of earlier versions -> their place now
+FLAT_KEYS = {
+    "embedder_weights": "appearance.weights", "embedder_input_size": "appearance.input_size",
+    "embedder_align": "appearance.align", "embedder_flip_average": "appearance.flip_average",
+    "gallery_size": "appearance.gallery_size", "gallery_ema": "appearance.gallery_ema",
+    "gallery_min_distance": "appearance.gallery_min_distance",
+    "appearance_weight": "appearance.weight", "appearance_gate": "appearance.gate",
+    "border_appearance_weight": "appearance.border_weight",
+    "motion_weight": "motion.weight", "min_motion_iou": "motion.min_iou",
+    "gate_chi2": "motion.gate_chi2", "kalman_position_noise": "motion.position_noise",
+    "kalman_velocity_noise": "motion.velocity_noise",
+    "kalman_measurement_noise": "motion.measurement_noise", "motion_horizon": "motion.horizon",
+    "reach": "motion.reach", "crossings": "motion.crossings",
+    "source_id_bonus": "association.source_id_bonus", "max_cost": "association.max_cost",
+    "high_score": "association.high_score", "low_score": "association.low_score",
+    "min_hits": "association.min_hits", "max_age": "association.max_age",
+    "border_margin": "association.border_margin",
+    "reentry_max_cost": "reentry.max_cost", "reentry_position_weight": "reentry.position_weight",
+    "reentry_appearance_gate": "reentry.appearance_gate", "reentry_contrast": "reentry.contrast",
+    "verify_frames": "reentry.verify_frames", "verify_timeout": "reentry.verify_timeout",
+    "verify_ratio": "reentry.verify_ratio", "verify_margin": "reentry.verify_margin",
+    "hold_contested": "reentry.hold_contested", "hold_margin": "reentry.hold_margin",
+    "duplicate_containment": "duplicates.containment", "duplicate_iou": "duplicates.iou",
+    "online_border_guesses": "model.border_guesses",
+    "online_border_guess_wait": "model.border_guess_wait", "iou_threshold": "iou.threshold",
+}
+MOVED_KEYS.update({f"tracker.{old}": f"tracker.{new}" for old, new in FLAT_KEYS.items()})
+MOVED_KEYS["tracker.reentry"] = "tracker.reentry.enabled (reentry is a section now)"
 MOVED_KEYS.update({
     "tracker.mode": "tracker.identities (online: gallery; offline: offline)",
     "tracker.online_identity_model": "tracker.identities: model",
 })
 
 
-class TrackerConfig(StrictModel):
-    type: str = Field(
-        default="reid", description="reid: appearance + motion re-identification tracker; iou: "
-        "plain IoU Hungarian baseline (no re-identification).")
-    identities: str = Field(
-        default="gallery", description="Who decides the identity shown: gallery (the "
-        "tracker's gallery rules, frame by frame), model (the per-clip identity model online, "
-        "once every individual was seen apart) or offline (the per-clip model over the whole "
-        "clip with hindsight; outputs are written at the end). See docs/identity-engine.md.")
-    num_identities: int | None = Field(
-        default=None, ge=1, description="Exactly this many identities exist (\"there are two "
-        "sheep\"): tracks are kept forever, and no identity beyond K is created. null: offline "
-        "estimates it (summary.json identities.num_identities).")
-    online_border_guesses: bool = Field(
-        default=True, description="With online_identity_model: show the model's guess for a "
-        "returning object while it is still cut by the frame's border. false: it is shown "
-        "without an identity until seen whole once; far fewer identity switches, fewer frames "
-        "named (measured before online_border_guess_wait, i.e. against a wait of 1: long, "
-        "report split: 26 -> 6 switches, IDF1 0.895 -> 0.881; short sets, tune split: IDF1 "
-        "0.880 -> 0.854).")
-    online_border_guess_wait: float = Field(
-        default=1.5, ge=1, description="With online_identity_model: a guess made only on views "
-        "cut by the border is shown once it has been the model's best for this many times the "
-        "wait the clip calibrated for guesses (1: the same wait; long, tune split: 1 -> 1.5 "
-        "-> 2 gave 27 -> 13 -> 7 switches at mean IDF1 0.913 -> 0.908 -> 0.904).")
+class AppearanceOptions(StrictModel):
+    """How objects look (``tracker.appearance``): the embedder and each identity's gallery."""
 
-    # appearance
-    embedder: str = Field(default="histogram", description="Appearance embedder: histogram "
-                          "(default: best on the look-alike benchmark), mobilenet_v2, sam2, "
-                          "torchvision:<arch>, or several joined by '+' "
-                          "(mobilenet_v2+histogram).")
-    embedder_weights: str | None = Field(default=None, description="Weights file for "
-                                         "torchvision:<arch>.")
-    embedder_input_size: int = Field(default=128, ge=32, description="CNN input size (px).")
-    embedder_align: bool = Field(default=True, description="Rotate crops to the mask's major "
-                                 "axis (rotation-invariant features for top-down views).")
-    embedder_flip_average: bool = Field(default=False, description="Also embed the crop turned "
-                                        "180 degrees and average (more robust, 2x the work).")
-    gallery_size: int = Field(default=Gallery.SIZE, ge=1, le=1000,
-        description="Distinct embeddings kept per "
-                              "track besides its running average.")
-    gallery_ema: float = Field(default=Gallery.EMA, ge=0, lt=1,
-        description="Weight of the past in the "
-                               "running-average embedding.")
-    gallery_min_distance: float = Field(default=Gallery.MIN_DISTANCE, ge=0,
-        description="A new embedding enters "
-                                        "the bank only if this far from all in it.")
+    weights: str | None = Field(default=None, description="Weights file for torchvision:<arch>.")
+    input_size: int = Field(default=128, ge=32, description="CNN input size (px).")
+    align: bool = Field(default=True, description="Rotate crops to the mask's major axis "
+                        "(rotation-invariant features for top-down views).")
+    flip_average: bool = Field(default=False, description="Also embed the crop turned 180 "
+                               "degrees and average (2x the work).")
+    gallery_size: int = Field(default=Gallery.SIZE, ge=1, le=1000, description="Distinct "
+                              "embeddings kept per identity besides its running average.")
+    gallery_ema: float = Field(default=Gallery.EMA, ge=0, lt=1, description="Weight of the "
+                               "past in the running-average embedding.")
+    gallery_min_distance: float = Field(default=Gallery.MIN_DISTANCE, ge=0, description="A new "
+                                        "embedding enters the bank only if this far from all.")
+    weight: float = Field(default=1.0, ge=0, description="Weight of the appearance distance "
+                          "in the association cost.")
+    gate: float = Field(default=0.45, gt=0, description="In view: appearance distance above "
+                        "which a pair is impossible unless motion IoU >= 0.5.")
+    border_weight: float = Field(default=0.3, ge=0, description="Weight of appearance for a "
+                                 "mask touching the frame's border (half visible), not gated.")
 
-    # association costs
-    appearance_weight: float = Field(default=1.0, ge=0, description="Weight of the appearance "
-                                     "distance.")
-    motion_weight: float = Field(default=1.0, ge=0, description="Weight of 1 - IoU between the "
-                                 "mask and the track's last mask moved by the predicted motion.")
-    source_id_bonus: float = Field(default=0.3, ge=0, description="Cost reduction when the mask "
-                                   "carries the source id the track last had (a hint, not a "
-                                   "rule: swaps are repaired when appearance/motion disagree).")
-    min_motion_iou: float = Field(
-        default=0.1, ge=0, le=1, description="Least overlap with the track's predicted mask "
-        "for a match made on motion alone: low-score masks, and every mask when there is no "
-        "appearance (boxes without images). Without appearance, a box that does not overlap "
-        "where a track should be is as likely a neighbour as the track itself (SORT and "
-        "ByteTrack require overlap for the same reason); with appearance, a nearby mask that "
-        "looks right may still match (a dropped frame, a fast turn).")
-    reach: float = Field(default=0.5, ge=0, description="A confident mask left unmatched "
-                         "continues a tracklet seen in the previous frame and left unmatched whose "
-                         "last centroid lies within this many of its own box diagonals, when "
-                         "it looks alike and is of similar area "
-                         "(objects that move in bursts leave the motion model's gate); 0: off.")
-    crossings: Literal["motion", "off"] = Field(
-        default="motion", description="When objects that touched are apart again, the "
-        "identities that went in are matched to the objects that came out by where each was "
-        "heading (reid.tracker.ReidTracker._follow_crossings); off: the masks' frame-to-frame "
-        "matches stand.")
-    max_cost: float = Field(default=1.2, gt=0, description="Pairs costing more never match "
-                            "in view.")
-    appearance_gate: float = Field(default=0.45, gt=0, description="Appearance distance above "
-                                   "which a pair is impossible unless motion IoU >= 0.5.")
+
+class MotionOptions(StrictModel):
+    """Where objects go (``tracker.motion``): the constant-velocity Kalman filter on the mask
+    box (noise as a fraction of the box height) and how far motion alone may link."""
+
+    weight: float = Field(default=1.0, ge=0, description="Weight of 1 - IoU between the mask "
+                          "and the tracklet's last mask moved by the predicted motion.")
+    min_iou: float = Field(default=0.1, ge=0, le=1, description="Least overlap with the "
+                           "predicted mask for a match made on motion alone (low-score masks, "
+                           "and every mask when there is no appearance).")
     gate_chi2: float = Field(default=13.3, gt=0, description="Squared Mahalanobis distance of "
                              "the box centre above which a pair is impossible.")
+    position_noise: float = Field(default=motion.POSITION_NOISE, gt=0, description="Process "
+                                  "noise of the box position per frame.")
+    velocity_noise: float = Field(default=motion.VELOCITY_NOISE, gt=0, description="Process "
+                                  "noise of the velocity per frame (how fast it follows speed "
+                                  "changes).")
+    measurement_noise: float = Field(default=motion.MEASUREMENT_NOISE, gt=0,
+                                     description="Noise of a measured box (mask jitter).")
+    horizon: int = Field(default=8, ge=0, description="Frames a lost tracklet stays in the "
+                         "in-view association; after that only re-entry brings it back.")
+    reach: float = Field(default=0.5, ge=0, description="An unmatched confident mask continues "
+                         "a tracklet seen last frame within this many of its box diagonals, "
+                         "when it looks alike and has a similar area (burst swimmers); 0: off.")
+    crossings: Literal["motion", "off"] = Field(default="motion", description="motion: after "
+                                                "objects touched, identities follow where each "
+                                                "was heading; off: the masks' matches stand.")
 
-    # motion model (constant-velocity Kalman filter; noise as a fraction of the box height)
-    kalman_position_noise: float = Field(
-        default=motion.POSITION_NOISE, gt=0,
-        description="Process noise of the box position per frame.")
-    kalman_velocity_noise: float = Field(
-        default=motion.VELOCITY_NOISE, gt=0,
-        description="Process noise of the velocity per frame: how fast the filter follows an "
-        "object that speeds up (a car nearing a moving camera). On MOT15's public detections "
-        "0.01 lagged behind such cars on KITTI-13 (10 ID switches; 0.02: 3).")
-    kalman_measurement_noise: float = Field(
-        default=motion.MEASUREMENT_NOISE, gt=0,
-        description="Noise of a measured box (detector/mask jitter).")
 
-    # scores (two stages like ByteTrack)
-    high_score: float = Field(default=0.7, ge=0, le=1, description="Masks scoring at least this "
-                              "are matched first, on appearance and motion, and may start new "
-                              "tracks (0.7 as ByteTrack's activation threshold: on MOT15's "
-                              "public detections 0.5 gave 64 ID switches, 0.7 gave 46).")
+class AssociationOptions(StrictModel):
+    """Matching masks to tracklets frame by frame (``tracker.association``); two score stages
+    as ByteTrack's."""
+
+    source_id_bonus: float = Field(default=0.3, ge=0, description="Cost reduction when the "
+                                   "mask carries the tracklet's last source id (a hint).")
+    max_cost: float = Field(default=1.2, gt=0, description="Pairs costing more never match "
+                            "in view.")
+    high_score: float = Field(default=0.7, ge=0, le=1, description="Masks scoring at least "
+                              "this are matched first and may start tracklets.")
     low_score: float = Field(default=0.1, ge=0, le=1, description="Masks below this are "
-                             "ignored; between the two they only extend tracks, by motion.")
+                             "ignored; between the two they only extend tracklets, by motion.")
+    min_hits: int = Field(default=2, ge=1, description="Matches before a new tracklet gets an "
+                          "identity (those of the first frame at once).")
+    max_age: int = Field(default=600, ge=1, description="Frames an absent identity is kept for "
+                         "re-entry (with num_identities: forever).")
+    border_margin: int = Field(default=3, ge=0, description="A mask within this many pixels "
+                               "of the frame's edge touches the border.")
 
-    # life cycle
-    min_hits: int = Field(default=2, ge=1, description="Matches before a new track is confirmed "
-                          "and reported (tracks of the first frame are confirmed at once).")
-    motion_horizon: int = Field(default=8, ge=0, description="Frames a lost tracklet stays in "
-                                "the in-view association; after that its identity is absent "
-                                "and only re-entry can bring it back.")
-    max_age: int = Field(default=600, ge=1, description="Frames an unmatched track is remembered "
-                         "for re-entry (ignored with num_identities: kept forever).")
-    border_margin: int = Field(default=3, ge=0, description="A mask within this many pixels of "
-                               "the frame edge touches the border (exits, partial views).")
 
-    # re-entry
-    reentry: bool = Field(default=True, description="Give an object that comes back into view "
-                          "the identity it had before it left. Off: every object that returns "
-                          "after motion_horizon frames gets a new identity, as in plain MOT "
-                          "trackers; right where what leaves seldom comes back (a street: on "
-                          "MOT15's TUD-Campus, 4 of 6 restored identities went to another "
-                          "person). The samtrack.eval.bench.mot15_loo benchmark chooses it per "
-                          "left-out sequence. Offline linking and the online identity model "
-                          "join fragments by appearance whatever this says.")
-    reentry_max_cost: float = Field(default=0.55, gt=0, description="A returning mask restores "
-                                    "an old identity only below this cost; else it is new.")
-    reentry_position_weight: float = Field(default=0.5, ge=0, description="Weight of the "
-                                           "distance between where a track left and where the "
-                                           "mask appears (fraction of the frame diagonal).")
-    border_appearance_weight: float = Field(default=0.3, ge=0, description="Re-entry of a mask "
-                                            "touching the border: its appearance counts this "
-                                            "much (and is not gated); verified later.")
-    reentry_appearance_gate: float = Field(default=0.6, gt=0, description="Appearance distance "
-                                           "above which re-entry is impossible.")
-    reentry_contrast: float | None = Field(
-        default=0.5, gt=0, description="A fully visible returning object keeps an old "
-        "identity only if its appearance distance is below this fraction of how far apart "
-        "distinct objects in this video look (the 10th percentile of distances between objects "
-        "seen at the same time; see reid.contrast). Where everything looks alike (pedestrians "
-        "under a colour histogram) this stops passers-by from taking departed identities. "
-        "null: only reentry_appearance_gate.")
+class ReentryOptions(StrictModel):
+    """Giving a returning object its old identity, and checking it (``tracker.reentry``)."""
 
-    # verification of provisional identities
-    verify_frames: int = Field(default=3, ge=1, description="Clean (fully visible, apart from "
-                               "others) frames seen before a restored identity is verified.")
+    enabled: bool = Field(default=True, description="Give an object that comes back into view "
+                          "the identity it had; off: it is new, as in plain MOT trackers.")
+    max_cost: float = Field(default=0.55, gt=0, description="A returning mask restores an old "
+                            "identity only below this cost.")
+    position_weight: float = Field(default=0.5, ge=0, description="Weight of the distance from "
+                                   "where the identity left (fraction of the frame diagonal).")
+    appearance_gate: float = Field(default=0.6, gt=0, description="Appearance distance above "
+                                   "which re-entry is impossible.")
+    contrast: float | None = Field(default=0.5, gt=0, description="A fully visible returning "
+                                   "object must be closer than this fraction of how far apart "
+                                   "distinct objects of this clip look; null: the gate only.")
+    verify_frames: int = Field(default=3, ge=1, description="Clean frames seen before a "
+                               "restored identity is verified.")
     verify_timeout: int = Field(default=40, ge=1, description="Frames after which a restored "
-                                "identity is kept even without enough clean views.")
-    verify_ratio: float = Field(default=0.7, gt=0, le=1, description="Provisional identities "
-                                "are re-assigned only if the new assignment's total appearance "
-                                "distance is below this fraction of the current one...")
+                                "identity is kept without enough clean views.")
+    verify_ratio: float = Field(default=0.7, gt=0, le=1, description="Identities are "
+                                "re-assigned (verification, crossings) only if the new total "
+                                "cost is below this fraction of the current one...")
     verify_margin: float = Field(default=0.005, ge=0, description="...and lower by at least "
-                                 "this much (distances are tiny between clean views of one "
-                                 "animal, so a ratio alone would act on noise).")
-
+                                 "this much.")
     hold_contested: Literal["margin", "source", "off"] = Field(
-        default="margin", description="Do not report a restored identity while it is contested, "
-        "until verified: a few unlabelled frames instead of a wrong label and two ID switches "
-        "(offline linking fills them in). margin: contested when the source id points elsewhere, "
-        "or another absent identity is nearly as likely on appearance and position and the "
-        "source id cannot settle it (it settles it only while the source has never been caught "
-        "erring: no duplicate, renamed, swapped or brand-new id on a returning object so far); "
-        "source: only when the source id does not agree; off: always report at once.")
+        default="margin", description="Hold back a contested restored identity until verified: "
+        "margin (the source disagrees, or the runner-up is close); source (only when the "
+        "source disagrees); off.")
     hold_margin: float = Field(default=0.1, ge=0, description="Cost margin to the runner-up "
-                               "below which a re-entry decision is contested.")
+                               "below which a re-entry is contested.")
 
-    # duplicates
-    duplicate_containment: float = Field(default=0.8, gt=0, le=1, description="Two masks whose "
-                                         "overlap covers this fraction of the smaller are one "
-                                         "object: the smaller (or lower-scored) is dropped.")
 
-    duplicate_iou: float | None = Field(
-        default=None, gt=0, le=1, description="Two masks overlapping with at least this IoU "
-        "are one object: the higher-scored stays (non-maximum suppression, for detectors that "
-        "leave several boxes on one object). null: off.")
+class DuplicateOptions(StrictModel):
+    """Two masks on one object (``tracker.duplicates``)."""
 
-    # plain IoU baseline (type: iou)
-    iou_threshold: float = Field(default=0.2, ge=0, le=1, description="type iou: minimum box "
-                                 "IoU to continue a track.")
+    containment: float = Field(default=0.8, gt=0, le=1, description="Overlap covering this "
+                               "fraction of the smaller mask: one object, the smaller dropped.")
+    iou: float | None = Field(default=None, gt=0, le=1, description="Overlap IoU at or above "
+                              "which the lower-scored mask is dropped (NMS); null: off.")
+
+
+class ModelOptions(StrictModel):
+    """The per-clip identity model online (``tracker.model``, with ``identities: model``)."""
+
+    border_guesses: bool = Field(default=True, description="Show the model's guess for a "
+                                 "returning object still cut by the border; false: only once "
+                                 "seen whole.")
+    border_guess_wait: float = Field(default=1.5, ge=1, description="A guess made on border "
+                                     "views alone waits this many times the clip's calibrated "
+                                     "wait before it is shown.")
+
+
+class IouOptions(StrictModel):
+    """The plain IoU baseline (``tracker.type: iou``)."""
+
+    threshold: float = Field(default=0.2, ge=0, le=1, description="Minimum box IoU to continue "
+                             "a track.")
+
+
+class TrackerConfig(StrictModel):
+    """``tracker.*``: what the tracker is, who decides identities, and each component's own
+    options (tuned values and where they came from: configs/tuned/)."""
+
+    type: str = Field(default="reid", description="reid: appearance + motion "
+                      "re-identification tracker; iou: plain IoU baseline.")
+    identities: str = Field(
+        default="gallery", description="Who decides the identity shown: gallery (the "
+        "tracker's rules, frame by frame), model (the per-clip model online) or offline (the "
+        "per-clip model with hindsight, written at the end).")
+    num_identities: int | None = Field(
+        default=None, ge=1, description="Exactly this many individuals exist; null: "
+        "estimated (summary.json identities.num_identities).")
+    embedder: str = Field(default="histogram", description="Appearance embedder: histogram, "
+                          "mobilenet_v2, sam2, torchvision:<arch>, or several joined by '+'.")
+    appearance: AppearanceOptions = Field(default_factory=AppearanceOptions)
+    motion: MotionOptions = Field(default_factory=MotionOptions)
+    association: AssociationOptions = Field(default_factory=AssociationOptions)
+    reentry: ReentryOptions = Field(default_factory=ReentryOptions)
+    duplicates: DuplicateOptions = Field(default_factory=DuplicateOptions)
+    model: ModelOptions = Field(default_factory=ModelOptions)
+    iou: IouOptions = Field(default_factory=IouOptions)
 
     @field_validator("identities")
     @classmethod
@@ -237,11 +241,38 @@ class TrackerConfig(StrictModel):
             raise ValueError(f"expected one of {', '.join(TRACKERS.names())}, got {value!r}")
         return value
 
+    @classmethod
+    def from_dotted(cls, options: dict[str, Any]) -> TrackerConfig:
+        """Options by dotted key (``{"identities": "offline", "motion.reach": 0}``), as the
+        YAML's nested sections would give them; a flat key of earlier versions is refused
+        naming its new place."""
+        nested: dict[str, Any] = {}
+        for key, value in options.items():
+            if key in FLAT_KEYS or key in ("mode", "online_identity_model"):
+                raise ValueError(f"tracker.{key}: replaced by {MOVED_KEYS[f'tracker.{key}']}")
+            *parents, leaf = key.split(".")
+            node = nested
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        return cls.model_validate(nested)
+
+    def updated(self, options: dict[str, Any]) -> TrackerConfig:
+        """A copy with the dotted ``options`` changed (validated like a config file)."""
+        data = self.model_dump()
+        for key, value in options.items():
+            *parents, leaf = key.split(".")
+            node = data
+            for part in parents:
+                node = node[part]
+            node[leaf] = value
+        return type(self).model_validate(data)
+
     # ------------------------------------------------------------------ building
     def embedder_settings(self, device: str = "cpu") -> EmbedderSettings:
-        return EmbedderSettings(weights=self.embedder_weights, input_size=self.embedder_input_size,
-                                device=device, align=self.embedder_align,
-                                flip_average=self.embedder_flip_average)
+        a = self.appearance
+        return EmbedderSettings(weights=a.weights, input_size=a.input_size, device=device,
+                                align=a.align, flip_average=a.flip_average)
 
     def build_embedder(self, device: str = "cpu") -> Embedder:
         """The appearance model these options name (one place, so config and tracker agree)."""

@@ -35,8 +35,8 @@ class IouTracker(Tracker):
     def __init__(self, config: TrackerConfig | None = None, *, device: str = "cpu",
                  record: bool = True) -> None:
         self.config = config or TrackerConfig(type="iou")
-        self.iou_threshold = self.config.iou_threshold
-        self.max_age = min(self.config.max_age, 30)
+        self.iou_threshold = self.config.iou.threshold
+        self.max_age = min(self.config.association.max_age, 30)
         self.record = record
         self.reset()
 

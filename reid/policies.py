@@ -1,9 +1,10 @@
-"""Policies of the tracker: decisions that are rules rather than costs, injected as objects.
+"""Policies of the tracker: decisions that are rules rather than costs.
 
-Why objects: each rule here was added for one failure of a mask source (a masklet latched onto an
+Why objects: each rule here answers one failure of a mask source (a masklet latched onto an
 animal another masklet follows; a source whose ids can or cannot be trusted; a returning object
-that could be one of several). Kept apart from the association they can be read, tested, replaced
-or switched off one at a time: ``ReidTracker(config, duplicates=..., trust=..., reentry=...)``.
+that could be one of several). Kept apart from the association they can be read and tested one
+at a time. Their settings come from ``tracker.duplicates`` and ``tracker.reentry`` (defaults
+stated there, in :mod:`reid.config`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class ContainmentDuplicates:
     NMS does, so a suppressed box suppresses nothing.
     """
 
-    def __init__(self, containment: float = 0.8, iou: float | None = None) -> None:
+    def __init__(self, containment: float, iou: float | None) -> None:
         self.containment = containment
         self.iou = iou
 
@@ -103,10 +104,10 @@ class ReentryRules:
     unlabelled frames instead of a wrong label and two ID switches.
     """
 
-    gate: float = 0.6
-    contrast: float | None = 0.5
-    hold_contested: Literal["margin", "source", "off"] = "margin"
-    hold_margin: float = 0.1
+    gate: float
+    contrast: float | None
+    hold_contested: Literal["margin", "source", "off"]
+    hold_margin: float
 
     def __post_init__(self) -> None:
         self.scene = SceneContrast()

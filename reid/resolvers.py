@@ -91,8 +91,8 @@ class ModelIdentities(IdentityResolver):
         super().reset()
         c = self.config
         self.model = OnlineIdentities(
-            c.num_identities, show_border_guesses=c.online_border_guesses,
-            border_wait_factor=c.online_border_guess_wait) if self.has_appearance else None
+            c.num_identities, show_border_guesses=c.model.border_guesses,
+            border_wait_factor=c.model.border_guess_wait) if self.has_appearance else None
         self.took_over: int | None = None
 
     def observe(self, entry: FrameLog, proposed: np.ndarray,

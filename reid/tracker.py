@@ -139,9 +139,7 @@ class ReidTracker(Tracker):
 
     def __init__(self, config: TrackerConfig | None = None,
                  embedder: Embedder | None = _FROM_CONFIG, *, device: str = "cpu",
-                 record: bool = True, keep_log: bool | None = None,
-                 duplicates: ContainmentDuplicates | None = None, trust: SourceTrust | None = None,
-                 reentry: ReentryRules | None = None) -> None:
+                 record: bool = True, keep_log: bool | None = None) -> None:
         self.config = c = config or TrackerConfig()
         self.embedder = c.build_embedder(device) if embedder is _FROM_CONFIG else embedder
         self.record = record
@@ -150,16 +148,15 @@ class ReidTracker(Tracker):
             c, has_appearance=self.embedder is not None)
         # the per-frame log, for an engine that decides at the end (and for diagnostics)
         self.keep_log = self.resolver.keeps_log if keep_log is None else keep_log
-        self.duplicates = duplicates or ContainmentDuplicates(c.duplicate_containment,
-                                                              c.duplicate_iou)
-        self.trust = trust or SourceTrust()
-        self.reentry = reentry or ReentryRules(c.reentry_appearance_gate, c.reentry_contrast,
-                                               c.hold_contested, c.hold_margin)
+        self.duplicates = ContainmentDuplicates(c.duplicates.containment, c.duplicates.iou)
+        self.trust = SourceTrust()
+        self.reentry = ReentryRules(c.reentry.appearance_gate, c.reentry.contrast,
+                                    c.reentry.hold_contested, c.reentry.hold_margin)
         self._view_costs = CostModel([
-            Weighted(AppearanceCost(), c.appearance_weight,
-                     column_scale=partial_view_scale(c.border_appearance_weight)),
-            Weighted(MotionCost(), c.motion_weight),
-            Weighted(SourceIdAgreement(), -c.source_id_bonus)])
+            Weighted(AppearanceCost(), c.appearance.weight,
+                     column_scale=partial_view_scale(c.appearance.border_weight)),
+            Weighted(MotionCost(), c.motion.weight),
+            Weighted(SourceIdAgreement(), -c.association.source_id_bonus)])
         self.reset()
 
     def reset(self) -> None:
@@ -214,8 +211,8 @@ class ReidTracker(Tracker):
 
     # ------------------------------------------------------------------ helpers
     def _gallery(self) -> Gallery:
-        c = self.config
-        return Gallery(c.gallery_size, c.gallery_ema, c.gallery_min_distance)
+        a = self.config.appearance
+        return Gallery(a.gallery_size, a.gallery_ema, a.gallery_min_distance)
 
     def _new_identity(self, tracklet: Tracklet, frame: int) -> Identity:
         identity = Identity(self._next_id, self._gallery(),
@@ -288,7 +285,8 @@ class ReidTracker(Tracker):
         t_start = time.perf_counter()
         decided_before = len(self.decisions)
         out_ids = np.full(len(objects), -1, np.int64)
-        keep = self._suppress_duplicates(objects, frame) & (objects.scores >= c.low_score)
+        keep = self._suppress_duplicates(objects, frame) & \
+            (objects.scores >= c.association.low_score)
         det_index = np.flatnonzero(keep)
         dets = objects if keep.all() else objects[det_index]  # no copy of the masks
         n = len(dets)
@@ -303,7 +301,7 @@ class ReidTracker(Tracker):
             t0 = time.perf_counter()
             embeddings = self.embedder.embed(image, dets)
             embed_time = time.perf_counter() - t0
-        borders = [frame_borders(b, objects.image_size, c.border_margin) for b in boxes]
+        borders = [frame_borders(b, objects.image_size, c.association.border_margin) for b in boxes]
         apart = isolated(boxes)
         clean = apart & np.array([not b for b in borders], bool)
         diagonal = float(np.hypot(*objects.image_size))
@@ -312,17 +310,17 @@ class ReidTracker(Tracker):
 
         assigned: dict[int, Tracklet] = {}
         details: dict[int, tuple] = {}
-        high = np.flatnonzero(dets.scores >= c.high_score)
-        low = np.flatnonzero(dets.scores < c.high_score)
+        high = np.flatnonzero(dets.scores >= c.association.high_score)
+        low = np.flatnonzero(dets.scores < c.association.high_score)
 
         # stage 1: in view, confident masks
-        live = [t for t in self.tracklets if t.misses <= c.motion_horizon]
+        live = [t for t in self.tracklets if t.misses <= c.motion.horizon]
         if live and len(high):
             partial = np.array([bool(borders[j]) for j in high], bool)
             cost, miou, app = self._view_cost(live, boxes[high], [patches[j] for j in high],
                                               None if embeddings is None else embeddings[high],
                                               source_ids[high], partial)
-            for r, k in assign(cost, c.max_cost):
+            for r, k in assign(cost, c.association.max_cost):
                 j = int(high[k])
                 assigned[j] = live[r]
                 details[j] = (_f(app[r, k]), float(miou[r, k]), float(cost[r, k]))
@@ -331,7 +329,7 @@ class ReidTracker(Tracker):
         if rest and len(low):
             miou = motion_iou(rest, boxes[low], [patches[j] for j in low])
             cost = np.where(miou > 0, 1.0 - miou, np.inf)
-            for r, k in assign(cost, 1.0 - c.min_motion_iou):
+            for r, k in assign(cost, 1.0 - c.motion.min_iou):
                 j = int(low[k])
                 assigned[j] = rest[r]
                 details[j] = (None, float(miou[r, k]), float(cost[r, k]))
@@ -340,7 +338,7 @@ class ReidTracker(Tracker):
         # (only tracklets seen in the previous frame: a burst is one frame's jump)
         rest = [t for t in live if t not in assigned.values() and t.misses == 0]
         left = np.array([j for j in high if j not in assigned], np.int64)
-        if c.reach > 0 and rest and len(left):
+        if c.motion.reach > 0 and rest and len(left):
             reach, app = self._reach_cost(rest, left, boxes, patches, centroids, embeddings,
                                           source_ids, borders)
             for r, k in assign(reach, 1.0):
@@ -355,7 +353,7 @@ class ReidTracker(Tracker):
                                   borders[j])
             self._note_source(frame, tracklet, int(source_ids[j]), details[j])
         # touching objects: remember how each came in; once apart, motion decides who is who
-        if c.crossings == "motion":
+        if c.motion.crossings == "motion":
             self._follow_crossings(frame, assigned, touching(boxes, patches))
         # stage 3: unmatched confident masks start tentative tracklets
         for j in high:
@@ -373,7 +371,7 @@ class ReidTracker(Tracker):
             if tracklet.borders and tracklet.misses == 1:
                 # it went out of view: it is not moving on *there*; wait where it left
                 tracklet.kalman.freeze_velocity()
-            if tracklet.state == TrackState.TENTATIVE or tracklet.misses > c.motion_horizon:
+            if tracklet.state == TrackState.TENTATIVE or tracklet.misses > c.motion.horizon:
                 tracklet.state = TrackState.ENDED
                 self._detach(tracklet, frame)
                 self.tracklets.remove(tracklet)
@@ -442,12 +440,12 @@ class ReidTracker(Tracker):
         miou = 1.0 - parts["motion"]
         app = parts["appearance"]
         app0 = np.nan_to_num(app, nan=0.0)
-        gate = mahalanobis_gate(tracklets, boxes, c.gate_chi2) | (miou > 0)
+        gate = mahalanobis_gate(tracklets, boxes, c.motion.gate_chi2) | (miou > 0)
         # half-visible at a border: appearance is unreliable, so it neither gates nor weighs
         # fully (motion and the source id carry the match)
-        gate &= (app0 <= c.appearance_gate) | (miou >= 0.5) | partial[None, :]
+        gate &= (app0 <= c.appearance.gate) | (miou >= 0.5) | partial[None, :]
         # no appearance to vouch for the pair (boxes without images): it must overlap
-        gate &= ~np.isnan(app) | (miou >= c.min_motion_iou)
+        gate &= ~np.isnan(app) | (miou >= c.motion.min_iou)
         return np.where(gate, cost, np.inf), miou, app
 
     def _reach_cost(self, tracklets, cols, boxes, patches, centroids, embeddings, source_ids,
@@ -466,19 +464,19 @@ class ReidTracker(Tracker):
         size = np.array([np.hypot(t.last_box[2] - t.last_box[0], t.last_box[3] - t.last_box[1])
                          for t in tracklets])
         dist = np.linalg.norm(last[:, None, :] - centroids[cols][None, :, :], axis=2)
-        cost = dist / np.maximum(c.reach * size, 1e-9)[:, None]
+        cost = dist / np.maximum(c.motion.reach * size, 1e-9)[:, None]
         last_area = np.array([max(int(t.patch.sum()), 1) for t in tracklets], np.float64)
         area = np.array([max(int(patches[j][0].sum()), 1) for j in cols], np.float64)
         ratio = area[None, :] / last_area[:, None]
         # without appearance a mask out of the motion gate is as likely a neighbour
-        ok = ~np.isnan(app) & (np.nan_to_num(app, nan=np.inf) <= c.appearance_gate) & \
+        ok = ~np.isnan(app) & (np.nan_to_num(app, nan=np.inf) <= c.appearance.gate) & \
             (ratio >= 0.5) & (ratio <= 2.0)
         return np.where(ok, cost, np.inf), app
 
     def _new_tracklet(self, frame, box, patch, centroid, embedding, source_id, borders):
         c = self.config
-        kalman = BoxKalman(box, c.kalman_position_noise, c.kalman_velocity_noise,
-                           c.kalman_measurement_noise)
+        kalman = BoxKalman(box, c.motion.position_noise, c.motion.velocity_noise,
+                           c.motion.measurement_noise)
         tracklet = Tracklet(key=self._next_key, kalman=kalman, first_frame=frame,
                             last_frame=frame, last_box=box.copy(), patch=patch[0],
                             patch_origin=patch[1], centroid=centroid.copy(), borders=borders,
@@ -555,7 +553,7 @@ class ReidTracker(Tracker):
                 continue  # some are still touching, or were not seen: not over yet
             done |= group
             entries = [m.crossing for m in members]
-            short = frame - min(e.frame for e in entries) <= c.motion_horizon
+            short = frame - min(e.frame for e in entries) <= c.motion.horizon
             if len(members) > 1 and short:
                 self._resolve_crossing(frame, members)
             for m in members:
@@ -586,7 +584,7 @@ class ReidTracker(Tracker):
         current_cost = sum(cost[r, col] for r, col in current)
         best = assign(cost, np.inf)
         best_cost = sum(cost[r, col] for r, col in best)
-        if len(best) != len(members) or best_cost >= c.verify_ratio * current_cost:
+        if len(best) != len(members) or best_cost >= c.reentry.verify_ratio * current_cost:
             return
         identities = [e.identity for e in entries]
         for r, col in best:
@@ -626,10 +624,10 @@ class ReidTracker(Tracker):
     def _reentry_costs(self, diagonal: float) -> CostModel:
         c = self.config
         return CostModel([
-            Weighted(AppearanceCost(), c.appearance_weight, missing=c.reentry_appearance_gate,
-                     column_scale=partial_view_scale(c.border_appearance_weight)),
-            Weighted(PositionCost(diagonal), c.reentry_position_weight),
-            Weighted(SourceIdAgreement(), -c.source_id_bonus)])
+            Weighted(AppearanceCost(), c.appearance.weight, missing=c.reentry.appearance_gate,
+                     column_scale=partial_view_scale(c.appearance.border_weight)),
+            Weighted(PositionCost(diagonal), c.reentry.position_weight),
+            Weighted(SourceIdAgreement(), -c.association.source_id_bonus)])
 
     def _absent(self) -> list[Identity]:
         return [i for i in self.identities.values() if i.absent]
@@ -642,7 +640,7 @@ class ReidTracker(Tracker):
         absent = self._absent()
         pairs: list[tuple[int, int]] = []
         cost = app = None
-        if c.reentry and absent and embeddings is not None and self.frames_seen > 0:
+        if c.reentry.enabled and absent and embeddings is not None and self.frames_seen > 0:
             idx = np.array(waiting)
             # a half-visible object at the border says little about its appearance: there the
             # decision leans on where identities left and on the source id, and verification
@@ -656,7 +654,7 @@ class ReidTracker(Tracker):
                         source_ids=source_ids[idx], partial=partial, size=len(idx))
             cost, parts = self._reentry_costs(diagonal)(rows, cols)
             app = parts["appearance"]
-            app0 = np.nan_to_num(app, nan=c.reentry_appearance_gate)
+            app0 = np.nan_to_num(app, nan=c.reentry.appearance_gate)
             src = parts["source_id"]
             # a view mostly hidden behind another object (the sliver of an animal walking in
             # behind a neighbour) says little about appearance: only the fixed gate applies
@@ -664,11 +662,11 @@ class ReidTracker(Tracker):
             full = c.num_identities is not None and len(self.identities) >= c.num_identities
             # with every identity known there are no passers-by to keep out: the scene's
             # contrast limit guards against those, so only the fixed gate applies
-            limit = np.where(covered | full, c.reentry_appearance_gate, self.reentry.limit())
+            limit = np.where(covered | full, c.reentry.appearance_gate, self.reentry.limit())
             cost = np.where((app0 <= limit[None, :]) | partial[None, :], cost,
                             np.inf)
             # with every identity known, a returning object *is* one of the absent ones
-            pairs = assign(cost, np.inf if full else c.reentry_max_cost)
+            pairs = assign(cost, np.inf if full else c.reentry.max_cost)
         done = set()
         for r, k in pairs:
             j = waiting[k]
@@ -676,12 +674,12 @@ class ReidTracker(Tracker):
             self._attach(tracklet, identity, pending=True)
             owner = self._source_owner.get(int(source_ids[j]))
             # judged without the source-id bonus: at re-entry the source id is least reliable
-            evidence = cost[:, k] + c.source_id_bonus * src[:, k]
+            evidence = cost[:, k] + c.association.source_id_bonus * src[:, k]
             others = np.delete(evidence, r)
             runner_up = float(others.min()) if others.size else np.inf
             # contested: the source id points to another identity, or another absent identity
             # is nearly as likely; then the label waits for verification instead of guessing
-            close_call = runner_up - float(evidence[r]) < c.hold_margin
+            close_call = runner_up - float(evidence[r]) < c.reentry.hold_margin
             disagrees = owner is not None and owner is not identity
             vouched = owner is identity and self.trust.trusted
             if owner is not identity and source_ids[j] >= 0:
@@ -696,7 +694,7 @@ class ReidTracker(Tracker):
         for j in waiting:
             if j in done:
                 continue
-            if assigned[j].hits < c.min_hits and self.frames_seen > 0:
+            if assigned[j].hits < c.association.min_hits and self.frames_seen > 0:
                 continue  # a new identity needs min_hits frames (spurious blobs do not last)
             if c.num_identities is not None and len(self.identities) >= c.num_identities:
                 continue  # no identity left: a spurious blob or a duplicate; stays unlabelled
@@ -711,8 +709,8 @@ class ReidTracker(Tracker):
         """
         c = self.config
         ready = [t for t in assigned.values() if t.pending and t.identity is not None and
-                 (len(t.pending_embeddings) >= c.verify_frames or
-                  frame - t.pending_since >= c.verify_timeout)]
+                 (len(t.pending_embeddings) >= c.reentry.verify_frames or
+                  frame - t.pending_since >= c.reentry.verify_timeout)]
         if not ready:
             return
         pending = [t for t in self.tracklets if t.pending and t.identity is not None]
@@ -731,7 +729,7 @@ class ReidTracker(Tracker):
             pairs = assign(cost, np.inf)
             better = sum(cost[r, k] for r, k in pairs)
             if len(pairs) == len(group) and np.isfinite(better) and \
-                    better < c.verify_ratio * current - c.verify_margin:
+                    better < c.reentry.verify_ratio * current - c.reentry.verify_margin:
                 old = {t.key: t.identity for t in group + idle}
                 for t in group + idle:  # release, then re-attach per the joint solution
                     t.identity.tracklet = None
@@ -761,7 +759,7 @@ class ReidTracker(Tracker):
             own = (float(np.nanmean(t.identity.gallery.distance(views)))
                    if views is not None and t.identity.gallery.mean is not None else 0.0)
             room = c.num_identities is None or len(self.identities) < c.num_identities
-            if own > c.reentry_appearance_gate and room:
+            if own > c.reentry.appearance_gate and room:
                 # clearly not the identity it was given, nor any other absent one: a newcomer
                 previous = t.identity
                 previous.tracklet = None
@@ -781,7 +779,7 @@ class ReidTracker(Tracker):
         if c.num_identities is not None:
             return
         for tid, identity in list(self.identities.items()):
-            if identity.absent and frame - identity.last_seen.frame > c.max_age:
+            if identity.absent and frame - identity.last_seen.frame > c.association.max_age:
                 del self.identities[tid]
 
 

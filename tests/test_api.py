@@ -80,8 +80,9 @@ def test_reset_forgets_the_clip(small_scene):
 
 def test_from_config_errors_name_file_and_key(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("tracker:\n  max_age: ten\n")
-    with pytest.raises(ConfigError, match=r"bad\.yaml: tracker\.max_age: expected int"):
+    bad.write_text("tracker:\n  association:\n    max_age: ten\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: tracker\.association\.max_age: "
+                                          r"expected int"):
         st.Tracker.from_config(bad)
     with pytest.raises(ConfigError, match="no such config file"):
         st.Tracker.from_config(tmp_path / "missing.yaml")

@@ -31,8 +31,9 @@ def test_harness_on_two_small_scenes_produces_every_column(tmp_path, capsys):
 
 @pytest.mark.parametrize("override, message", [
     ("nokey=1", "tracker.nokey: unknown key"),
-    ("hold_contested=maybe", "tracker.hold_contested: expected one of"),
-    ("reentry_contrast", "expected KEY=VALUE"),
+    ("reentry.hold_contested=maybe", "tracker.reentry.hold_contested: expected one of"),
+    ("reentry.contrast", "expected KEY=VALUE"),
+    ("hold_contested=off", "tracker.hold_contested: replaced by tracker.reentry.hold_contested"),
 ])
 def test_ablation_refuses_a_bad_override_at_once(override, message, capsys):
     with pytest.raises(SystemExit) as stop:
@@ -50,7 +51,7 @@ def test_leave_one_out_tunes_on_the_others_and_leaves_a_peer_without_images_out(
         tmp_path, monkeypatch):
     # two grid points keep it quick (one motion point, both ways of taking the detections);
     # the choice is still made on the other sequence
-    monkeypatch.setattr(mot15_loo, "GRID", {"reentry": (False,)})
+    monkeypatch.setattr(mot15_loo, "GRID", {"reentry.enabled": (False,)})
     assert mot15_loo.main(["--mot15", str(MOT15), "--seqs", "TUD-Campus,KITTI-17",
                            "--peers", "bytetrack,deepsort", "--out", str(tmp_path)]) == 0
     table = (tmp_path / "mot15_loo.md").read_text().splitlines()
@@ -59,7 +60,8 @@ def test_leave_one_out_tunes_on_the_others_and_leaves_a_peer_without_images_out(
     rows = {c[0]: c[1:] for c in cells}  # input, settings, samtrack, bytetrack, deepsort
     assert set(rows) == {"TUD-Campus", "KITTI-17", "all, combined"}
     assert rows["TUD-Campus"][0] == "images" and rows["KITTI-17"][0] == "boxes only"
-    points = ("reentry False", "reentry False, duplicate_iou 0.3, high_score 0.0, low_score 0.0")
+    points = ("reentry.enabled False", "reentry.enabled False, duplicates.iou 0.3, "
+              "association.high_score 0.0, association.low_score 0.0")
     assert all(rows[name][1] in points for name in ("TUD-Campus", "KITTI-17"))
     # DeepSORT needs images: a cell for TUD-Campus, none for KITTI-17, so no total
     assert rows["TUD-Campus"][4] != "-" and rows["KITTI-17"][4] == "-"
@@ -72,7 +74,7 @@ def test_leave_one_out_tunes_on_the_others_and_leaves_a_peer_without_images_out(
 @pytest.mark.skipif(not (MOT15 / "KITTI-17").is_dir(), reason="../shared/data/MOT15 is absent")
 def test_leave_one_out_in_parallel_gives_the_same_table(tmp_path, monkeypatch):
     """Grid points run in worker processes (--jobs 2) give the table one process gives."""
-    monkeypatch.setattr(mot15_loo, "GRID", {"reentry": (True, False)})
+    monkeypatch.setattr(mot15_loo, "GRID", {"reentry.enabled": (True, False)})
     monkeypatch.setattr(mot15_loo, "DETECTIONS", ({},))
     tables = []
     for jobs in ("1", "2"):
@@ -85,7 +87,8 @@ def test_leave_one_out_in_parallel_gives_the_same_table(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("setting, message", [
     ('{"nokey": 1}', "tracker.nokey: unknown key"),
-    ('{"min_hits": 0}', "tracker.min_hits:"),
+    ('{"association.min_hits": 0}', "tracker.association.min_hits:"),
+    ('{"min_hits": 0}', "tracker.min_hits: replaced by tracker.association.min_hits"),
     ("[1]", "not a JSON object"),
     ("{bad", "not JSON"),
 ])
@@ -102,7 +105,8 @@ def test_trying_settings_prints_each_sequence_and_the_others_combined(capsys):
     """With two sequences, "the others" of one is the other one: the criterion column for
     KITTI-13 must equal KITTI-17's own IDF1, and the settings must change the numbers."""
     assert mot15_loo.main(["--mot15", str(MOT15), "--seqs", "KITTI-17,KITTI-13",
-                           "--try", '{"reentry": false}', "--try", '{"min_hits": 5}']) == 0
+                           "--try", '{"reentry.enabled": false}',
+                           "--try", '{"association.min_hits": 5}']) == 0
     rows = [[c.strip() for c in line.strip("|").split("|")]
             for line in capsys.readouterr().out.splitlines() if line.startswith("| {")]
     own, others = rows[:2], rows[2:]
@@ -118,6 +122,6 @@ def test_trying_settings_prints_each_sequence_and_the_others_combined(capsys):
 @pytest.mark.skipif(not (MOT15 / "KITTI-17").is_dir(), reason="../shared/data/MOT15 is absent")
 def test_trying_a_setting_on_one_sequence_has_no_others_to_combine(capsys):
     assert mot15_loo.main(["--mot15", str(MOT15), "--seqs", "KITTI-17",
-                           "--try", '{"reentry": false}']) == 0
+                           "--try", '{"reentry.enabled": false}']) == 0
     out = capsys.readouterr().out
-    assert "| {\"reentry\": false} | " in out and "without" not in out
+    assert "| {\"reentry.enabled\": false} | " in out and "without" not in out

@@ -15,10 +15,21 @@ def _write(tmp_path, text):
 
 
 def test_wrong_type_names_file_key_and_value(tmp_path):
-    path = _write(tmp_path, "tracker:\n  max_age: ten\n")
+    path = _write(tmp_path, "tracker:\n  association:\n    max_age: ten\n")
     with pytest.raises(ConfigError) as err:
         load_config(path)
-    assert str(err.value) == f"{path}: tracker.max_age: expected int, got 'ten'"
+    assert str(err.value) == f"{path}: tracker.association.max_age: expected int, got 'ten'"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("tracker:\n  max_age: 9\n", "tracker.max_age: replaced by tracker.association.max_age"),
+    ("tracker:\n  reach: 0\n", "tracker.reach: replaced by tracker.motion.reach"),
+    ("tracker:\n  reentry: false\n", "tracker.reentry: replaced by tracker.reentry.enabled"),
+    ("tracker:\n  mode: offline\n", "tracker.mode: replaced by tracker.identities"),
+])
+def test_a_flat_key_of_earlier_versions_names_its_new_place(tmp_path, text, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_config(_write(tmp_path, text))
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -57,10 +68,11 @@ def test_missing_config_file():
 
 
 def test_defaults_and_overrides(tmp_path):
-    path = _write(tmp_path, f"video:\n  path: {tmp_path}\ntracker:\n  max_age: 4\n")
-    config = load_config(path, {"tracker.max_age": 9, "source.name": "masks",
+    path = _write(tmp_path, f"video:\n  path: {tmp_path}\n"
+                            "tracker:\n  association:\n    max_age: 4\n")
+    config = load_config(path, {"tracker.association.max_age": 9, "source.name": "masks",
                                 "source.masks.path": str(tmp_path)})
-    assert config.tracker.max_age == 9
+    assert config.tracker.association.max_age == 9
     assert config.source.name == "masks"
     assert config.source.options().path == str(tmp_path)
     assert config.source.options("motion").min_area == 150  # documented default
@@ -99,7 +111,7 @@ def test_sam2_embedder_with_a_source_that_exposes_features(tmp_path):
     ({"source": {"motion": {"blur": 10 ** 20}}}, "source.motion.blur"),
     ({"source": {"motion": {"close_kernel": 10 ** 20}}}, "source.motion.close_kernel"),
     ({"source": {"motion": {"prime_repeats": 10 ** 8}}}, "source.motion.prime_repeats"),
-    ({"tracker": {"gallery_size": 10 ** 8}}, "tracker.gallery_size"),
+    ({"tracker": {"appearance": {"gallery_size": 10 ** 8}}}, "tracker.appearance.gallery_size"),
     ({"source": {"name": ["motion"]}}, "source.name: expected the name of a source"),
     ({"source": {"background": {"samples": 10 ** 6}}}, "source.background.samples"),
 ])

@@ -33,7 +33,7 @@ def _crossing_clip():
 
 
 def _dart_ids(**options) -> list[int]:
-    tracker = ReidTracker(TrackerConfig(num_identities=2, **options))
+    tracker = ReidTracker(TrackerConfig.from_dotted({"num_identities": 2, **options}))
     ids = []
     for image, objects, dart in _crossing_clip():
         tracked = tracker.update(objects, image)
@@ -49,7 +49,7 @@ def test_the_darting_one_keeps_its_identity_after_the_crossing():
 
 
 def test_without_motion_through_crossings_the_pieces_swap_them():
-    ids = _dart_ids(crossings="off")
+    ids = _dart_ids(**{"motion.crossings": "off"})
     assert ids[-4:] != [ids[0]] * 4
 
 
@@ -72,7 +72,7 @@ def _burst_ids(**options) -> list[int]:
     """Two look-alike bars; one rests, then darts sideways 12 px in one frame: clear of its old
     mask and of the constant-velocity gate, but within half its box diagonal (a larva's burst),
     then rests again. Returns the darting bar's ids."""
-    tracker = ReidTracker(TrackerConfig(num_identities=2, **options))
+    tracker = ReidTracker(TrackerConfig.from_dotted({"num_identities": 2, **options}))
     ids = []
     for t in range(12):
         y = 40 if t < 6 else 52
@@ -89,5 +89,5 @@ def _burst_ids(**options) -> list[int]:
 def test_reach_continues_an_object_that_darts_out_of_its_motion_gate():
     kept = _burst_ids()  # reach 0.5, the default
     assert kept == [kept[0]] * 12
-    lost = _burst_ids(reach=0.0)
+    lost = _burst_ids(**{"motion.reach": 0.0})
     assert lost[5] == kept[0] and lost[6] != kept[0]  # a frame or more without its identity

@@ -288,8 +288,9 @@ def test_a_guess_on_border_views_waits_longer():
 
 
 def test_border_guesses_setting_reaches_the_online_model():
-    built = TrackerConfig(embedder="histogram", identities="model",
-                          online_border_guesses=False, online_border_guess_wait=3).build()
+    built = TrackerConfig.from_dotted({"embedder": "histogram", "identities": "model",
+                                       "model.border_guesses": False,
+                                       "model.border_guess_wait": 3}).build()
     assert built.resolver.model.show_border_guesses is False
     assert built.resolver.model.border_wait_factor == 3
     assert TrackerConfig(embedder="histogram", identities="model").build() \

@@ -13,7 +13,8 @@ from samtrack.reid.tracks import TrackState
 
 
 def _tracker(**kw) -> ReidTracker:
-    return ReidTracker(TrackerConfig(embedder="histogram", **kw), HistogramEmbedder(),
+    return ReidTracker(TrackerConfig.from_dotted({"embedder": "histogram", **kw}),
+                       HistogramEmbedder(),
                        keep_log=True)
 
 
@@ -22,7 +23,7 @@ def _run(tracker, frames):
 
 
 def test_lifecycle_tentative_confirmed_lost_ended():
-    tr = _tracker(min_hits=3, motion_horizon=2)
+    tr = _tracker(**{"association.min_hits": 3, "motion.horizon": 2})
     first = _run(tr, [frame(0, [((50, 60), RED, 1)])])
     assert first[0].track_ids.tolist() == [1]  # first frame: confirmed at once
     # a newcomer is tentative (unlabelled) until min_hits frames
@@ -37,7 +38,7 @@ def test_lifecycle_tentative_confirmed_lost_ended():
 
 
 def test_unmatched_tentative_is_dropped():
-    tr = _tracker(min_hits=3)
+    tr = _tracker(**{"association.min_hits": 3})
     _run(tr, [frame(0, [((50, 60), RED, 1)])])
     out = _run(tr, [frame(1, [((50, 60), RED, 1), ((150, 60), BLUE, 9)]),
                     frame(2, [((50, 60), RED, 1)])])
@@ -82,7 +83,7 @@ def test_reentry_on_the_border_it_left_restores_identity():
 def test_reentry_off_gives_returning_objects_new_identities():
     """``reentry: false`` (streets, traffic): the same returns as above get new identities and
     no identity is restored."""
-    tr = _tracker(reentry=False)
+    tr = _tracker(**{"reentry.enabled": False})
     out = _run(tr, _exit_and_return(RED, BLUE, (2, 60), (198, 60), (1, 2)))
     assert sorted(set(out[0].track_ids.tolist())) == [1, 2]
     assert sorted(set(out[-1].track_ids.tolist())) == [3, 4]
@@ -132,7 +133,7 @@ def test_duplicate_masks_on_one_object_are_suppressed():
 
 
 def test_num_identities_caps_new_identities():
-    tr = _tracker(num_identities=2, min_hits=1)
+    tr = _tracker(**{"num_identities": 2, "association.min_hits": 1})
     out = _run(tr, [frame(0, [((40, 60), RED, 1), ((160, 60), BLUE, 2)]),
                     frame(1, [((41, 60), RED, 1), ((161, 60), BLUE, 2), ((100, 20), GREEN, 3)]),
                     frame(2, [((42, 60), RED, 1), ((162, 60), BLUE, 2), ((100, 20), GREEN, 3)])])
@@ -287,7 +288,7 @@ def test_a_newcomer_no_closer_than_distinct_objects_are_gets_a_new_identity():
     # (0.03): under the fixed gate (0.6) it would take identity 1; the scene's contrast says
     # that is no evidence of being the same object
     # (the gallery rules: the per-clip model, closed-world once warm, is tested elsewhere)
-    assert _departure_and_newcomer(0.45, reentry_contrast=None)[-1] == 1
+    assert _departure_and_newcomer(0.45, **{"reentry.contrast": None})[-1] == 1
     assert _departure_and_newcomer(0.45)[-1] == 4
 
 
@@ -298,7 +299,7 @@ def test_the_departed_object_itself_still_gets_its_identity_back():
 def _lost_then_beside(**kw) -> list[list[int]]:
     """A disc seen 3 frames, unseen 6, then back 22 px away (not overlapping where it was),
     with no image: motion is the only evidence."""
-    tr = ReidTracker(TrackerConfig(**kw), None)
+    tr = ReidTracker(TrackerConfig.from_dotted(kw), None)
     frames = [frame(t, [((50, 60), RED, -1)]) for t in range(3)]
     frames += [frame(t, []) for t in range(3, 9)]
     frames += [frame(t, [((72, 60), RED, -1)]) for t in range(9, 11)]
@@ -310,4 +311,4 @@ def test_without_appearance_a_track_does_not_take_a_box_it_does_not_overlap():
     # same object rather than a neighbour: a new identity
     assert _lost_then_beside()[-1] == [2]
     # the gate alone (min_motion_iou 0) would have continued the old identity
-    assert _lost_then_beside(min_motion_iou=0.0)[-1] == [1]
+    assert _lost_then_beside(**{"motion.min_iou": 0.0})[-1] == [1]

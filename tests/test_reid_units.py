@@ -84,9 +84,9 @@ def test_position_cost_prefers_the_exit_point():
 
 def test_bad_tracker_config_is_a_clear_error():
 
-    with pytest.raises(ConfigError, match=r"tracker.appearance_weight: input should be greater "
+    with pytest.raises(ConfigError, match=r"tracker.appearance.weight: input should be greater "
                                           "than or equal to 0"):
-        load_config(None, {"tracker.appearance_weight": -1})
+        load_config(None, {"tracker.appearance.weight": -1})
     with pytest.raises(ConfigError, match=r"tracker.embedder: unknown embedder 'resnet'"):
         load_config(None, {"tracker.embedder": "resnet"})
 
@@ -210,12 +210,12 @@ def _side_by_side() -> FrameObjects:
 
 
 def test_duplicate_iou_is_greedy_nms_best_scored_first():
-    keep, dropped = ContainmentDuplicates(iou=0.3)(_side_by_side())
+    keep, dropped = ContainmentDuplicates(0.8, iou=0.3)(_side_by_side())
     # A (best) suppresses B; B, suppressed, no longer suppresses C (which A barely touches)
     assert keep.tolist() == [True, False, True] and dropped == [1]
 
 
 def test_duplicate_iou_off_or_above_the_overlap_keeps_side_by_side_boxes():
-    for policy in (ContainmentDuplicates(), ContainmentDuplicates(iou=0.5)):
+    for policy in (ContainmentDuplicates(0.8, None), ContainmentDuplicates(0.8, iou=0.5)):
         keep, dropped = policy(_side_by_side())
         assert keep.all() and dropped == []  # neither holds 80% of the other either

@@ -22,7 +22,7 @@ def _clip():
 
 def _track(**options):
     clip = _clip()
-    tracker = TrackerConfig(embedder="histogram", **options).build()
+    tracker = TrackerConfig.from_dotted({"embedder": "histogram", **options}).build()
     outputs = [tracker.update(objects, clip.image(t)) for t, objects in enumerate(clip.inputs)]
     finished = tracker.finalize()
     if tracker.needs_whole_clip:
@@ -31,8 +31,9 @@ def _track(**options):
 
 
 @pytest.mark.parametrize("options", [
-    {"identities": "gallery", "hold_contested": "off"},
-    pytest.param({"identities": "model", "hold_contested": "off"}, marks=pytest.mark.slow),
+    {"identities": "gallery", "reentry.hold_contested": "off"},
+    pytest.param({"identities": "model", "reentry.hold_contested": "off"},
+                 marks=pytest.mark.slow),
     pytest.param({"identities": "offline"}, marks=pytest.mark.slow)])
 def test_every_repair_names_an_identity_shown_on_its_object_in_its_frame(options):
     outputs, finished = _track(**options)

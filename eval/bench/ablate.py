@@ -1,6 +1,6 @@
 """The online tracker's gallery rules switched off one at a time, on the tuning split.
 
-    python -m samtrack.eval.bench.ablate reentry_contrast=null hold_contested=off ...
+    python -m samtrack.eval.bench.ablate reentry.contrast=null reentry.hold_contested=off ...
 
 Why: the rules (re-entry contrast, border prior, holding contested re-entries, duplicate
 containment) were added for failures of the scene generator; each stays on by default only
@@ -60,9 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         # YAML reads a bare off as False; hold_contested takes the word itself
         variants[item] = {key: yaml.safe_load(value) if value != "off" else "off"}
         try:  # a typo fails here, in one line, before minutes of scene generation
-            TrackerConfig(**variants[item])
+            TrackerConfig.from_dotted(variants[item])
         except ValidationError as exc:
             parser.error(f"{item}: {format_error(exc.errors()[0], ('tracker',))}")
+        except ValueError as exc:  # a flat key of earlier versions
+            parser.error(f"{item}: {exc}")
     groups = _groups(args.split, args.real, args.long_scenes)
     samtrack, _ = method_factories(["samtrack-online"], "histogram")["samtrack-online"]
     print("| variant | " + " | ".join(f"{g} IDF1 (idsw)" for g in groups) + " |")

@@ -190,7 +190,8 @@ def method_factories(methods: list[str], embedder: str) -> dict[str, tuple[Calla
         use = embedder if clip.frames[0] is not None else None
         if use is not None and use not in shared:
             shared[use] = build_embedder(use)
-        config = TrackerConfig(embedder=embedder, identities=identities, **overrides)
+        config = TrackerConfig.from_dotted({"embedder": embedder, "identities": identities,
+                                            **overrides})
         return config.build(embedder=shared.get(use) if use else None, keep_log=True,
                             record=identities == "offline")
 
@@ -198,7 +199,8 @@ def method_factories(methods: list[str], embedder: str) -> dict[str, tuple[Calla
     for m in methods:
         base, *settings = m.split(":")
         if settings and base.startswith("samtrack-"):
-            # "samtrack-offline:reach=0:crossings=off": a samtrack method with tracker options
+            # "samtrack-offline:motion.reach=0:motion.crossings=off": a samtrack method with
+            # tracker options
             # changed, for ablations side by side in one table
             made, offline = method_factories([base], embedder)[base]
             options = {k: parse_scalar(v) for k, v in (x.split("=", 1) for x in settings)}
@@ -213,8 +215,8 @@ def method_factories(methods: list[str], embedder: str) -> dict[str, tuple[Calla
         elif m == "samtrack-online-model":  # online with the per-clip identity model
             out[m] = (lambda clip, **kw: samtrack(clip, "model", **kw), False)
         elif m == "samtrack-online-model-whole":  # the same, named only once seen whole
-            out[m] = (lambda clip, **kw: samtrack(clip, "model", online_border_guesses=False,
-                                                  **kw), False)
+            out[m] = (lambda clip, **kw: samtrack(clip, "model", **{
+                "model.border_guesses": False}, **kw), False)
         elif m == "samtrack-offline":
             out[m] = (lambda clip, **kw: samtrack(clip, "offline", **kw), True)
         else:

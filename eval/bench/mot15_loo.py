@@ -41,14 +41,15 @@ from samtrack.pipeline.core.configbase import format_error
 from samtrack.pipeline.core.formats import write_text_atomic
 from samtrack.reid.config import TrackerConfig
 
-GRID = {"kalman_velocity_noise": (0.01, 0.02, 0.03), "min_motion_iou": (0.05, 0.1, 0.2),
-        "reentry": (True, False)}
+GRID = {"motion.velocity_noise": (0.01, 0.02, 0.03), "motion.min_iou": (0.05, 0.1, 0.2),
+        "reentry.enabled": (True, False)}
 # How the detections are taken, one more factor of the grid (its levels set several options at
 # once): as given (scores ranked, the top 30% start tracks, the bottom 10% dropped), or with
 # overlapping boxes suppressed (IoU >= 0.3: the better-scored stays) and then every box used.
 # Why the second: public detections leave several boxes on one person, and those are the
 # low-scored boxes that hurt when used (eval/results/mot15_loo.md).
-DETECTIONS = ({}, {"duplicate_iou": 0.3, "high_score": 0.0, "low_score": 0.0})
+DETECTIONS = ({}, {"duplicates.iou": 0.3, "association.high_score": 0.0,
+                   "association.low_score": 0.0})
 SEQUENCES = "TUD-Campus,ETH-Sunnyday,PETS09-S2L1,KITTI-13,KITTI-17,Venice-2"
 DEFAULT_PEERS = "bytetrack,botsort,ocsort,sort,deepsort"
 
@@ -97,9 +98,11 @@ def _setting(text: str) -> dict:
     if not isinstance(setting, dict):
         raise argparse.ArgumentTypeError(f"not a JSON object: {text}")
     try:
-        TrackerConfig(**setting)
+        TrackerConfig.from_dotted(setting)
     except ValidationError as exc:
         raise argparse.ArgumentTypeError(format_error(exc.errors()[0], ("tracker",))) from None
+    except ValueError as exc:  # a flat key of earlier versions
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return setting
 
 

@@ -2,7 +2,7 @@
 
 Why strict models: a silently ignored typo in a tracking config produces plausible but wrong
 identities, so unknown keys and wrong types are errors, reported as one line that names the file
-and the dotted key (``configs/x.yaml: tracker.max_age: expected int, got 'ten'``).
+and the dotted key (``configs/x.yaml: tracker.association.max_age: expected int, got 'ten'``).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ MOVED_KEYS: dict[str, str] = {}
 def format_error(error: dict[str, Any], prefix: tuple = ()) -> str:
     """``dotted.key: phrase`` for one pydantic error."""
     loc = ".".join(str(p) for p in (*prefix, *error["loc"]))
-    if error.get("type") == "extra_forbidden" and loc in MOVED_KEYS:
+    if loc in MOVED_KEYS and error.get("type") in ("extra_forbidden", "model_type", "dict_type"):
         return f"{loc}: replaced by {MOVED_KEYS[loc]}"
     return f"{loc}: {describe_error(error)}" if loc else describe_error(error)
 

@@ -21,7 +21,7 @@ Embedders, by name (``tracker.embedder``; each module of this package registers 
 * ``sam2``: mask-pooled SAM2 image-encoder features, when the source attached them to the frame
   (``FrameObjects.embeddings`` filled by the source; nothing to compute here).
 * ``torchvision:<arch>``: any torchvision classification architecture with a user-supplied
-  weights file (``tracker.embedder_weights``); the classifier head is dropped.
+  weights file (``tracker.appearance.weights``); the classifier head is dropped.
 """
 
 from __future__ import annotations

@@ -102,10 +102,10 @@ class TorchvisionEmbedder(_TorchEmbedder):
         import torchvision
 
         if weights is None:
-            raise ConfigError(f"tracker.embedder_weights: required for torchvision:{arch} "
+            raise ConfigError(f"tracker.appearance.weights: required for torchvision:{arch} "
                               "(torchvision cannot download weights here)")
         if not Path(weights).is_file():
-            raise InputError(f"{weights}: no such weights file (tracker.embedder_weights)")
+            raise InputError(f"{weights}: no such weights file (tracker.appearance.weights)")
         try:
             model = torchvision.models.get_model(arch, weights=None)
         except ValueError:

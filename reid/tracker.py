@@ -25,7 +25,9 @@ Per frame (``update``), see :mod:`reid.tracks` for tracklets versus identities:
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -125,6 +127,33 @@ def covered_by_others(boxes: np.ndarray, fraction: float = 0.5) -> np.ndarray:
 
 
 _FROM_CONFIG: Any = object()  # sentinel: build the embedder the config names
+
+
+@dataclass
+class _Frame:
+    """One ``update``: the frame's usable masks with their per-object columns (``dets``:
+    boxes, crops, scores, source ids, embeddings; ``data``: centroid, border, apart, clean),
+    and what the stages decide about them as they go."""
+
+    objects: FrameObjects  # as given (outputs are aligned with these)
+    det_index: np.ndarray  # rows of ``objects`` that ``dets`` holds
+    dets: FrameObjects
+    diagonal: float  # of the frame, in pixels
+    started: float  # perf_counter at the start of the update
+    embed_seconds: float
+    decided_before: int  # the gallery rules' decisions made before this frame
+    high: np.ndarray  # rows of ``dets`` scoring at least ``high_score`` (matched first)
+    low: np.ndarray  # the others (they only extend tracklets)
+    assigned: dict[int, Tracklet] = field(default_factory=dict)  # mask row -> tracklet
+    details: dict[int, tuple] = field(default_factory=dict)  # (appearance, IoU, cost) of a match
+
+    @property
+    def frame(self) -> int:
+        return self.objects.frame_index
+
+    def match(self, j: int, tracklet: Tracklet, detail: tuple) -> None:
+        self.assigned[j] = tracklet
+        self.details[j] = detail
 
 
 class ReidTracker(Tracker):
@@ -278,92 +307,104 @@ class ReidTracker(Tracker):
     # ------------------------------------------------------------------ main step
     def update(self, objects: FrameObjects, image: np.ndarray | None = None, *,
                color: ColorOrder = "bgr") -> FrameObjects:
+        f = self._prepare(self.numbered(objects, self.frames_seen), as_bgr(image, color))
+        self._predict()
+        self._match_in_view(f)  # confident masks: appearance + motion + source-id hint
+        self._match_low_scores(f)  # low-score masks extend tracklets on motion alone
+        self._match_within_reach(f)  # burst movers that left the motion gate
+        self._update_matched(f)
+        self._follow_crossings(f)
+        self._start_tracklets(f)
+        self._age_unmatched(f)
+        self._reenter(f)  # identities for tracklets that have none
+        self._verify(f)  # provisional identities checked on clean views
+        self._remember(f)
+        return self._report(f)
+
+    def _prepare(self, objects: FrameObjects, image: np.ndarray | None) -> _Frame:
+        """The frame's usable masks (duplicates and low scores dropped) with every per-object
+        column the stages read, computed once and carried together."""
         c = self.config
-        image = as_bgr(image, color)
-        objects = self.numbered(objects, self.frames_seen)
-        frame = objects.frame_index
-        t_start = time.perf_counter()
-        decided_before = len(self.decisions)
-        out_ids = np.full(len(objects), -1, np.int64)
-        keep = self._suppress_duplicates(objects, frame) & \
+        started = time.perf_counter()
+        keep = self._suppress_duplicates(objects, objects.frame_index) & \
             (objects.scores >= c.association.low_score)
         det_index = np.flatnonzero(keep)
         dets = objects if keep.all() else objects[det_index]  # no copy of the masks
-        n = len(dets)
-        boxes = dets.boxes
-        patches = dets.crops
-        centroids = dets.centroids
-        source_ids = dets.source_ids
-        embeddings = None
         embed_time = 0.0
-        if self.embedder is not None and n and (image is not None or
-                                                 dets.embeddings is not None):
+        if self.embedder is not None and len(dets) and (image is not None or
+                                                       dets.embeddings is not None):
             t0 = time.perf_counter()
-            embeddings = self.embedder.embed(image, dets)
+            dets = dataclasses.replace(dets, embeddings=self.embedder.embed(image, dets))
             embed_time = time.perf_counter() - t0
-        borders = [frame_borders(b, objects.image_size, c.association.border_margin) for b in boxes]
+        elif dets.embeddings is not None:
+            dets = dataclasses.replace(dets, embeddings=None)  # the embedder decides: none
+        boxes = dets.boxes
+        borders = np.empty(len(dets), object)
+        borders[:] = [frame_borders(b, objects.image_size, c.association.border_margin)
+                      for b in boxes]
         apart = isolated(boxes)
-        clean = apart & np.array([not b for b in borders], bool)
-        diagonal = float(np.hypot(*objects.image_size))
+        dets = dataclasses.replace(dets, data={
+            **dets.data, "centroid": dets.centroids, "border": borders, "apart": apart,
+            "clean": apart & np.array([not b for b in borders], bool)})
+        confident = dets.scores >= c.association.high_score
+        return _Frame(objects, det_index, dets, float(np.hypot(*objects.image_size)),
+                      started, embed_time, len(self.decisions), np.flatnonzero(confident),
+                      np.flatnonzero(~confident))
+
+    def _predict(self) -> None:
         for tracklet in self.tracklets:
             tracklet.kalman.predict()
 
-        assigned: dict[int, Tracklet] = {}
-        details: dict[int, tuple] = {}
-        high = np.flatnonzero(dets.scores >= c.association.high_score)
-        low = np.flatnonzero(dets.scores < c.association.high_score)
+    def _live(self) -> list[Tracklet]:
+        return [t for t in self.tracklets if t.misses <= self.config.motion.horizon]
 
-        # stage 1: in view, confident masks
-        live = [t for t in self.tracklets if t.misses <= c.motion.horizon]
-        if live and len(high):
-            partial = np.array([bool(borders[j]) for j in high], bool)
-            cost, miou, app = self._view_cost(live, boxes[high], [patches[j] for j in high],
-                                              None if embeddings is None else embeddings[high],
-                                              source_ids[high], partial)
-            for r, k in assign(cost, c.association.max_cost):
-                j = int(high[k])
-                assigned[j] = live[r]
-                details[j] = (_f(app[r, k]), float(miou[r, k]), float(cost[r, k]))
-        # stage 2: remaining tracklets, low-score masks, motion only
-        rest = [t for t in live if t not in assigned.values()]
-        if rest and len(low):
-            miou = motion_iou(rest, boxes[low], [patches[j] for j in low])
+    def _match_in_view(self, f: _Frame) -> None:
+        """Stage 1 (as ByteTrack's first): live tracklets x confident masks, on the view
+        cost, gated."""
+        live = self._live()
+        if live and len(f.high):
+            cost, miou, app = self._view_cost(live, f.dets[f.high])
+            for r, k in assign(cost, self.config.association.max_cost):
+                f.match(int(f.high[k]), live[r],
+                        (_f(app[r, k]), float(miou[r, k]), float(cost[r, k])))
+
+    def _match_low_scores(self, f: _Frame) -> None:
+        """Stage 2: the remaining tracklets x low-score masks, on motion alone."""
+        rest = [t for t in self._live() if t not in f.assigned.values()]
+        if rest and len(f.low):
+            low = f.dets[f.low]
+            miou = motion_iou(rest, low.boxes, low.crops)
             cost = np.where(miou > 0, 1.0 - miou, np.inf)
-            for r, k in assign(cost, 1.0 - c.motion.min_iou):
-                j = int(low[k])
-                assigned[j] = rest[r]
-                details[j] = (None, float(miou[r, k]), float(cost[r, k]))
-        # stage 2b: near misses: objects that move in bursts (a larva darting half its length)
-        # leave the constant-velocity gate and their old mask; within reach, they continue
-        # (only tracklets seen in the previous frame: a burst is one frame's jump)
-        rest = [t for t in live if t not in assigned.values() and t.misses == 0]
-        left = np.array([j for j in high if j not in assigned], np.int64)
-        if c.motion.reach > 0 and rest and len(left):
-            reach, app = self._reach_cost(rest, left, boxes, patches, centroids, embeddings,
-                                          source_ids, borders)
+            for r, k in assign(cost, 1.0 - self.config.motion.min_iou):
+                f.match(int(f.low[k]), rest[r], (None, float(miou[r, k]), float(cost[r, k])))
+
+    def _match_within_reach(self, f: _Frame) -> None:
+        """Stage 2b, near misses: objects that move in bursts (a larva darting half its
+        length) leave the constant-velocity gate and their old mask; within reach, they
+        continue. Only tracklets seen in the previous frame: a burst is one frame's jump."""
+        rest = [t for t in self._live() if t not in f.assigned.values() and t.misses == 0]
+        left = np.array([j for j in f.high if j not in f.assigned], np.int64)
+        if self.config.motion.reach > 0 and rest and len(left):
+            reach, app = self._reach_cost(rest, f.dets[left])
             for r, k in assign(reach, 1.0):
-                j = int(left[k])
-                assigned[j] = rest[r]
                 # no overlap to speak of: logged as a link below every IoU (always a cut)
-                details[j] = (_f(app[r, k]), REACH_STEP, float(reach[r, k]))
-        # update matched tracklets
-        for j, tracklet in assigned.items():
-            self._update_tracklet(tracklet, frame, boxes[j], patches[j], centroids[j],
-                                  None if embeddings is None else embeddings[j], bool(clean[j]),
-                                  borders[j])
-            self._note_source(frame, tracklet, int(source_ids[j]), details[j])
-        # touching objects: remember how each came in; once apart, motion decides who is who
-        if c.motion.crossings == "motion":
-            self._follow_crossings(frame, assigned, touching(boxes, patches))
-        # stage 3: unmatched confident masks start tentative tracklets
-        for j in high:
+                f.match(int(left[k]), rest[r], (_f(app[r, k]), REACH_STEP, float(reach[r, k])))
+
+    def _update_matched(self, f: _Frame) -> None:
+        for j, tracklet in f.assigned.items():
+            self._update_tracklet(tracklet, f, j)
+            self._note_source(f.frame, tracklet, int(f.dets.source_ids[j]), f.details[j])
+
+    def _start_tracklets(self, f: _Frame) -> None:
+        """Stage 3: unmatched confident masks start tentative tracklets."""
+        for j in f.high:
             j = int(j)
-            if j not in assigned:
-                assigned[j] = self._new_tracklet(frame, boxes[j], patches[j], centroids[j],
-                                                 None if embeddings is None else embeddings[j],
-                                                 int(source_ids[j]), borders[j])
-        # unmatched tracklets age, end, and release their identities
-        matched = {t.key for t in assigned.values()}
+            if j not in f.assigned:
+                f.assigned[j] = self._new_tracklet(f, j)
+
+    def _age_unmatched(self, f: _Frame) -> None:
+        """Unmatched tracklets age, end, and release their identities."""
+        matched = {t.key for t in f.assigned.values()}
         for tracklet in list(self.tracklets):
             if tracklet.key in matched:
                 continue
@@ -371,50 +412,60 @@ class ReidTracker(Tracker):
             if tracklet.borders and tracklet.misses == 1:
                 # it went out of view: it is not moving on *there*; wait where it left
                 tracklet.kalman.freeze_velocity()
-            if tracklet.state == TrackState.TENTATIVE or tracklet.misses > c.motion.horizon:
+            if tracklet.state == TrackState.TENTATIVE or \
+                    tracklet.misses > self.config.motion.horizon:
                 tracklet.state = TrackState.ENDED
-                self._detach(tracklet, frame)
+                self._detach(tracklet, f.frame)
                 self.tracklets.remove(tracklet)
             else:
                 tracklet.state = TrackState.LOST
-        # stage 4-6: identities for tracklets that have none, verification of provisional ones
-        self._reenter(frame, assigned, embeddings, centroids, source_ids, diagonal, boxes)
-        self._verify(frame, assigned, source_ids)
-        for j, tracklet in assigned.items():
+
+    def _remember(self, f: _Frame) -> None:
+        """Where each identity was seen and with which source id; how unlike distinct objects
+        look; identities absent too long are forgotten."""
+        source_ids = f.dets.source_ids
+        for j, tracklet in f.assigned.items():
             identity = tracklet.identity
             if identity is not None:
-                identity.last_seen = LastSeen(frame, tracklet.centroid.copy(), tracklet.borders)
+                identity.last_seen = LastSeen(f.frame, tracklet.centroid.copy(),
+                                              tracklet.borders)
                 if source_ids[j] >= 0:
                     self._identity_source[identity.track_id] = int(source_ids[j])
                     self._source_owner[int(source_ids[j])] = identity
-        if embeddings is not None:
-            self._observe_contrast(assigned, embeddings, clean)
-        self._expire(frame)
-        js = sorted(assigned)
+        if f.dets.embeddings is not None:
+            self._observe_contrast(f)
+        self._expire(f.frame)
+
+    def _report(self, f: _Frame) -> FrameObjects:
+        """The frame's log entry; the identity engine decides what is shown; the record."""
+        dets, js = f.dets, sorted(f.assigned)
+        embeddings, centroids = dets.embeddings, dets.data["centroid"]
         entry = FrameLog(
-            frame=frame, det_index=det_index[js].astype(np.int64),
-            tracklet_keys=np.array([assigned[j].key for j in js], np.int64),
+            frame=f.frame, det_index=f.det_index[js].astype(np.int64),
+            tracklet_keys=np.array([f.assigned[j].key for j in js], np.int64),
             # the provisional identity even while held: offline linking decides with hindsight
-            track_ids=np.array([assigned[j].track_id for j in js], np.int64),
-            clean=clean[js] if js else np.zeros(0, bool),
-            isolated=apart[js] if js else np.zeros(0, bool),
+            track_ids=np.array([f.assigned[j].track_id for j in js], np.int64),
+            clean=dets.data["clean"][js] if js else np.zeros(0, bool),
+            isolated=dets.data["apart"][js] if js else np.zeros(0, bool),
             embeddings=None if embeddings is None else embeddings[js].astype(np.float16),
-            positions=(centroids[js] / diagonal).astype(np.float32) if js else
+            positions=(centroids[js] / f.diagonal).astype(np.float32) if js else
             np.zeros((0, 2), np.float32),
-            source_ids=source_ids[js].astype(np.int64) if js else np.zeros(0, np.int64),
-            step_iou=np.array([details[j][1] if j in details else np.nan for j in js],
+            source_ids=dets.source_ids[js].astype(np.int64) if js else np.zeros(0, np.int64),
+            step_iou=np.array([f.details[j][1] if j in f.details else np.nan for j in js],
                               np.float32))
         if self.keep_log:
             self.log.append(entry)
         # what the gallery rules propose (nothing while a contested identity is held back);
         # the identity engine decides what is shown
-        proposed = np.array([assigned[j].track_id if not assigned[j].held else -1 for j in js],
-                            np.int64)
-        hints = {e.new_track: e for e in self.decisions[decided_before:]}
+        proposed = np.array([f.assigned[j].track_id if not f.assigned[j].held else -1
+                             for j in js], np.int64)
+        hints = {e.new_track: e for e in self.decisions[f.decided_before:]}
+        out_ids = np.full(len(f.objects), -1, np.int64)
         out_ids[entry.det_index] = self.resolver.observe(entry, proposed, hints)
         self.frames_seen += 1
-        self.timing["embed"] += embed_time
-        self.timing["associate"] += time.perf_counter() - t_start - embed_time
+        self.timing["embed"] += f.embed_seconds
+        self.timing["associate"] += time.perf_counter() - f.started - f.embed_seconds
+        objects = f.objects
         if self.record:
             # RLE only (a long clip's masks would not fit otherwise), made once: the caller's
             # copy below shares it with the record, so its writers reuse it
@@ -423,19 +474,22 @@ class ReidTracker(Tracker):
         result = objects.with_track_ids(out_ids)
         if embeddings is not None:
             full = np.zeros((len(objects), embeddings.shape[1]), np.float32)
-            full[det_index] = embeddings
+            full[f.det_index] = embeddings
             result.embeddings = full
         return result
 
     # ------------------------------------------------------------------ stages
-    def _view_cost(self, tracklets, boxes, patches, embeddings, source_ids, partial):
+    def _view_cost(self, tracklets: list[Tracklet], masks: FrameObjects,
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Tracklets x masks: the gated view cost, motion IoU and appearance distance."""
         c = self.config
+        boxes = masks.boxes
+        partial = np.array([bool(b) for b in masks.data["border"]], bool)
         rows = Side(views=[t.appearance_gallery().matrix() for t in tracklets],
                     source_ids=np.array([t.source_id for t in tracklets]), items=tracklets,
                     size=len(tracklets))
-        cols = Side(views=embeddings,
-                    source_ids=source_ids, partial=partial, boxes=boxes, patches=patches,
-                    size=len(boxes))
+        cols = Side(views=masks.embeddings, source_ids=masks.source_ids, partial=partial,
+                    boxes=boxes, patches=masks.crops, size=len(boxes))
         cost, parts = self._view_costs(rows, cols)
         miou = 1.0 - parts["motion"]
         app = parts["appearance"]
@@ -448,33 +502,34 @@ class ReidTracker(Tracker):
         gate &= ~np.isnan(app) | (miou >= c.motion.min_iou)
         return np.where(gate, cost, np.inf), miou, app
 
-    def _reach_cost(self, tracklets, cols, boxes, patches, centroids, embeddings, source_ids,
-                    borders) -> tuple[np.ndarray, np.ndarray]:
+    def _reach_cost(self, tracklets: list[Tracklet], masks: FrameObjects,
+                    ) -> tuple[np.ndarray, np.ndarray]:
         """Distance from each tracklet's last centroid to each mask, in units of how far the
         object can plausibly have gone: ``reach`` times its own size (box diagonal); 1 = the
         edge of reach. Only pairs that appearance vouches for (within ``appearance_gate``) and
         whose areas are within a factor of two can match: a spurious blob or a fragment near
         a moving animal is not the animal."""
         c = self.config
-        partial = np.array([bool(borders[j]) for j in cols], bool)
-        _, _, app = self._view_cost(tracklets, boxes[cols], [patches[j] for j in cols],
-                                    None if embeddings is None else embeddings[cols],
-                                    source_ids[cols], partial)
+        _, _, app = self._view_cost(tracklets, masks)
         last = np.array([t.centroid for t in tracklets], np.float64)
         size = np.array([np.hypot(t.last_box[2] - t.last_box[0], t.last_box[3] - t.last_box[1])
                          for t in tracklets])
-        dist = np.linalg.norm(last[:, None, :] - centroids[cols][None, :, :], axis=2)
+        dist = np.linalg.norm(last[:, None, :] - masks.data["centroid"][None, :, :], axis=2)
         cost = dist / np.maximum(c.motion.reach * size, 1e-9)[:, None]
         last_area = np.array([max(int(t.patch.sum()), 1) for t in tracklets], np.float64)
-        area = np.array([max(int(patches[j][0].sum()), 1) for j in cols], np.float64)
+        area = np.array([max(int(patch.sum()), 1) for patch, _ in masks.crops], np.float64)
         ratio = area[None, :] / last_area[:, None]
         # without appearance a mask out of the motion gate is as likely a neighbour
         ok = ~np.isnan(app) & (np.nan_to_num(app, nan=np.inf) <= c.appearance.gate) & \
             (ratio >= 0.5) & (ratio <= 2.0)
         return np.where(ok, cost, np.inf), app
 
-    def _new_tracklet(self, frame, box, patch, centroid, embedding, source_id, borders):
+    def _new_tracklet(self, f: _Frame, j: int) -> Tracklet:
         c = self.config
+        frame, box, patch = f.frame, f.dets.boxes[j], f.dets.crops[j]
+        centroid, borders = f.dets.data["centroid"][j], f.dets.data["border"][j]
+        source_id = int(f.dets.source_ids[j])
+        embedding = None if f.dets.embeddings is None else f.dets.embeddings[j]
         kalman = BoxKalman(box, c.motion.position_noise, c.motion.velocity_noise,
                            c.motion.measurement_noise)
         tracklet = Tracklet(key=self._next_key, kalman=kalman, first_frame=frame,
@@ -487,14 +542,16 @@ class ReidTracker(Tracker):
         self.tracklets.append(tracklet)
         return tracklet
 
-    def _update_tracklet(self, tracklet, frame, box, patch, centroid, embedding, clean,
-                         borders):
+    def _update_tracklet(self, tracklet: Tracklet, f: _Frame, j: int) -> None:
+        box, patch = f.dets.boxes[j], f.dets.crops[j]
+        embedding = None if f.dets.embeddings is None else f.dets.embeddings[j]
+        clean = bool(f.dets.data["clean"][j])
         tracklet.kalman.update(box)
         tracklet.last_box = box.copy()
         tracklet.patch, tracklet.patch_origin = patch
-        tracklet.centroid = centroid.copy()
-        tracklet.borders = borders
-        tracklet.last_frame = frame
+        tracklet.centroid = f.dets.data["centroid"][j].copy()
+        tracklet.borders = f.dets.data["border"][j]
+        tracklet.last_frame = f.frame
         tracklet.misses = 0
         tracklet.hits += 1
         if tracklet.state == TrackState.LOST:
@@ -509,8 +566,7 @@ class ReidTracker(Tracker):
             else:
                 tracklet.identity.gallery.add(embedding)
 
-    def _follow_crossings(self, frame: int, assigned: dict[int, Tracklet],
-                          touch: np.ndarray) -> None:
+    def _follow_crossings(self, f: _Frame) -> None:
         """Crossings resolved by motion continuity.
 
         Two animals that touch or overlap become one blob (or two pieces of one): the masks
@@ -526,6 +582,10 @@ class ReidTracker(Tracker):
         where it is. A trusted source's ids that agree with the continuation also stand.
         """
         c = self.config
+        if c.motion.crossings != "motion":
+            return
+        frame, assigned = f.frame, f.assigned
+        touch = touching(f.dets.boxes, f.dets.crops)
         apart = ~touch.any(axis=1)
         for j, tracklet in assigned.items():
             if apart[j]:
@@ -613,9 +673,10 @@ class ReidTracker(Tracker):
                                            identity.track_id, app, miou, cost))
         tracklet.source_id = source_id
 
-    def _observe_contrast(self, assigned, embeddings, clean):
+    def _observe_contrast(self, f: _Frame) -> None:
         """Clean views of distinct identities in one frame: a sample of how unlike they look."""
-        rows = [(j, t.identity) for j, t in assigned.items() if clean[j] and
+        clean, embeddings = f.dets.data["clean"], f.dets.embeddings
+        rows = [(j, t.identity) for j, t in f.assigned.items() if clean[j] and
                 t.identity is not None and not t.pending and t.identity.gallery.mean is not None]
         if len(rows) > 1:
             self.reentry.scene.observe(embeddings[[j for j, _ in rows]],
@@ -632,8 +693,12 @@ class ReidTracker(Tracker):
     def _absent(self) -> list[Identity]:
         return [i for i in self.identities.values() if i.absent]
 
-    def _reenter(self, frame, assigned, embeddings, centroids, source_ids, diagonal, boxes):
+    def _reenter(self, f: _Frame) -> None:
+        """A tracklet without identity: one of the absent identities (re-entry), or a new one
+        once it has lasted ``min_hits`` frames (never beyond ``num_identities``)."""
         c = self.config
+        frame, assigned, source_ids = f.frame, f.assigned, f.dets.source_ids
+        embeddings, centroids = f.dets.embeddings, f.dets.data["centroid"]
         waiting = [j for j, t in assigned.items() if t.identity is None]
         if not waiting:
             return
@@ -652,13 +717,13 @@ class ReidTracker(Tracker):
                                              for i in absent]), items=absent, size=len(absent))
             cols = Side(views=embeddings[idx], positions=centroids[idx],
                         source_ids=source_ids[idx], partial=partial, size=len(idx))
-            cost, parts = self._reentry_costs(diagonal)(rows, cols)
+            cost, parts = self._reentry_costs(f.diagonal)(rows, cols)
             app = parts["appearance"]
             app0 = np.nan_to_num(app, nan=c.reentry.appearance_gate)
             src = parts["source_id"]
             # a view mostly hidden behind another object (the sliver of an animal walking in
             # behind a neighbour) says little about appearance: only the fixed gate applies
-            covered = covered_by_others(boxes)[idx]
+            covered = covered_by_others(f.dets.boxes)[idx]
             full = c.num_identities is not None and len(self.identities) >= c.num_identities
             # with every identity known there are no passers-by to keep out: the scene's
             # contrast limit guards against those, so only the fixed gate applies
@@ -700,7 +765,7 @@ class ReidTracker(Tracker):
                 continue  # no identity left: a spurious blob or a duplicate; stays unlabelled
             self._new_identity(assigned[j], frame)
 
-    def _verify(self, frame, assigned, source_ids):
+    def _verify(self, f: _Frame) -> None:
         """Re-solve provisional identities once a tracklet has enough clean views.
 
         Jointly over every provisional tracklet with clean views and every absent identity
@@ -708,7 +773,8 @@ class ReidTracker(Tracker):
         given the other's identity, only a joint solution can exchange them.
         """
         c = self.config
-        ready = [t for t in assigned.values() if t.pending and t.identity is not None and
+        frame = f.frame
+        ready = [t for t in f.assigned.values() if t.pending and t.identity is not None and
                  (len(t.pending_embeddings) >= c.reentry.verify_frames or
                   frame - t.pending_since >= c.reentry.verify_timeout)]
         if not ready:
@@ -719,12 +785,12 @@ class ReidTracker(Tracker):
         idle = [t for t in pending if not t.pending_embeddings]
         identities = [t.identity for t in group] + [t.identity for t in idle] + self._absent()
         if group and len(identities) > 1:
-            cost = np.full((len(group), len(identities)), np.inf)
-            for r, t in enumerate(group):
-                views = np.stack(t.pending_embeddings)
-                for k, identity in enumerate(identities):
-                    if identity.gallery.mean is not None:
-                        cost[r, k] = float(np.nanmean(identity.gallery.distance(views)))
+            # the mean over each tracklet's clean views of the distance to each identity's
+            # gallery: the appearance term, tracklets as rows
+            distance = AppearanceCost().matrix(
+                Side(views=[i.gallery.matrix() for i in identities], size=len(identities)),
+                Side(views=[np.stack(t.pending_embeddings) for t in group], size=len(group)))
+            cost = np.where(np.isnan(distance), np.inf, distance).T
             current = sum(cost[r, r] for r in range(len(group)))
             pairs = assign(cost, np.inf)
             better = sum(cost[r, k] for r, k in pairs)

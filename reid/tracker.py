@@ -263,6 +263,22 @@ class ReidTracker(Tracker):
             tracklet.pending_embeddings = []
             tracklet.pending_since = tracklet.last_frame
 
+    def _all_known(self) -> bool:
+        """Every one of ``num_identities`` individuals has an identity: none may be added."""
+        n = self.config.num_identities
+        return n is not None and len(self.identities) >= n
+
+    def _release_provisional(self, tracklet: Tracklet) -> Identity:
+        """Take a provisional identity back from a tracklet, as it was before (where it was
+        last seen before this tracklet claimed it); returns the identity."""
+        identity = tracklet.identity
+        assert identity is not None
+        identity.tracklet = None
+        if tracklet.previous_last_seen is not None:
+            identity.last_seen = tracklet.previous_last_seen
+        tracklet.identity = None
+        return identity
+
     def _detach(self, tracklet: Tracklet, frame: int) -> None:
         identity = tracklet.identity
         if identity is None:
@@ -724,7 +740,7 @@ class ReidTracker(Tracker):
             # a view mostly hidden behind another object (the sliver of an animal walking in
             # behind a neighbour) says little about appearance: only the fixed gate applies
             covered = covered_by_others(f.dets.boxes)[idx]
-            full = c.num_identities is not None and len(self.identities) >= c.num_identities
+            full = self._all_known()
             # with every identity known there are no passers-by to keep out: the scene's
             # contrast limit guards against those, so only the fixed gate applies
             limit = np.where(covered | full, c.reentry.appearance_gate, self.reentry.limit())
@@ -761,7 +777,7 @@ class ReidTracker(Tracker):
                 continue
             if assigned[j].hits < c.association.min_hits and self.frames_seen > 0:
                 continue  # a new identity needs min_hits frames (spurious blobs do not last)
-            if c.num_identities is not None and len(self.identities) >= c.num_identities:
+            if self._all_known():
                 continue  # no identity left: a spurious blob or a duplicate; stays unlabelled
             self._new_identity(assigned[j], frame)
 
@@ -798,10 +814,7 @@ class ReidTracker(Tracker):
                     better < c.reentry.verify_ratio * current - c.reentry.verify_margin:
                 old = {t.key: t.identity for t in group + idle}
                 for t in group + idle:  # release, then re-attach per the joint solution
-                    t.identity.tracklet = None
-                    if t.previous_last_seen is not None:
-                        t.identity.last_seen = t.previous_last_seen
-                    t.identity = None
+                    self._release_provisional(t)
                 taken = set()
                 for r, k in pairs:
                     t, identity = group[r], identities[k]
@@ -824,14 +837,9 @@ class ReidTracker(Tracker):
             views = np.stack(t.pending_embeddings) if t.pending_embeddings else None
             own = (float(np.nanmean(t.identity.gallery.distance(views)))
                    if views is not None and t.identity.gallery.mean is not None else 0.0)
-            room = c.num_identities is None or len(self.identities) < c.num_identities
-            if own > c.reentry.appearance_gate and room:
+            if own > c.reentry.appearance_gate and not self._all_known():
                 # clearly not the identity it was given, nor any other absent one: a newcomer
-                previous = t.identity
-                previous.tracklet = None
-                if t.previous_last_seen is not None:
-                    previous.last_seen = t.previous_last_seen
-                t.identity = None
+                previous = self._release_provisional(t)
                 t.pending = False
                 identity = self._new_identity(t, frame)
                 self.trust.disagree()

@@ -356,9 +356,9 @@ def _link(log: list[FrameLog], num_identities: int | None, max_rounds: int,
         if links:
             labels, _ = _solve(viewed, groups, model, links, final_evidence)
         # the guard's tolerance is measured on fragments the model was not fitted on: the
-        # in-sample limit is 0 on most clips, which let the model overrule self-consistent
-        # source ids it cannot in fact tell apart (tune split, zebrafish right half: 2 of 8
-        # clips fell to 0.808 / 0.841 against the input's 0.926 / 0.821; 0.918 / 0.907 so)
+        # in-sample limit is 0 on most clips, which lets the model overrule self-consistent
+        # source ids it cannot in fact tell apart
+        # (measurements: eval/results/identity_rules_provenance.md)
         labels, result.details["kept_source_ids"] = _never_worse_than_input(
             viewed, groups, model, labels, links, held_out_limit(viewed, labels),
             final_evidence)
@@ -396,11 +396,8 @@ def stray_fragments(model: IdentityModel, viewed: list[Fragment], fragments: lis
     whoever is out of view, and every frame of it counts against that identity. Such a mask
     looks like none of the individuals; how far is "none" comes from the clip: the frames of
     real individuals dominate the distribution, so its quartiles describe them, and Tukey's
-    far-out fence (3 IQR) flags only what lies well outside it. Tune split: long-tune-0..4
-    offline 0.958/0.960/0.953/0.969/0.965 -> 0.977/0.977/0.962/0.986/0.971, crowded and
-    lookalike +0.003..+0.010, 16 zebrafish variants unchanged but one (+0.001); a fence of 1.5
-    also cut real tracklets lying just past it (crowded-1 0.979 -> 0.963, zebrafish right s104
-    0.963 -> 0.913)."""
+    far-out fence (3 IQR) flags only what lies well outside it; a tighter fence cuts real
+    tracklets lying just past it (measurements: eval/results/identity_rules_provenance.md)."""
     own = own_distances(model, viewed, labels)
     limit = stray_limit(own, {f.index: f.length for f in viewed}, fence)
     if not np.isfinite(limit):
@@ -420,9 +417,9 @@ def stray_limit(own: dict[int, float], lengths: dict[int, int],
     :func:`stray_fragments`); ``inf`` (nobody is a stray) with fewer than
     :data:`MIN_STRAY_SAMPLE` fragments or no spread between the quartiles.
 
-    Why the minimum: in a short clip of two sheep, four fragments gave Q1 = Q3 (two of them
-    held half the frames each), a fence at the third quartile itself, and a real sheep 8%
-    beyond it lost 43 frames (demo: IDF1 0.983 -> 0.884)."""
+    Why the minimum: in a short clip of two sheep, four fragments can give Q1 = Q3 (two of
+    them holding half the frames each), a fence at the third quartile itself, which cuts a
+    real animal just beyond it."""
     if len(own) < MIN_STRAY_SAMPLE:
         return np.inf
     values = np.array(list(own.values()))
@@ -477,7 +474,8 @@ def _fill_viewless(fragments: list[Fragment], labels: dict[int, int], k: int,
     Why the online identity before a single neighbour: a viewless fragment is mostly a touch
     or a crossing, and when its neighbours disagree the swap happened somewhere inside it; the
     online tracker followed it frame by frame on motion and appearance, which on the tuning
-    clips was right far more often than extending one side (crowded-1: 0.863 -> 0.979)."""
+    clips was right far more often than extending one side (measurements:
+    eval/results/identity_rules_provenance.md)."""
     out = dict(labels)
     by_tracklet = _tracklet_chains(fragments)
     holders, source_map, online_map = _label_maps(fragments, out)
@@ -501,10 +499,9 @@ def _fill_unconfirmed(fragments: list[Fragment], unconfirmed: list[Fragment],
     take the identity their source id maps to, when that identity is not held at the time.
 
     Why: the model has nothing to judge them by, but the source kept following the object
-    under the id it had before; dropping them lost masks the input had right (tune split,
-    zebrafish right half: 1-3 masks a clip, the offline fell to or below the input's IDF1,
-    e.g. s101 0.918 -> 0.926 = the input). Only the source map, never a free identity: an
-    unconfirmed piece with a new source id is as often a spurious blob as a newcomer."""
+    under the id it had before, and dropping them loses masks the input had right. Only the
+    source map, never a free identity: an unconfirmed piece with a new source id is as often
+    a spurious blob as a newcomer."""
     out = dict(labels)
     holders, source_map, _ = _label_maps(fragments, out)
     for f in unconfirmed:
@@ -520,15 +517,10 @@ def _name_late_entrants(fragments: list[Fragment], labels: dict[int, int],
 
     Why: it is an object coming into view while every known individual is held elsewhere,
     too late for the count estimate to see it (a count needs ``MIN_RUN`` frames) and for
-    anything to say who it is. The input kept it under its own new id, and dropping it lost
-    those masks: on the tune split's zebrafish right half, 7 of 8 variants lost a real larva
-    entering in the last two frames, and fell to or below the input's IDF1
-    (0.909/0.926/0.910/0.914/0.911/0.914/0.947 -> 0.916/0.926/0.918/0.921/0.919/0.921/0.954,
-    s104 from below the input's 0.921 to it). Only at the border, and only that late:
-    elsewhere an unlabelled piece is mostly a duplicate or a spurious blob (unlabelled
-    border pieces ending earlier: 5 real masks against 210 spurious); with no limit on how
-    late, a 9-frame returning sheep at the end of lookalike-2 took a new identity
-    (0.978 -> 0.973, one more switch) and a 3-frame blob a zebrafish one (0.964 -> 0.961)."""
+    anything to say who it is. The input kept it under its own new id, and dropping it loses
+    those masks. Only at the border, and only that late: elsewhere an unlabelled piece is
+    mostly a duplicate or a spurious blob, and a returning animal seen for a few frames
+    would take a new identity (measurements: eval/results/identity_rules_provenance.md)."""
     out = dict(labels)
     next_identity = max(out.values(), default=0) + 1
     for chain in _tracklet_chains(fragments).values():

@@ -49,12 +49,10 @@ REFIT_EVERY = 100
 ESTIMATE_EVERY = 25  # frames between count estimates (each reads every fragment so far)
 GUESS_VIEWS = 10  # the latest rough views a guess is made on (the object's look now)
 # a guess shown and then replaced costs two switches: show it only where the clip's earlier
-# re-entries say it is nearly always right. Tune split, long-tune-1/2/4 online + model: 0.95
-# gave 8/12/7 switches at IDF1 0.930/0.884/0.889, 0.99 gave 6/8/5 at 0.927/0.875/0.885; the
-# 300-frame clips have too few re-entries to calibrate on and came out identical
+# re-entries say it is nearly always right (tuned: eval/results/identity_rules_provenance.md)
 GUESS_PRECISION = 0.99
-# a guess made on views cut by the border must hold this many times the calibrated wait: see
-# ``_guess`` for why and the tune-split numbers
+# a guess made on views cut by the border must hold this many times the calibrated wait (see
+# ``_guess``; the default of tracker.model.border_guess_wait)
 BORDER_WAIT_FACTOR = 1.5
 MAX_WAIT = 30  # frames: the longest stability a guess is calibrated for
 MIN_CALIBRATION = 5  # earlier re-entries a wait must have been measured on
@@ -201,44 +199,30 @@ class OnlineIdentities:
         arrive, and shown once it has been the best for :attr:`guess_wait` frames in a row.
 
         Why not the tracker's gallery answer: its absolute gates and border prior are the rules
-        this model replaces; on the long tuning clips they were wrong on about half the frames
-        of such tracklets, the model's guess on less than half as many. Why a wait, and why
-        measured on the clip: the first views are rough (half out of the frame), and a guess
-        shown after a fixed 5 frames was wrong for 61 of 143 re-entries of two long tuning
-        clips; each such guess costs two identity switches (155 on three clips, against 3 with
-        no guess shown, at 0.03-0.05 lower IDF1). How long a guess must hold before it is
-        right depends on the animals, the camera and the embedder, so it is read off the
-        clip's own earlier re-entries (:meth:`_learn_wait`).
+        this model replaces, and they err more often on such tracklets. Why a wait, and why
+        measured on the clip: the first views are rough (half out of the frame), a wrong
+        guess shown and replaced costs two identity switches, and how long a guess must hold
+        before it is right depends on the animals, the camera and the embedder, so it is read
+        off the clip's own earlier re-entries (:meth:`_learn_wait`).
 
         Why ``show_border_guesses`` (default on) can hide a guess until the object has been
         seen whole (one clean view): a guess made on views cut by the border is often wrong
         and never checked, since such an object mostly leaves again before it is decided, so
-        the calibration above never sees it. Tune split, long-tune-0..4: 16 of 85 shown
-        guesses were wrong at first, 10 of them on tracklets that ended undecided (10 of 23
-        such tracklets, against 6 of 65 decided ones); hiding border guesses took switches
-        from 31 to 3, at IDF1 0.917/0.927/0.875/0.959/0.885 -> 0.910/0.903/0.873/0.922/0.877.
-        Why it stays on by default: on 300-frame clips the hidden frames cost more (tune
-        split, short sets: IDF1 0.880 -> 0.854, clean 0.985 -> 0.937), so it is the user's
-        trade: fewer wrong names shown, or more frames named. Hidden guesses are still made
-        and calibrated on.
+        the calibration above never sees it. Why it stays on by default: on short clips the
+        hidden frames cost more than the wrong names, so it is the user's trade: fewer wrong
+        names shown, or more frames named. Hidden guesses are still made and calibrated on.
 
         Why a guess on border views alone waits ``border_wait_factor`` times as long (1.5):
         those are the guesses the calibration seldom checks (above), and most wrong ones were
         shown for an object that left again within a few frames; a longer wait lets such a
-        short visit pass unnamed and costs a longer visit a few frames. Tune split,
-        long-tune-0..4, factor 1 / 1.5 / 2: switches 27 / 13 / 7, IDF1
-        0.917/0.927/0.875/0.960/0.885 -> 0.916/0.915/0.880/0.952/0.879 ->
-        0.915/0.909/0.877/0.941/0.877; 1.5 keeps most of the IDF1 (short sets, factor 2:
-        0.882 -> 0.866).
+        short visit pass unnamed and costs a longer visit a few frames.
 
         Why a guess below chance is not shown: when every absent individual is less likely
         than ``1 / count`` for the views (the prior share, no number tuned), the views look
-        like someone in view, and the "best" absent one is only the least bad. Tune split,
-        long-tune-0..4: all 6 shown border guesses whose posterior was that low were wrong
-        (no right one was); not showing them took switches 31 -> 27 at IDF1
-        0.917/0.927/0.875/0.959/0.885 -> 0.917/0.927/0.875/0.960/0.885. Such guesses are still
-        recorded, so the wait is calibrated as before (dropping them from the record broke
-        the streaks it measures: 31 -> 39 switches)."""
+        like someone in view, and the "best" absent one is only the least bad. Such guesses
+        are still recorded, so the wait is calibrated as before (dropping them from the
+        record breaks the streaks it measures). Measurements for each of these choices:
+        eval/results/identity_rules_provenance.md."""
         present = {f.index for f in rows}
         for gone in [i for i in self._guesses if i not in present]:  # ended undecided
             del self._guesses[gone]

@@ -42,3 +42,24 @@ def test_motion_yaml_states_every_default():
     assert data["source"]["motion"] == defaults["source"]["motion"]
     for key in ("device", "quiet"):
         assert data[key] == defaults[key]
+
+
+def test_the_tuned_values_file_states_the_code_s_defaults():
+    """configs/tuned/defaults.yaml is the record of which defaults were tuned on what; a
+    default changed in code without its record (or the reverse) fails here."""
+    from pathlib import Path
+
+    import yaml
+
+    from samtrack.reid.config import TrackerConfig
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "tuned" / "defaults.yaml"
+    tuned = yaml.safe_load(path.read_text())["tracker"]
+    defaults = TrackerConfig().model_dump(mode="json")
+    for key, record in tuned.items():
+        node = defaults
+        for part in key.split("."):
+            node = node[part]
+        assert node == record["value"], key
+        evidence = Path(__file__).resolve().parents[1] / record["evidence"].split(",")[0]
+        assert evidence.is_file(), key

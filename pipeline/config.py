@@ -23,6 +23,7 @@ from samtrack.pipeline.core.configbase import (
     format_error,
     load_yaml_mapping,
     raise_config_error,
+    set_dotted,
 )
 from samtrack.pipeline.core.video import MAX_PIXELS
 from samtrack.pipeline.sources import SourceOptions, registered_sources
@@ -227,15 +228,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         where = str(path)
         data = load_yaml_mapping(path)
     for dotted, value in (overrides or {}).items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
-        node[leaf] = value
+        set_dotted(data, dotted, value)
     config = config_from_dict(data, where)
     if path is not None:
         config._config_file = str(path)

@@ -19,6 +19,7 @@ from samtrack.pipeline.core.configbase import (
     format_error,
     load_yaml_mapping,
     raise_config_error,
+    set_dotted,
 )
 from samtrack.pipeline.core.registry import Registry
 from samtrack.reid import motion
@@ -248,25 +249,11 @@ class TrackerConfig(StrictModel):
         naming its new place."""
         nested: dict[str, Any] = {}
         for key, value in options.items():
-            if key in FLAT_KEYS or key in ("mode", "online_identity_model"):
+            moved = f"tracker.{key}" in MOVED_KEYS and not isinstance(value, dict)
+            if moved:  # a flat key of earlier versions (``reentry: false`` among them)
                 raise ValueError(f"tracker.{key}: replaced by {MOVED_KEYS[f'tracker.{key}']}")
-            *parents, leaf = key.split(".")
-            node = nested
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[leaf] = value
+            set_dotted(nested, key, value)
         return cls.model_validate(nested)
-
-    def updated(self, options: dict[str, Any]) -> TrackerConfig:
-        """A copy with the dotted ``options`` changed (validated like a config file)."""
-        data = self.model_dump()
-        for key, value in options.items():
-            *parents, leaf = key.split(".")
-            node = data
-            for part in parents:
-                node = node[part]
-            node[leaf] = value
-        return type(self).model_validate(data)
 
     # ------------------------------------------------------------------ building
     def embedder_settings(self, device: str = "cpu") -> EmbedderSettings:

@@ -64,6 +64,19 @@ def describe_error(error: dict[str, Any]) -> str:
 MOVED_KEYS: dict[str, str] = {}
 
 
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """``data["a"]["b"] = value`` for ``"a.b"``, making (or replacing non-mapping) sections on
+    the way: how a command-line option or a benchmark's override reaches its nested key."""
+    *parents, leaf = dotted.split(".")
+    node = data
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[leaf] = value
+
+
 def format_error(error: dict[str, Any], prefix: tuple = ()) -> str:
     """``dotted.key: phrase`` for one pydantic error."""
     loc = ".".join(str(p) for p in (*prefix, *error["loc"]))

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -145,6 +145,7 @@ class VideoSink:
         self._tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix}")
         self._container = None
         self._stream = None
+        self._frame_from: Callable[..., Any] | None = None  # av.VideoFrame.from_ndarray
         self._cv_writer: cv2.VideoWriter | None = None
         self.codec = ""
         self.frames_written = 0
@@ -167,6 +168,7 @@ class VideoSink:
             # superfast: about mp4v's encode time at less than half its file size
             stream.options = {"crf": str(self.quality), "preset": "superfast"}
             self._stream = stream
+            self._frame_from = av.VideoFrame.from_ndarray
             self.codec = "h264"
             return
         self._cv_writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"),
@@ -181,13 +183,11 @@ class VideoSink:
         if self._stream is None and self._cv_writer is None:
             self._open(image.shape[1], image.shape[0])
         if self._stream is not None:
-            import av
-
             h, w = image.shape[:2]
             if (w, h) != (self._stream.width, self._stream.height):
                 image = cv2.copyMakeBorder(image, 0, self._stream.height - h, 0,
                                            self._stream.width - w, cv2.BORDER_CONSTANT)
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+            frame = self._frame_from(np.ascontiguousarray(image), format="bgr24")
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
         else:

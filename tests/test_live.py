@@ -467,3 +467,14 @@ def test_in_a_real_browser_swap_then_this_is_in_a_small_window(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
+
+
+def test_an_engine_that_decides_at_the_end_falls_back_to_the_gallery_rules_live(small_scene,
+                                                                                tmp_path):
+    config = load_config(None, {"source.name": "masks", "tracker.identities": "offline",
+                                "source.masks.path": str(small_scene / "gt" / "masks"),
+                                "quiet": True})
+    session = LiveSession(config, LiveStream(str(small_scene / "img1")), tmp_path / "live")
+    assert not session.tracker.needs_whole_clip
+    assert session.tracker.config.identities == "gallery"
+    assert config.tracker.identities == "offline"  # the user's options are left as given

@@ -44,6 +44,7 @@ from samtrack.pipeline.sources.sam2_sources import Prompt, Sam2VideoSource
 from samtrack.pipeline.viz import draw_overlay, id_color
 from samtrack.pipeline.writers.tracks import mot_rows
 from samtrack.reid.base import Tracker
+from samtrack.reid.resolvers import RESOLVERS
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +120,13 @@ class LiveSession:
             self.source = self.source.streaming()  # one frame per window
         # a stream has no end to wait for: an engine that decides at the end falls back to
         # the gallery rules
-        engine = config.tracker.identities
-        tracker_options = config.tracker.model_copy(update={"identities": "gallery"})
-        self.tracker: Tracker = config.tracker.build(device=device, record=False)
-        if self.tracker.needs_whole_clip:
+        # (decided before building: the tracker, embedder and all, is built once)
+        tracker_options = config.tracker
+        if RESOLVERS.get(tracker_options.identities).needs_whole_clip:
             log.warning("live: tracker.identities %s decides at the end of a clip; a stream "
-                        "uses the gallery rules", engine)
-            self.tracker = tracker_options.build(device=device, record=False)
+                        "uses the gallery rules", tracker_options.identities)
+            tracker_options = tracker_options.model_copy(update={"identities": "gallery"})
+        self.tracker: Tracker = tracker_options.build(device=device, record=False)
         self.writer = RunWriter(out_dir, overwrite=config.output.overwrite, fps=stream.fps,
                                 writers=config.output.writers,
                                 annotators=tuple(config.viz.annotators))
@@ -269,7 +270,7 @@ class LiveSession:
     def _process(self, frame: VideoFrame, objects: FrameObjects) -> None:
         tracked = self.tracker.update(objects, frame.image)
         with self._lock:
-            shown, track_ids = self._display(tracked)
+            shown, track_ids = self.said.display(tracked)
             self.history[frame.index] = _Shown(shown, track_ids)
             self.history.pop(frame.index - HISTORY, None)
         self._last = tracked
@@ -282,10 +283,6 @@ class LiveSession:
             self._next_flush = now + FLUSH_EVERY_S
         self.frames += 1
         self._publish(frame, shown, now)
-
-    def _display(self, tracked: FrameObjects) -> tuple[FrameObjects, np.ndarray]:
-        """The shown objects with displayed ids, and their tracker ids."""
-        return self.said.display(tracked)
 
     def _publish(self, frame: VideoFrame, shown: FrameObjects, now: float, *,
                  count: bool = True) -> None:
@@ -384,7 +381,7 @@ class LiveSession:
             summary.update(names=self.said.names_by_id(), corrections=len(self.said.log))
             self.writer.write_summary(summary)
         if self._last is not None and self._last_image is not None:
-            shown, _ = self._display(self._last)
+            shown, _ = self.said.display(self._last)
             frame = VideoFrame(self._last.frame_index, "", self._last_image)
             self._arrival[frame.index] = time.perf_counter()
             self._publish(frame, shown, time.perf_counter(), count=False)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from samtrack.pipeline.core.configbase import (
     MOVED_KEYS,
@@ -24,6 +24,7 @@ from samtrack.pipeline.core.configbase import (
 from samtrack.pipeline.core.registry import Registry
 from samtrack.reid import motion
 from samtrack.reid.embedders import Embedder, EmbedderSettings, build_embedder, check_embedder_name
+from samtrack.reid.embedders.learned import LearnedSettings
 from samtrack.reid.resolvers import RESOLVERS
 from samtrack.reid.tracks import Gallery
 
@@ -192,6 +193,33 @@ class ModelOptions(StrictModel):
                                      "wait before it is shown.")
 
 
+class LearnedOptions(StrictModel):
+    """The appearance representation learned from each clip for offline identities
+    (``tracker.learned``; :mod:`reid.embedders.learned`)."""
+
+    enabled: bool = Field(default=False, description="Offline: train a small CNN on the "
+                          "clip's fragments (same fragment: one individual; fragments seen "
+                          "together: different ones) and decide identities on its embeddings; "
+                          "trusted on held-out fragments, it may overrule the input's links.")
+    max_steps: int = Field(default=LearnedSettings.max_steps, ge=1, description="Training "
+                           "budget in steps; training stops earlier when the clustering of "
+                           "held-out fragments stops improving.")
+    seconds: float = Field(default=LearnedSettings.seconds, gt=0, description="Wall-clock cap "
+                           "on training (a run stopped by it is not reproducible; summary.json "
+                           "says so).")
+    long_side: int = Field(default=LearnedSettings.long_side, ge=16, description="Network "
+                           "pixels along the body; across it follows the clip's shape.")
+    dim: int = Field(default=LearnedSettings.dim, ge=2, description="Size of the learned "
+                     "embedding.")
+    seed: int = Field(default=LearnedSettings.seed, description="Seeds every random choice of "
+                      "training: the same clip gives the same identities.")
+
+    def settings(self, device: str = "cpu") -> LearnedSettings:
+        return LearnedSettings(max_steps=self.max_steps, seconds=self.seconds,
+                               long_side=self.long_side, dim=self.dim, seed=self.seed,
+                               device=device)
+
+
 class IouOptions(StrictModel):
     """The plain IoU baseline (``tracker.type: iou``)."""
 
@@ -220,6 +248,7 @@ class TrackerConfig(StrictModel):
     reentry: ReentryOptions = Field(default_factory=ReentryOptions)
     duplicates: DuplicateOptions = Field(default_factory=DuplicateOptions)
     model: ModelOptions = Field(default_factory=ModelOptions)
+    learned: LearnedOptions = Field(default_factory=LearnedOptions)
     iou: IouOptions = Field(default_factory=IouOptions)
 
     @field_validator("identities")
@@ -241,6 +270,13 @@ class TrackerConfig(StrictModel):
         if value not in TRACKERS:
             raise ValueError(f"expected one of {', '.join(TRACKERS.names())}, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _learned_needs_offline(self) -> TrackerConfig:
+        if self.learned.enabled and self.identities != "offline":
+            raise ValueError("tracker.learned.enabled needs tracker.identities: offline (the "
+                             "representation is trained on the finished clip)")
+        return self
 
     @classmethod
     def from_dotted(cls, options: dict[str, Any]) -> TrackerConfig:

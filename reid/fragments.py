@@ -39,6 +39,7 @@ class Fragment:
     entries: list[tuple[int, int]] = field(default_factory=list)  # (log position, row)
     online_ids: list[int] = field(default_factory=list)
     views: list[np.ndarray] = field(default_factory=list)
+    images: list[np.ndarray] = field(default_factory=list)  # identification images of the views
     # apart but not fully visible (at a border): too rough to decide on, enough for a first guess
     rough_views: list[np.ndarray] = field(default_factory=list)
     first_position: np.ndarray | None = None
@@ -121,6 +122,8 @@ class FragmentCutter:
             current.online_ids.append(int(entry.track_ids[row]))
             if entry.embeddings is not None and entry.clean[row]:
                 current.views.append(entry.embeddings[row])
+                if entry.id_images is not None:
+                    current.images.append(entry.id_images[row])
             elif entry.embeddings is not None and apart and len(current.rough_views) < MAX_VIEWS:
                 current.rough_views.append(entry.embeddings[row])
             if entry.positions is not None:

@@ -28,6 +28,12 @@ How it decides (README, "How identities are decided"):
    of tracklets the online tracker never confirmed take only the source id's identity.
 8. **Late entrants**: a tracklet seen only at the border, come in too late for the count to
    see it and left without an identity, takes a new one (:func:`_name_late_entrants`).
+
+With a representation learned from the clip (``learned``, :func:`learn_views`), the views of
+step 3 on are its embeddings; where it is *trusted* (held-out fragments of one individual came
+together, :func:`reid.embedders.learned.train_representation`) the links of step 5 are no
+longer hard and the "never worse than the input" rule is not applied: a swap that tracker and
+source both carried through a crossing is then cut where the learned model says so.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import numpy as np
 from tqdm import tqdm
 
 from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.reid.embedders.learned import LearnedSettings, train_representation
 from samtrack.reid.fragments import Fragment, cliques, cut_fragments
 from samtrack.reid.identity_model import (
     IdentityModel,
@@ -227,6 +234,7 @@ def held_out_limit(fragments: list[Fragment], labels: dict[int, int],
 
 
 def kept_links(fragments: list[Fragment], evidence: np.ndarray, limit: float,
+               hard_agreed: bool = True,
                ) -> tuple[list[tuple[int, int, float]], dict[str, float]]:
     """The tracker's and the source's links (:func:`link_pairs`) that appearance does not
     contradict, as hard must-links, and the share of each kind kept.
@@ -246,7 +254,10 @@ def kept_links(fragments: list[Fragment], evidence: np.ndarray, limit: float,
     # a cut that the tracker (motion) and the source both carry across is kept whatever
     # appearance says: two independent witnesses agreeing outweigh a model that can be
     # consistently wrong on look-alikes (orientation and size change a larva's crop)
-    agreed = set(pairs_by_kind["tracklet"]) & set(pairs_by_kind["source"])
+    # (``hard_agreed=False``: a representation shown to tell these individuals apart on views
+    # it never trained on may overrule them too)
+    agreed = set(pairs_by_kind["tracklet"]) & set(pairs_by_kind["source"]) if hard_agreed \
+        else set()
     for kind, pairs in pairs_by_kind.items():
         if not pairs:
             continue
@@ -305,19 +316,43 @@ def _solve(fragments: list[Fragment], groups: list[list[int]], model: IdentityMo
 
 
 def link_identities(log: list[FrameLog], num_identities: int | None = None,
-                    max_rounds: int = MAX_ROUNDS, *, progress: bool = False) -> IdentityResult:
+                    max_rounds: int = MAX_ROUNDS, *, progress: bool = False,
+                    learned: LearnedSettings | None = None) -> IdentityResult:
     """Identity per logged object (aligned with each entry's rows); see the module docstring.
 
     ``progress``: a bar on stderr over the solve's steps (cutting fragments, fitting the
-    model, each re-labelling round up to ``max_rounds``, the final checks)."""
+    model, each re-labelling round up to ``max_rounds``, the final checks).
+    ``learned``: decide on a representation learned from the clip's fragments
+    (:mod:`reid.embedders.learned`; the log must carry identification images) instead of
+    the tracker's embeddings."""
     bar = tqdm(total=max_rounds + 3, desc="samtrack: offline identities", unit="step",
                leave=False, disable=not progress)
     with bar:
-        return _link(log, num_identities, max_rounds, bar)
+        return _link(log, num_identities, max_rounds, bar, learned)
+
+
+def learn_views(fragments: list[Fragment], k: int, settings: LearnedSettings) -> dict:
+    """Replace each fragment's views by embeddings of a representation trained on these
+    fragments (their identification images); the report for ``summary.json``. Fragments keep
+    the tracker's embeddings when the clip offers too little to learn from (the report says
+    why)."""
+    with_images = [f for f in fragments if len(f.images) == len(f.views) and f.views]
+    images = [np.stack(f.images) for f in with_images]
+    spans = [(f.start, f.end) for f in with_images]
+    embedder, report = train_representation(images, spans, k, settings)
+    if embedder is None:
+        return {**report.summary(), "used": False}
+    for f, views in zip(with_images, images, strict=True):
+        f.views = list(embedder.embed_images(views))
+    learned = {f.index for f in with_images}
+    for f in fragments:  # views without images (none in a log that carries them): unusable
+        if f.index not in learned:
+            f.views = []
+    return {**report.summary(), "used": True}
 
 
 def _link(log: list[FrameLog], num_identities: int | None, max_rounds: int,
-          bar: tqdm) -> IdentityResult:
+          bar: tqdm, learned: LearnedSettings | None = None) -> IdentityResult:
     every_fragment = cut_fragments(log)
     confirmed_tracklets = {f.tracklet for f in every_fragment if f.online_id > 0}
     fragments = [f for f in every_fragment if f.tracklet in confirmed_tracklets]
@@ -327,6 +362,10 @@ def _link(log: list[FrameLog], num_identities: int | None, max_rounds: int,
     k = estimate_count(fragments, num_frames) if estimated else int(num_identities)
     result = IdentityResult([np.full(len(e.tracklet_keys), -1, np.int64) for e in log],
                             k, estimated, fragments=len(fragments))
+    trusted = False  # the representation may overrule the input's links
+    if learned is not None and k >= 2:
+        result.details["learned"] = learn_views(fragments, k, learned)
+        trusted = result.details["learned"]["used"] and result.details["learned"]["trusted"]
     viewed = [f for f in fragments if f.views]
     groups = cliques(viewed)
     bar.update(1)
@@ -350,7 +389,7 @@ def _link(log: list[FrameLog], num_identities: int | None, max_rounds: int,
             if not changed:
                 break
         limit = same_individual_limit(model, viewed)
-        links, kept = kept_links(viewed, evidence, limit)
+        links, kept = kept_links(viewed, evidence, limit, hard_agreed=not trusted)
         result.links_kept = kept
         final_evidence = fragment_evidence(model, viewed)
         if links:
@@ -359,9 +398,10 @@ def _link(log: list[FrameLog], num_identities: int | None, max_rounds: int,
         # in-sample limit is 0 on most clips, which lets the model overrule self-consistent
         # source ids it cannot in fact tell apart
         # (measurements: eval/results/identity_rules_provenance.md)
-        labels, result.details["kept_source_ids"] = _never_worse_than_input(
-            viewed, groups, model, labels, links, held_out_limit(viewed, labels),
-            final_evidence)
+        if not trusted:
+            labels, result.details["kept_source_ids"] = _never_worse_than_input(
+                viewed, groups, model, labels, links, held_out_limit(viewed, labels),
+                final_evidence)
         strays = stray_fragments(model, viewed, fragments, labels)
         result.details["stray_tracklets"] = len({f.tracklet for f in fragments
                                                  if f.index in strays})

@@ -40,10 +40,18 @@ class IdentityResolver(ABC):
     #: keep every frame's log for :meth:`finalize`
     keeps_log = False
 
-    def __init__(self, config: TrackerConfig, *, has_appearance: bool) -> None:
+    def __init__(self, config: TrackerConfig, *, has_appearance: bool,
+                 device: str = "cpu") -> None:
         self.config = config
         self.has_appearance = has_appearance
+        self.device = device
         self.reset()
+
+    @property
+    def wants_id_images(self) -> bool:
+        """Log identification images of clean views (for a representation learned from the
+        clip at :meth:`finalize`)."""
+        return False
 
     def reset(self) -> None:
         self.repair_log = RepairLog()
@@ -128,10 +136,15 @@ class OfflineIdentities(IdentityResolver):
                 hints: dict[int, RepairEvent]) -> np.ndarray:
         return proposed  # provisional: finalize() decides what is shown
 
+    @property
+    def wants_id_images(self) -> bool:
+        return self.config.learned.enabled and self.has_appearance
+
     def finalize(self, log: list[FrameLog], *, progress: bool = False,
                  ) -> list[np.ndarray] | None:
+        learned = self.config.learned.settings(self.device) if self.wants_id_images else None
         linked = link_identities(log, num_identities=self.config.num_identities,
-                                 progress=progress)
+                                 progress=progress, learned=learned)
         self._summary = {"engine": "offline", **linked.summary()}
         self.repair_log = RepairLog()
         for entry, labels in zip(log, linked.labels, strict=True):

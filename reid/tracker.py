@@ -57,6 +57,7 @@ from samtrack.reid.costs import (
     partial_view_scale,
 )
 from samtrack.reid.embedders import Embedder
+from samtrack.reid.embedders.learned import ImageGeometry, identification_images, mask_extents
 from samtrack.reid.identities import relabel
 from samtrack.reid.motion import BoxKalman
 from samtrack.reid.policies import ContainmentDuplicates, ReentryRules, SourceTrust
@@ -146,6 +147,7 @@ class _Frame:
     low: np.ndarray  # the others (they only extend tracklets)
     assigned: dict[int, Tracklet] = field(default_factory=dict)  # mask row -> tracklet
     details: dict[int, tuple] = field(default_factory=dict)  # (appearance, IoU, cost) of a match
+    image: np.ndarray | None = None  # the frame (BGR), for identification images
 
     @property
     def frame(self) -> int:
@@ -174,7 +176,7 @@ class ReidTracker(Tracker):
         self.record = record
         # who decides the shown identity (reid.resolvers): gallery rules, online model, offline
         self.resolver: IdentityResolver = RESOLVERS.get(c.identities)(
-            c, has_appearance=self.embedder is not None)
+            c, has_appearance=self.embedder is not None, device=device)
         # the per-frame log, for an engine that decides at the end (and for diagnostics)
         self.keep_log = self.resolver.keeps_log if keep_log is None else keep_log
         self.duplicates = ContainmentDuplicates(c.duplicates.containment, c.duplicates.iou)
@@ -196,6 +198,7 @@ class ReidTracker(Tracker):
         self.decisions: list[RepairEvent] = []
         self.dropped: list[RepairEvent] = []  # duplicate masks suppressed
         self.timing = {"embed": 0.0, "associate": 0.0}
+        self.id_geometry: ImageGeometry | None = None  # fixed by the first clean masks
         self.frames_seen = 0
         self.log: list[FrameLog] = []
         self.frames: list[FrameObjects] = []  # recorded outputs (RLE), for finalize()
@@ -365,7 +368,7 @@ class ReidTracker(Tracker):
         confident = dets.scores >= c.association.high_score
         return _Frame(objects, det_index, dets, float(np.hypot(*objects.image_size)),
                       started, embed_time, len(self.decisions), np.flatnonzero(confident),
-                      np.flatnonzero(~confident))
+                      np.flatnonzero(~confident), image=image)
 
     def _predict(self) -> None:
         for tracklet in self.tracklets:
@@ -380,9 +383,22 @@ class ReidTracker(Tracker):
         live = self._live()
         if live and len(f.high):
             cost, miou, app = self._view_cost(live, f.dets[f.high])
+            self._mark_merges(f, live, miou)
             for r, k in assign(cost, self.config.association.max_cost):
                 f.match(int(f.high[k]), live[r],
                         (_f(app[r, k]), float(miou[r, k]), float(cost[r, k])))
+
+    def _mark_merges(self, f: _Frame, live: list[Tracklet], miou: np.ndarray) -> None:
+        """A confident mask that continues two tracklets seen last frame (motion IoU at least
+        ``motion.min_iou`` with each) is two animals in one blob: not apart, so it cuts their
+        fragments and gives no view, as a touch does. Why: a segmenter gives one mask to
+        animals that overlap, and that mask touches nothing; without this the fragment of
+        whichever tracklet took the blob would run on into the other animal."""
+        seen = np.array([t.misses == 0 for t in live], bool)
+        merged = (miou[seen] >= self.config.motion.min_iou).sum(axis=0) >= 2
+        for j in f.high[merged]:
+            f.dets.data["apart"][j] = False
+            f.dets.data["clean"][j] = False
 
     def _match_low_scores(self, f: _Frame) -> None:
         """Stage 2: the remaining tracklets x low-score masks, on motion alone."""
@@ -452,6 +468,26 @@ class ReidTracker(Tracker):
             self._observe_contrast(f)
         self._expire(f.frame)
 
+    def _identification_images(self, f: _Frame, js: list[int]) -> np.ndarray | None:
+        """Identification images of the frame's clean rows, for the representation the
+        identity engine learns from the clip; the image shape is fixed by the first clean
+        masks seen (their typical aspect ratio)."""
+        if f.image is None:
+            return None
+        clean = [j for j in js if f.dets.data["clean"][j]]
+        if self.id_geometry is None:
+            if not clean:
+                return None
+            self.id_geometry = ImageGeometry.from_extents(mask_extents(f.dets[clean]),
+                                                          self.config.learned.long_side)
+        out = np.zeros((len(js), *self.id_geometry.shape, 3), np.uint8)
+        if clean:
+            started = time.perf_counter()
+            rows = [k for k, j in enumerate(js) if f.dets.data["clean"][j]]
+            out[rows] = identification_images(f.image, f.dets, self.id_geometry, clean)
+            f.embed_seconds += time.perf_counter() - started  # appearance work, not association
+        return out
+
     def _report(self, f: _Frame) -> FrameObjects:
         """The frame's log entry; the identity engine decides what is shown; the record."""
         dets, js = f.dets, sorted(f.assigned)
@@ -468,7 +504,9 @@ class ReidTracker(Tracker):
             np.zeros((0, 2), np.float32),
             source_ids=dets.source_ids[js].astype(np.int64) if js else np.zeros(0, np.int64),
             step_iou=np.array([f.details[j][1] if j in f.details else np.nan for j in js],
-                              np.float32))
+                              np.float32),
+            id_images=self._identification_images(f, js) if self.resolver.wants_id_images
+            else None)
         if self.keep_log:
             self.log.append(entry)
         # what the gallery rules propose (nothing while a contested identity is held back);

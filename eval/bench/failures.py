@@ -17,6 +17,9 @@ with its own probability, all driven by one seed):
     mask boundaries eroded or dilated by up to ``jitter_px`` pixels, per object and frame;
 ``spurious``
     a short-lived blob on the background with an id of its own (a wrong automatic seed);
+``relabel_every``
+    every so many frames, every object gets a fresh id in a new random order (what a per-frame
+    segmenter's numbering looks like); 0: never;
 ``duplicate``
     a second masklet latches onto the same animal for ``duplicate_length`` frames: the id of an
     object that is out of view (its masklet drifted onto a look-alike), else a fresh id; the
@@ -56,6 +59,7 @@ class FailureSpec:
     duplicate: float = 0.0  # chance per visible object per frame that a duplicate starts
     duplicate_length: int = 8
     reentry_gap: int = 3  # frames out of view before a reappearance counts as re-entry
+    relabel_every: int = 0  # frames between renumberings of every object; 0: never
     seed: int = 0
 
     @classmethod
@@ -124,6 +128,12 @@ def simulate(ground_truth: Iterable[FrameObjects], spec: FailureSpec) -> Simulat
         masks = gt.masks
         ids = [int(i) for i in gt.source_ids]
         visible = set(ids)
+        if spec.relabel_every and t and t % spec.relabel_every == 0:
+            order = rng.permutation(sorted(mapping))
+            for true_id in order:
+                mapping[int(true_id)] = fresh()
+            out.events.append(FailureEvent(t, "relabel", tuple(int(i) for i in order),
+                                           tuple(mapping[int(i)] for i in order)))
         for true_id in ids:
             if true_id not in mapping:
                 mapping[true_id] = fresh()

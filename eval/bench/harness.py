@@ -32,6 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from samtrack.eval.bench.arena import ArenaScene, ArenaSpec, DetectorFailures, detector_masks
 from samtrack.eval.bench.failures import FailureSpec, simulate
 from samtrack.eval.bench.peers import Peer, PeerUnavailable, build_peer
 from samtrack.eval.bench.scenes import Scene
@@ -69,20 +70,25 @@ class Clip:
 
 
 def synthetic_clip(bs: BenchScene) -> Clip:
-    scene = Scene(bs.scene)
+    arena = isinstance(bs.scene, ArenaSpec)
+    scene = ArenaScene(bs.scene) if arena else Scene(bs.scene)
     frames, gt = [], []
     for t, (img, id_map) in enumerate(scene.frames()):
         frames.append(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
         gt.append(FrameObjects.from_id_map(id_map, frame_index=t).compact())
-    sim = simulate(gt, bs.failures)
-    return Clip(bs.name, bs.set_name, frames, sim.frames,
+    if isinstance(bs.failures, DetectorFailures):
+        inputs = detector_masks(bs.scene, bs.failures, gt)
+    else:
+        inputs = simulate(gt, bs.failures).frames
+    return Clip(bs.name, bs.set_name, frames, inputs,
                 sequence_from_frames(gt, bs.name, "source"), bs.scene.fps)
 
 
-def real_clip(seq_dir: Path, crop: str = "full", seed: int = 0) -> Clip:
+def real_clip(seq_dir: Path, crop: str = "full", seed: int = 0,
+              failures: FailureSpec | None = None, set_name: str | None = None) -> Clip:
     """A real look-alike sequence (``../shared/data/real``) with SAM2-style failures injected
-    into its true masks. ``crop="right"``: the right half of the frame only, so objects leave
-    and re-enter the view."""
+    into its true masks (or ``failures``). ``crop="right"``: the right half of the frame only,
+    so objects leave and re-enter the view."""
     files = sorted((seq_dir / "img1").glob("*.jpg"))
     maps = sorted((seq_dir / "gt" / "masks").glob("*.png"))
     frames, gt = [], []
@@ -95,10 +101,10 @@ def real_clip(seq_dir: Path, crop: str = "full", seed: int = 0) -> Clip:
         frames.append(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
         gt.append(FrameObjects.from_id_map(np.ascontiguousarray(id_map),
                                            frame_index=t).compact())
-    sim = simulate(gt, FailureSpec.sam2_like(seed=seed))
+    sim = simulate(gt, failures or FailureSpec.sam2_like(seed=seed))
     name = f"{seq_dir.name}-{crop}"
     # one table row per crop: the full frame and the re-entry window are different problems
-    return Clip(name, f"real-{crop}", frames, sim.frames,
+    return Clip(name, set_name or f"real-{crop}", frames, sim.frames,
                 sequence_from_frames(gt, name, "source"))
 
 

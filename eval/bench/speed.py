@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 import torch
 
+from samtrack.eval.bench.arena import ArenaSpec, DetectorFailures
 from samtrack.eval.bench.failures import FailureSpec
 from samtrack.eval.bench.harness import synthetic_clip
 from samtrack.eval.bench.scenes import SceneSpec
@@ -42,6 +43,14 @@ from samtrack.pipeline.render import VizOptions, render
 from samtrack.pipeline.viz import draw_overlay, id_color
 from samtrack.reid.config import TrackerConfig
 from samtrack.reid.embedders import HistogramEmbedder, MobileNetV2Embedder, l2_normalize
+from samtrack.reid.embedders.learned import (
+    ImageGeometry,
+    LearnedEmbedder,
+    LearnedSettings,
+    identification_images,
+    identity_network,
+    mask_extents,
+)
 from samtrack.reid.identities import link_identities
 
 
@@ -217,6 +226,41 @@ def offline_link_seconds(frames: int, animals: int = 8, seed: int = 5) -> tuple[
     return time.perf_counter() - start, result.fragments
 
 
+def learned_link_seconds(frames: int, animals: int = 8, seed: int = 5) -> dict:
+    """Training the representation learned from the clip plus offline linking, on the log of
+    an 8-animal arena clip (the second scene family, a detector's failures): seconds in all,
+    of which training, and the engine's report. The online pass is not timed."""
+    spec = ArenaSpec(num_animals=animals, num_frames=frames, seed=seed)
+    clip = synthetic_clip(BenchScene("arena-long", "speed", spec, DetectorFailures(seed=seed)))
+    config = TrackerConfig.from_dotted({"identities": "offline", "learned.enabled": True})
+    tracker = config.build(keep_log=True, record=False)
+    for t, objects in enumerate(clip.inputs):
+        tracker.update(objects, clip.image(t))
+    start = time.perf_counter()
+    result = link_identities(tracker.log, learned=config.learned.settings())
+    return {**result.details["learned"], "total": time.perf_counter() - start}
+
+
+def learned_embed_ms_per_object(count: int, repeats: int = 5) -> tuple[float, float]:
+    """ms per object of the learned embedder (an untrained network: the cost does not depend
+    on the weights): the identification images, and the network on them (both head-tail
+    orders), batched over ``count`` objects of one frame."""
+    image, objects = synthetic_frames(count, 1, (360, 640), 24)[0]
+    geometry = ImageGeometry.from_extents(mask_extents(objects), LearnedSettings.long_side)
+    embedder = LearnedEmbedder(identity_network(LearnedSettings.dim), geometry)
+    images = identification_images(image, objects, geometry)
+    embedder.embed_images(images)  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        images = identification_images(image, objects, geometry)
+    cropped = time.perf_counter()
+    for _ in range(repeats):
+        embedder.embed_images(images)
+    done = time.perf_counter()
+    return (1000 * (cropped - start) / (repeats * count),
+            1000 * (done - cropped) / (repeats * count))
+
+
 def drawing_ms(count: int, size: tuple[int, int], frames: int = 20) -> dict[str, float]:
     """ms/frame drawing masks and id labels: samtrack's annotators (on crops) against
     supervision's ``MaskAnnotator`` + ``LabelAnnotator`` (dense masks), the same colours."""
@@ -263,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--viz", metavar="RUN_DIR", help="also time rendering this run")
     parser.add_argument("--offline", metavar="FRAMES", default="", help="also time offline "
                         "identity linking of 8-animal clips of these lengths, e.g. 1000,3000")
+    parser.add_argument("--learned", metavar="FRAMES", default="", help="also time training "
+                        "the learned representation plus offline linking on 8-animal arena "
+                        "clips of these lengths, e.g. 3000")
     parser.add_argument("--updates", type=int, default=0, help="also measure RSS growth over "
                         "this many online library updates without finalize() (e.g. 5000)")
     parser.add_argument("--run", metavar="VIDEO", help="also time `samtrack run` on VIDEO by "
@@ -309,6 +356,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{embed_ms_per_object(MobileNetV2Embedder(), batch):6.2f} ms/object")
     print(f"histogram embedding, batch 16: "
           f"{embed_ms_per_object(HistogramEmbedder(), 16):6.2f} ms/object")
+    for batch in (10, 50):
+        crop_ms, net_ms = learned_embed_ms_per_object(batch)
+        print(f"learned embedding, batch {batch:2d}: identification images {crop_ms:.3f} + "
+              f"network {net_ms:.3f} ms/object")
+    for length in [int(n) for n in args.learned.split(",") if n]:
+        report = learned_link_seconds(length)
+        print(f"learned representation + offline linking, 8 animals, {length} frames (arena): "
+              f"{report['total']:.1f} s, of which training {report['seconds']:.1f} s "
+              f"({report['steps']} steps, stopped: {report['stopped']}, trusted: "
+              f"{report['trusted']})")
     for length in [int(n) for n in args.offline.split(",") if n]:
         seconds, fragments = offline_link_seconds(length)
         print(f"offline identity linking, 8 animals, {length} frames: {seconds:6.2f} s "

@@ -1,0 +1,432 @@
+"""``learned``: an appearance representation learned from the clip itself.
+
+Why: look-alike animals (larvae, flies, mice of one strain) differ in details no generic
+feature was made for; a colour histogram names the right larva about half the time, ImageNet
+features no better. What does tell them apart is learnable from the clip without any label,
+the way idtracker.ai (v6) does it: views of one *fragment* (a stretch in which one object was
+followed alone, with no crossing) are one individual, and fragments present at the same moment
+are different individuals. A small CNN trained contrastively on those pairs puts the views of
+one animal together and those of different animals apart.
+
+The pieces:
+
+* :func:`identification_images`: a small colour image of each body, turned so the mask's major
+  axis is horizontal and stretched so the body fills it, the outside of the mask set to zero.
+  (A fixed-scale crop named zebrafish-07's larvae less often: a bent larva fills a fraction of
+  it; eval/results/learned_probe.md.)
+* :func:`identity_network`: three conv blocks, global pooling, a linear head; output
+  L2-normalised.
+* :func:`train_representation`: pairs of views, half from one fragment (pulled within a small
+  distance), half from two coexisting fragments (pushed beyond a large one), as idtracker.ai's
+  contrastive step; shifts, small rotations, brightness changes and the head-tail half turn as
+  augmentation. Stopped by cluster quality: every few steps the views of every fragment are
+  embedded, clustered into as many groups as there are individuals, and scored by silhouette;
+  the best checkpoint is kept and training stops when that score has not improved for
+  ``patience`` checks or the step budget is spent. Fragments held out of training decide
+  whether the result is *trusted* (:func:`train_representation`).
+* :class:`LearnedEmbedder`: the trained network as an :class:`~reid.embedders.base.Embedder`;
+  both head-tail orders are embedded and averaged, since the aligned crop's order can flip.
+
+Seeds are fixed and the budget is in steps, so the same clip gives the same representation
+(and the same labels) on the same machine; it trains on the run's device (``--device``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from samtrack.pipeline.core.frames import FrameObjects
+from samtrack.reid.embedders.base import l2_normalize
+
+
+@dataclass(frozen=True)
+class LearnedSettings:
+    """How the per-clip representation is learned (``tracker.model.learned``)."""
+
+    long_side: int = 64  # network pixels along the body; across it follows the clip's shape
+    dim: int = 16  # size of the embedding
+    max_steps: int = 400  # training budget in steps (reproducible); cluster quality may stop first
+    seconds: float = 60.0  # a wall-clock cap on top (a slow machine stops early, and says so)
+    batch_pairs: int = 128  # pairs of views per training step, half of them positive
+    margins: tuple[float, float] = (0.3, 1.2)  # same-fragment pairs pulled within the first,
+    # coexisting-fragment pairs pushed beyond the second (unit-sphere distances)
+    learning_rate: float = 2e-3
+    check_every: int = 50  # steps between cluster-quality checks
+    patience: int = 4  # checks without improvement before stopping
+    held_out: float = 0.2  # share of fragments kept out of training to judge the clustering
+    min_held_out_pool: int = 5  # fewer usable fragments: judged on the training ones, never
+    # trusted
+    min_views: int = 2  # views a fragment needs to take part
+    judge_views: int = 1500  # views embedded and clustered at each check, at most
+    min_pairs: int = 1  # coexisting pairs needed: fewer, nothing to learn from
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class ImageGeometry:
+    """The identification images of one clip: ``shape`` (rows, columns) network pixels, the
+    columns along the body. Each mask's own extent along and across its major axis is drawn
+    onto that shape, so the body fills the image whatever its size or bend; the clip's typical
+    aspect ratio sets the rows, so a typical body is not distorted."""
+
+    shape: tuple[int, int]
+
+    @classmethod
+    def from_extents(cls, extents: np.ndarray, long_side: int) -> ImageGeometry:
+        """From the clip's masks' extents ``(n, 2)`` (along, across the major axis)."""
+        extents = np.asarray(extents, np.float32).reshape(-1, 2)
+        extents = extents[extents[:, 0] > 0]
+        ratio = float(np.median(extents[:, 1] / extents[:, 0])) if len(extents) else 1.0
+        rows = int(max(16, 8 * round(long_side * min(ratio, 1.0) / 8)))
+        return cls((rows, long_side))
+
+
+def mask_extents(objects: FrameObjects) -> np.ndarray:
+    """``(n, 2)``: each mask's extent along and across its major axis (pixels)."""
+    out = np.zeros((len(objects), 2), np.float32)
+    for i, (patch, _) in enumerate(objects.crops):
+        frame = _body_frame(patch)
+        if frame is not None:
+            _, _, _, (p0, p1, q0, q1) = frame
+            out[i] = (p1 - p0, q1 - q0)
+    return out
+
+
+def _body_frame(patch: np.ndarray, pad: float = 0.1):
+    """The mask's centroid (patch coordinates), major and minor unit axes, and its extent
+    along and across them, padded by ``pad``. The major axis points away from the end with the
+    larger spread (third moment), so one body is drawn the same way round from frame to frame
+    while it keeps its shape."""
+    ys, xs = np.nonzero(patch)
+    if xs.size < 3:
+        return None
+    cx, cy = float(xs.mean()), float(ys.mean())
+    dx, dy = xs - cx, ys - cy
+    a, b, c = float(np.mean(dx * dx)), float(np.mean(dx * dy)), float(np.mean(dy * dy))
+    theta = 0.5 * np.arctan2(2 * b, a - c)
+    major = np.array([np.cos(theta), np.sin(theta)])
+    proj = dx * major[0] + dy * major[1]
+    if np.mean(proj ** 3) > 0:
+        major, proj = -major, -proj
+    minor = np.array([-major[1], major[0]])
+    across = dx * minor[0] + dy * minor[1]
+    p0, p1 = float(proj.min()) - 0.5, float(proj.max()) + 0.5
+    q0, q1 = float(across.min()) - 0.5, float(across.max()) + 0.5
+    dp, dq = pad * (p1 - p0) / 2, pad * (q1 - q0) / 2
+    return (cx, cy), major, minor, (p0 - dp, p1 + dp, q0 - dq, q1 + dq)
+
+
+def identification_images(image: np.ndarray, objects: FrameObjects, geometry: ImageGeometry,
+                          rows: np.ndarray | None = None) -> np.ndarray:
+    """``(n, *geometry.shape, 3)`` uint8: BGR images of each mask's body, major axis
+    horizontal, its extent filling the image; 0 outside the mask (inside values are at least 1,
+    so the mask travels with the image)."""
+    rows = np.arange(len(objects)) if rows is None else np.asarray(rows)
+    height, width = geometry.shape
+    out = np.zeros((len(rows), height, width, 3), np.uint8)
+    crops = objects.crops
+    corners = np.float32([[0, 0], [width, 0], [0, height]])
+    for k, i in enumerate(rows):
+        patch, (x0, y0) = crops[int(i)]
+        frame = _body_frame(patch)
+        if frame is None:
+            continue
+        (cx, cy), major, minor, (p0, p1, q0, q1) = frame
+        centre = np.array([cx, cy])
+        source = np.float32([centre + p0 * major + q0 * minor, centre + p1 * major + q0 * minor,
+                             centre + p0 * major + q1 * minor])
+        local = cv2.getAffineTransform(source, corners)  # patch coordinates -> image
+        inside = cv2.warpAffine(patch.astype(np.uint8) * 255, local, (width, height),
+                                flags=cv2.INTER_LINEAR) > 127
+        in_frame = local.copy()
+        in_frame[:, 2] -= local[:, :2] @ np.array([x0, y0], np.float64)
+        crop = cv2.warpAffine(image, in_frame, (width, height), flags=cv2.INTER_AREA,
+                              borderValue=(0, 0, 0))
+        colour = crop if crop.ndim == 3 else cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
+        out[k] = np.where(inside[..., None], np.maximum(colour, 1), 0)
+    return out
+
+
+def _standardise(images: np.ndarray):
+    """uint8 identification images -> float tensor (n, 3, rows, columns), each image
+    standardised over its mask: one brightness and one contrast for its three channels
+    (lighting changes shift and scale every animal alike; the balance of colours stays)."""
+    import torch
+
+    x = images.astype(np.float32)
+    inside = x > 0
+    count = np.maximum(inside.sum(axis=(1, 2), keepdims=True), 1)
+    mean = (x * inside).sum(axis=(1, 2), keepdims=True) / count
+    var = (((x - mean) * inside) ** 2).sum(axis=(1, 2, 3), keepdims=True) / count.sum(
+        axis=3, keepdims=True)
+    x = np.where(inside, (x - mean.mean(axis=3, keepdims=True)) / np.sqrt(var + 1.0), 0.0)
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), np.float32))
+
+
+def identity_network(dim: int):
+    """A fresh, untrained :class:`IdentityNet` with a ``dim``-sized output."""
+    import torch
+    from torch import nn
+
+    class IdentityNet(nn.Module):
+        """Three conv blocks (16, 32, 64 channels), global average pooling, a linear head."""
+
+        def __init__(self) -> None:
+            super().__init__()
+
+            def block(a: int, b: int) -> nn.Sequential:
+                return nn.Sequential(nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b),
+                                     nn.ReLU(), nn.MaxPool2d(2))
+
+            self.features = nn.Sequential(block(3, 16), block(16, 32), block(32, 64))
+            self.head = nn.Linear(64, dim)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.features(x).mean(dim=(2, 3))
+            return nn.functional.normalize(self.head(x), dim=1)
+
+    return IdentityNet()
+
+
+@dataclass
+class TrainingReport:
+    """What training did, for ``summary.json``."""
+
+    trained: bool
+    why: str = ""
+    steps: int = 0
+    seconds: float = 0.0
+    silhouette: float = float("nan")  # held-out views' clustering at the kept checkpoint
+    spread: float = float("nan")  # 90th percentile distance of a view to its group's centre
+    held_out_agreement: float = float("nan")  # held-out fragments falling in one group
+    trusted: bool = False  # held-out views as tight as one fragment's: see train_representation
+    stopped: str = ""  # "converged" | "steps" | "time" (the wall-clock cap)
+    fragments: int = 0
+    held_out: int = 0
+    pairs: int = 0
+    history: list[tuple[int, float]] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        out = {"trained": self.trained, "why": self.why, "steps": self.steps,
+               "seconds": round(self.seconds, 2), "stopped": self.stopped,
+               "fragments": self.fragments, "held_out_fragments": self.held_out,
+               "pairs": self.pairs, "trusted": self.trusted}
+        for key in ("silhouette", "spread", "held_out_agreement"):
+            value = getattr(self, key)
+            if np.isfinite(value):
+                out[key] = round(float(value), 4)
+        return out
+
+
+@dataclass
+class ClusterQuality:
+    """How the views of a clip's fragments fall into ``k`` groups (k-means)."""
+
+    silhouette: float  # of the clustering (higher is better)
+    spread: float  # 90th percentile of a view's distance to its cluster's centre
+    held_out_agreement: float  # share of held-out fragments whose views fall 90% in one group
+
+
+def cluster_quality(embeddings: np.ndarray, fragment: np.ndarray, held: set[int], k: int,
+                    seed: int) -> ClusterQuality | None:
+    """``embeddings`` of views of several fragments (``fragment``: each view's fragment).
+    With more fragments than ``k``, tight clusters mean that fragments of one individual,
+    never paired in training, came together (idtracker.ai's stopping criterion: the clusters
+    as tight as training asked one fragment to be). None when there are too few views."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    if len(embeddings) <= k or k < 2:
+        return None
+    kmeans = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(embeddings)
+    if len(set(kmeans.labels_)) < 2:
+        return None
+    spread = float(np.quantile(kmeans.transform(embeddings).min(axis=1), 0.9))
+    agree = [np.bincount(kmeans.labels_[fragment == i]).max() >= 0.9 * (fragment == i).sum()
+             for i in held]
+    return ClusterQuality(float(silhouette_score(embeddings, kmeans.labels_)), spread,
+                          float(np.mean(agree)) if agree else float("nan"))
+
+
+def _pairs(spans: list[tuple[int, int]], fragments: list[int], sizes: dict[int, int],
+           ) -> tuple[list[tuple[int, int]], np.ndarray, np.ndarray]:
+    """Negative pairs (fragments that coexist: two individuals) then positive pairs (a fragment
+    with itself), with sampling weights proportional to the views they hold; the two kinds are
+    drawn equally often."""
+    negatives = [(a, b) for n, a in enumerate(fragments) for b in fragments[n + 1:]
+                 if spans[a][0] <= spans[b][1] and spans[b][0] <= spans[a][1]]
+    positives = [(a, a) for a in fragments]
+    w_neg = np.array([sizes[a] + sizes[b] for a, b in negatives], float)
+    w_pos = np.array([sizes[a] for a in fragments], float)
+    if w_neg.size:
+        w_neg /= w_neg.sum()
+    w_pos /= max(w_pos.sum(), 1e-12)
+    return negatives + positives, np.concatenate([w_neg, w_pos]) / 2, \
+        np.array([False] * len(negatives) + [True] * len(positives))
+
+
+def train_representation(images: list[np.ndarray], spans: list[tuple[int, int]], k: int,
+                         settings: LearnedSettings | None = None,
+                         ) -> tuple[LearnedEmbedder | None, TrainingReport]:
+    """Learn a representation from fragments: ``images[i]`` the identification images of
+    fragment ``i`` (uint8, from :func:`identification_images`), ``spans[i]`` its first and last
+    frame, ``k`` how many individuals. Returns (None, report saying why) when the clip offers
+    too little to learn from: fewer than ``min_pairs`` pairs of coexisting fragments.
+
+    The report calls the representation *trusted* when the clip's fragments fall into ``k``
+    groups as tight as training asked one fragment's views to be (90% within the
+    same-fragment margin of their centre), and every fragment held out of training, at least
+    two per individual, falls into one group: then fragments of one individual that training
+    never paired came together, and the identity engine lets it overrule the input's links.
+    With fewer held-out fragments there is not enough evidence, and the input's links stand
+    as they do without a learned representation."""
+    import torch
+
+    s = settings or LearnedSettings()
+    report = TrainingReport(trained=False, fragments=len(images))
+    usable = [i for i, im in enumerate(images) if len(im) >= s.min_views]
+    rng = np.random.default_rng(s.seed)
+    tensors = {i: _standardise(images[i]) for i in usable}
+    # judged on whole fragments never trained on (views of a trained fragment look like its
+    # training views, frame to frame, and would make any representation look good)
+    order = rng.permutation(usable).tolist()
+    n_held = max(1, round(s.held_out * len(order))) if len(order) >= s.min_held_out_pool else 0
+    held, train_ids = sorted(order[:n_held]), sorted(order[n_held:])
+    # held-out fragments with up to 5 views each (whether each falls into one group), the
+    # rest of the view budget spread over training fragments (the check runs every
+    # ``check_every`` steps: its cost must stay small on a clip of a thousand fragments)
+    held_views = {i: min(5, len(tensors[i])) for i in held[: s.judge_views // 10]}
+    left = max(s.judge_views - sum(held_views.values()), 1)
+    per = max(1, min(20, left // max(len(train_ids), 1)))
+    chosen = sorted(rng.permutation(train_ids)[: max(1, left // per)].tolist())
+    counts = {**held_views, **{i: min(per, len(tensors[i])) for i in chosen}}
+    judge = list(counts)
+    picks = {i: np.linspace(0, len(tensors[i]) - 1, n).round().astype(int)
+             for i, n in counts.items()}
+    judge_x = torch.cat([tensors[i][picks[i]] for i in judge])
+    judge_fragment = np.concatenate([np.full(len(picks[i]), i) for i in judge])
+    sizes = {i: len(tensors[i]) for i in train_ids}
+    pairs, weights, positive = _pairs(spans, train_ids, sizes)
+    report.pairs, report.held_out = int((~positive).sum()), len(held)
+    if report.pairs < s.min_pairs:
+        report.why = (f"{report.pairs} pairs of fragments seen apart at the same time "
+                      f"(need {s.min_pairs})")
+        return None, report
+    torch.manual_seed(s.seed)
+    generator = torch.Generator().manual_seed(s.seed)
+    device = s.device
+    net = identity_network(s.dim).to(device)
+    optimiser = torch.optim.Adam(net.parameters(), lr=s.learning_rate)
+    embedder = LearnedEmbedder(net, None, settings=s)
+    best_state, best_score, since_best = None, -np.inf, 0
+    best_quality: ClusterQuality | None = None
+    started = time.perf_counter()
+    step = 0
+    report.stopped = "steps"
+    first, second = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    while step < s.max_steps:
+        if time.perf_counter() - started > s.seconds:
+            report.stopped = "time"
+            break
+        net.train()
+        pick = rng.choice(len(pairs), size=s.batch_pairs, p=weights)
+        a = torch.stack([tensors[i][rng.integers(sizes[i])] for i in first[pick]])
+        b = torch.stack([tensors[i][rng.integers(sizes[i])] for i in second[pick]])
+        z = net(_augment(torch.cat([a, b]), generator).to(device))
+        distance = (z[:len(pick)] - z[len(pick):]).norm(dim=1)
+        same = torch.from_numpy(positive[pick]).to(device)
+        loss = torch.where(same, torch.relu(distance - s.margins[0]),
+                           torch.relu(s.margins[1] - distance)).square().mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        step += 1
+        if step % s.check_every == 0:
+            net.eval()
+            quality = cluster_quality(embedder.embed_images(judge_x), judge_fragment,
+                                      set(held_views), k, s.seed)
+            score = quality.silhouette if quality else float("nan")
+            report.history.append((step, round(score, 4)))
+            if quality and score > best_score + 1e-3:
+                best_score, since_best = score, 0
+                best_quality = quality
+                best_state = {n: v.detach().clone() for n, v in net.state_dict().items()}
+            else:
+                since_best += 1
+                if since_best >= s.patience:
+                    report.stopped = "converged"
+                    break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+    report.trained, report.steps = True, step
+    report.seconds = time.perf_counter() - started
+    report.silhouette = best_score if np.isfinite(best_score) else float("nan")
+    # trusted when fragments of one individual came together (more fragments than groups,
+    # tight groups) and fragments it never trained on each fell into one group
+    if best_quality is not None:
+        report.spread = best_quality.spread
+        report.held_out_agreement = best_quality.held_out_agreement
+        report.trusted = len(held) >= 2 * k and \
+            best_quality.spread < s.margins[0] and best_quality.held_out_agreement >= 1.0
+    return embedder, report
+
+
+def _augment(x, generator):
+    """Shifts of a few pixels, a small rotation, brightness and contrast changes, and the
+    head-tail half turn for half of the images."""
+    import torch
+
+    n = len(x)
+    turn = torch.rand(n, generator=generator) < 0.5
+    x = torch.where(turn[:, None, None, None], torch.flip(x, dims=(2, 3)), x)
+    angle = (torch.rand(n, generator=generator) - 0.5) * (2 * np.pi / 18)  # +-10 degrees
+    shift = (torch.rand(n, 2, generator=generator) - 0.5) * 0.15
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
+                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    x = torch.nn.functional.grid_sample(x, grid, align_corners=False)
+    gain = 1 + 0.1 * torch.randn(n, 1, 1, 1, generator=generator)
+    return x * gain
+
+
+class LearnedEmbedder:
+    """A representation trained on one clip (:func:`train_representation`)."""
+
+    name = "learned"
+
+    def __init__(self, net, geometry: ImageGeometry | None,
+                 settings: LearnedSettings | None = None) -> None:
+        self.net = net
+        self.geometry = geometry
+        self.settings = settings or LearnedSettings()
+        self.dim = self.settings.dim
+
+    def embed_images(self, images) -> np.ndarray:
+        """Embeddings of identification images (uint8 array or an already standardised
+        tensor), both head-tail orders averaged."""
+        import torch
+
+        x = images if isinstance(images, torch.Tensor) else _standardise(np.asarray(images))
+        if len(x) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(x), 256):
+                batch = x[start:start + 256].to(self.settings.device)
+                z = self.net(batch) + self.net(torch.flip(batch, dims=(2, 3)))
+                out.append(z.cpu().numpy())
+        return l2_normalize(np.concatenate(out))
+
+    def embed(self, image: np.ndarray, objects: FrameObjects) -> np.ndarray:
+        if len(objects) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        if self.geometry is None:
+            raise ValueError("LearnedEmbedder.embed needs the clip's image geometry")
+        return self.embed_images(identification_images(image, objects, self.geometry))

@@ -4,6 +4,7 @@ docstring says."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from samtrack.eval.bench.arena import ArenaScene, ArenaSpec, DetectorFailures, detector_masks
 from samtrack.eval.bench.sets import scene_sets
@@ -25,6 +26,7 @@ def test_same_spec_same_bytes_and_every_animal_is_labelled():
     assert images[0].shape == (spec.size, spec.size, 3)
 
 
+@pytest.mark.slow
 def test_a_cropped_view_lets_animals_leave():
     spec = ArenaSpec(num_animals=5, num_frames=120, seed=1, view_crop=0.4)
     images, truth = _truth(spec)
@@ -32,6 +34,7 @@ def test_a_cropped_view_lets_animals_leave():
     assert min(len(t) for t in truth) < 5  # someone is out of the picture at times
 
 
+@pytest.mark.slow
 def test_detector_failures_merge_renumber_and_miss():
     spec = ArenaSpec(num_animals=8, num_frames=60, seed=2, body_length=40.0)
     _, truth = _truth(spec)

@@ -29,11 +29,12 @@ How it decides (README, "How identities are decided"):
 8. **Late entrants**: a tracklet seen only at the border, come in too late for the count to
    see it and left without an identity, takes a new one (:func:`_name_late_entrants`).
 
-With a representation learned from the clip (``learned``, :func:`learn_views`), the views of
-step 3 on are its embeddings; where it is *trusted* (held-out fragments of one individual came
-together, :func:`reid.embedders.learned.train_representation`) the links of step 5 are no
-longer hard and the "never worse than the input" rule is not applied: a swap that tracker and
-source both carried through a crossing is then cut where the learned model says so.
+With a representation learned from the clip (``learned``, :func:`learn_views`) that is
+*trusted* (held-out fragments of one individual came together,
+:func:`reid.embedders.learned.train_representation`), the views of step 3 on are its
+embeddings, the links of step 5 are no longer hard and the "never worse than the input" rule
+is not applied: a swap that tracker and source both carried through a crossing is then cut
+where the learned model says so. Not trusted, it is not used.
 """
 
 from __future__ import annotations
@@ -332,15 +333,16 @@ def link_identities(log: list[FrameLog], num_identities: int | None = None,
 
 
 def learn_views(fragments: list[Fragment], k: int, settings: LearnedSettings) -> dict:
-    """Replace each fragment's views by embeddings of a representation trained on these
-    fragments (their identification images); the report for ``summary.json``. Fragments keep
-    the tracker's embeddings when the clip offers too little to learn from (the report says
-    why)."""
+    """Train a representation on these fragments (their identification images) and, where it
+    is *trusted*, replace each fragment's views by its embeddings; the report for
+    ``summary.json``. Not trusted, or nothing to learn from, the fragments keep the tracker's
+    embeddings (the report says why): a representation that has not shown it tells these
+    individuals apart must not decide, so the identities are those without it."""
     with_images = [f for f in fragments if len(f.images) == len(f.views) and f.views]
     images = [np.stack(f.images) for f in with_images]
     spans = [(f.start, f.end) for f in with_images]
     embedder, report = train_representation(images, spans, k, settings)
-    if embedder is None:
+    if embedder is None or not report.trusted:
         return {**report.summary(), "used": False}
     for f, views in zip(with_images, images, strict=True):
         f.views = list(embedder.embed_images(views))
@@ -362,10 +364,10 @@ def _link(log: list[FrameLog], num_identities: int | None, max_rounds: int,
     k = estimate_count(fragments, num_frames) if estimated else int(num_identities)
     result = IdentityResult([np.full(len(e.tracklet_keys), -1, np.int64) for e in log],
                             k, estimated, fragments=len(fragments))
-    trusted = False  # the representation may overrule the input's links
+    trusted = False  # a learned representation decides, and may overrule the input's links
     if learned is not None and k >= 2:
         result.details["learned"] = learn_views(fragments, k, learned)
-        trusted = result.details["learned"]["used"] and result.details["learned"]["trusted"]
+        trusted = result.details["learned"]["used"]
     viewed = [f for f in fragments if f.views]
     groups = cliques(viewed)
     bar.update(1)

@@ -474,7 +474,8 @@ class ReidTracker(Tracker):
         masks seen (their typical aspect ratio)."""
         if f.image is None:
             return None
-        clean = [j for j in js if f.dets.data["clean"][j]]
+        rows = [k for k, j in enumerate(js) if f.dets.data["clean"][j]]
+        clean = [js[k] for k in rows]
         if self.id_geometry is None:
             if not clean:
                 return None
@@ -483,7 +484,6 @@ class ReidTracker(Tracker):
         out = np.zeros((len(js), *self.id_geometry.shape, 3), np.uint8)
         if clean:
             started = time.perf_counter()
-            rows = [k for k, j in enumerate(js) if f.dets.data["clean"][j]]
             out[rows] = identification_images(f.image, f.dets, self.id_geometry, clean)
             f.embed_seconds += time.perf_counter() - started  # appearance work, not association
         return out

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from textured import crossing_clip, views
 
+from samtrack.eval.bench.learned_probe import nearest_centroid_accuracy
 from samtrack.reid.config import TrackerConfig
 from samtrack.reid.embedders import HistogramEmbedder
 from samtrack.reid.embedders.learned import (
@@ -42,14 +43,13 @@ def _fragments(kinds: dict[str, list], geometry: ImageGeometry, length: int):
 
 
 def _nearest_centroid(train: dict[str, np.ndarray], test: dict[str, np.ndarray]) -> float:
+    """The probe's measure (eval.bench.learned_probe) on views grouped by body."""
     names = sorted(train)
-    centroids = np.stack([train[k].mean(axis=0) for k in names])
-    right = total = 0
-    for k, rows in test.items():
-        guess = np.argmax(rows @ centroids.T, axis=1)
-        right += int((guess == names.index(k)).sum())
-        total += len(rows)
-    return right / total
+    embeddings = np.concatenate([train[k] for k in names] + [test[k] for k in names])
+    ids = np.concatenate([np.full(len(train[k]), n) for n, k in enumerate(names)]
+                         + [np.full(len(test[k]), n) for n, k in enumerate(names)])
+    fitted = np.arange(len(ids)) < sum(len(train[k]) for k in names)
+    return nearest_centroid_accuracy(embeddings, ids, fitted)
 
 
 def test_identification_images_turn_with_the_body():

@@ -241,8 +241,10 @@ def detector_masks(spec: ArenaSpec, failures: DetectorFailures,
                 missing[i] += 1
                 continue
             missing[i] = 0
-            m = masks[k] | np.logical_or.reduce([masks[j] for j, a in merged.items() if a == k]
-                                                or [np.zeros_like(masks[k])])
+            m = masks[k].copy()
+            for j, joined in merged.items():  # the animals that became one blob with it
+                if joined == k:
+                    m |= masks[j]
             if rng.random() < failures.split and m.sum() > 40:
                 ys, xs = np.nonzero(m)
                 cut = np.median(xs) if np.ptp(xs) >= np.ptp(ys) else np.median(ys)

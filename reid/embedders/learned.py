@@ -45,7 +45,7 @@ from samtrack.reid.embedders.base import l2_normalize
 
 @dataclass(frozen=True)
 class LearnedSettings:
-    """How the per-clip representation is learned (``tracker.model.learned``)."""
+    """How the per-clip representation is learned (``tracker.learned``)."""
 
     long_side: int = 64  # network pixels along the body; across it follows the clip's shape
     dim: int = 16  # size of the embedding
@@ -201,7 +201,7 @@ class TrainingReport:
     why: str = ""
     steps: int = 0
     seconds: float = 0.0
-    silhouette: float = float("nan")  # held-out views' clustering at the kept checkpoint
+    silhouette: float = float("nan")  # the judged views' clustering at the kept checkpoint
     spread: float = float("nan")  # 90th percentile distance of a view to its group's centre
     held_out_agreement: float = float("nan")  # held-out fragments falling in one group
     trusted: bool = False  # held-out views as tight as one fragment's: see train_representation
@@ -282,9 +282,9 @@ def train_representation(images: list[np.ndarray], spans: list[tuple[int, int]],
     groups as tight as training asked one fragment's views to be (90% within the
     same-fragment margin of their centre), and every fragment held out of training, at least
     two per individual, falls into one group: then fragments of one individual that training
-    never paired came together, and the identity engine lets it overrule the input's links.
-    With fewer held-out fragments there is not enough evidence, and the input's links stand
-    as they do without a learned representation."""
+    never paired came together, and the identity engine uses it and lets it overrule the
+    input's links. With fewer held-out fragments there is not enough evidence, and the engine
+    does not use it."""
     import torch
 
     s = settings or LearnedSettings()

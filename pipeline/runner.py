@@ -28,7 +28,7 @@ from samtrack.pipeline.config import Config
 from samtrack.pipeline.core.device import resolve_device
 from samtrack.pipeline.core.errors import ConfigError, UserError
 from samtrack.pipeline.core.frames import FrameObjects
-from samtrack.pipeline.core.runformat import run_summary
+from samtrack.pipeline.core.runformat import LEARNED_REPRESENTATION, run_summary
 from samtrack.pipeline.core.video import VideoError, VideoFrame, VideoReader
 from samtrack.pipeline.health import RunHealth
 from samtrack.pipeline.outputs import RunInterrupted, RunWriter, default_run_dir
@@ -176,6 +176,9 @@ def _run(config: Config, video: VideoReader, timed: _TimedVideo, source, tracker
         else:
             finished = tracker.finalize()  # nothing recorded: the repairs, summary, timing
         identities = finished.identities
+        if finished.representation is not None:  # for tracker.embedder: learned
+            finished.representation.save(writer.dir / LEARNED_REPRESENTATION)
+            identities = {**identities, "representation_file": LEARNED_REPRESENTATION}
         draining = time.perf_counter()
     # leaving the block waits for the writer thread to finish the queue and close every file:
     # that wait is the part of writing that did not overlap tracking

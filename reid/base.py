@@ -18,6 +18,7 @@ from samtrack.pipeline.core.errors import ConfigError
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.pipeline.core.video import ColorOrder
 from samtrack.reid.config import TrackerConfig
+from samtrack.reid.embedders.learned import LearnedEmbedder
 
 
 @dataclass
@@ -30,6 +31,9 @@ class TrackResult:
     repairs: list[dict] = field(default_factory=list)
     identities: dict = field(default_factory=dict)  # how identities were decided (the engine's)
     timing: dict[str, float] = field(default_factory=dict)  # seconds per stage of the tracker
+    # the representation learned from the clip, where it decided identities (saved by a run
+    # as learned.pt: tracker.embedder learned)
+    representation: LearnedEmbedder | None = None
 
     @property
     def track_ids(self) -> list[int]:

@@ -21,6 +21,7 @@ from samtrack.pipeline.core.configbase import (
     raise_config_error,
     set_dotted,
 )
+from samtrack.pipeline.core.device import resolve_device
 from samtrack.pipeline.core.registry import Registry
 from samtrack.reid import motion
 from samtrack.reid.embedders import Embedder, EmbedderSettings, build_embedder, check_embedder_name
@@ -74,7 +75,8 @@ MOVED_KEYS.update({
 class AppearanceOptions(StrictModel):
     """How objects look (``tracker.appearance``): the embedder and each identity's gallery."""
 
-    weights: str | None = Field(default=None, description="Weights file for torchvision:<arch>.")
+    weights: str | None = Field(default=None, description="Weights file for torchvision:<arch>; "
+                                "for learned, the learned.pt a run with learned.enabled saved.")
     input_size: int = Field(default=128, ge=32, description="CNN input size (px).")
     align: bool = Field(default=True, description="Rotate crops to the mask's major axis "
                         "(rotation-invariant features for top-down views).")
@@ -194,13 +196,15 @@ class ModelOptions(StrictModel):
 
 
 class LearnedOptions(StrictModel):
-    """The appearance representation learned from each clip for offline identities
-    (``tracker.learned``; :mod:`reid.embedders.learned`)."""
+    """The appearance representation learned from each clip for the identity model, offline
+    or online (``tracker.learned``; :mod:`reid.embedders.learned`)."""
 
-    enabled: bool = Field(default=False, description="Offline: train a small CNN on the "
-                          "clip's fragments (same fragment: one individual; fragments seen "
-                          "together: different ones) and decide identities on its embeddings; "
-                          "trusted on held-out fragments, it may overrule the input's links.")
+    enabled: bool = Field(default=False, description="Train a small CNN on the clip's "
+                          "fragments (same fragment: one individual; fragments seen together: "
+                          "different ones) and decide identities on its embeddings where "
+                          "held-out fragments show it is trusted. Offline: on the whole clip, "
+                          "and it may overrule the input's links. Online (identities: model): "
+                          "once the clip so far has enough fragments; it then takes over.")
     max_steps: int = Field(default=LearnedSettings.max_steps, ge=1, description="Training "
                            "budget in steps; training stops earlier when the clustering of "
                            "held-out fragments stops improving.")
@@ -217,7 +221,7 @@ class LearnedOptions(StrictModel):
     def settings(self, device: str = "cpu") -> LearnedSettings:
         return LearnedSettings(max_steps=self.max_steps, seconds=self.seconds,
                                long_side=self.long_side, dim=self.dim, seed=self.seed,
-                               device=device)
+                               device=resolve_device(device))
 
 
 class IouOptions(StrictModel):
@@ -241,7 +245,8 @@ class TrackerConfig(StrictModel):
         default=None, ge=1, description="Exactly this many individuals exist; null: "
         "estimated (summary.json identities.num_identities).")
     embedder: str = Field(default="histogram", description="Appearance embedder: histogram, "
-                          "mobilenet_v2, sam2, torchvision:<arch>, or several joined by '+'.")
+                          "mobilenet_v2, sam2, torchvision:<arch>, learned (a representation a "
+                          "run saved), or several joined by '+'.")
     appearance: AppearanceOptions = Field(default_factory=AppearanceOptions)
     motion: MotionOptions = Field(default_factory=MotionOptions)
     association: AssociationOptions = Field(default_factory=AssociationOptions)
@@ -272,10 +277,11 @@ class TrackerConfig(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _learned_needs_offline(self) -> TrackerConfig:
-        if self.learned.enabled and self.identities != "offline":
-            raise ValueError("tracker.learned.enabled needs tracker.identities: offline (the "
-                             "representation is trained on the finished clip)")
+    def _learned_needs_identity_model(self) -> TrackerConfig:
+        if self.learned.enabled and self.identities not in ("offline", "model"):
+            raise ValueError("tracker.learned.enabled needs tracker.identities: offline or "
+                             "model (the representation is trained on the identity model's "
+                             "fragments)")
         return self
 
     @classmethod

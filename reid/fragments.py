@@ -19,6 +19,7 @@ describes neither.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,6 +91,9 @@ class FragmentCutter:
 
     def __init__(self, weak: float = 0.0) -> None:
         self.weak = weak
+        # views from the entries' identification images instead of their embeddings (a
+        # representation learned from the clip, once the online model has one)
+        self.embed: Callable[[np.ndarray], np.ndarray] | None = None
         self.fragments: list[Fragment] = []
         self._open: dict[int, Fragment] = {}  # tracklet key -> its current fragment
         self._last_frame: dict[int, int] = {}
@@ -100,6 +104,14 @@ class FragmentCutter:
         n = len(entry.tracklet_keys)
         sources = entry.source_ids if entry.source_ids is not None else np.full(n, -1)
         steps = entry.step_iou if entry.step_iou is not None else np.full(n, np.nan)
+        vectors = entry.embeddings
+        if self.embed is not None:  # only rows that give views or rough views are embedded
+            wanted = np.flatnonzero(entry.clean | entry.isolated)
+            vectors = None
+            if entry.id_images is not None and wanted.size:
+                learned = self.embed(entry.id_images[wanted])
+                vectors = np.zeros((n, learned.shape[1]), np.float32)
+                vectors[wanted] = learned
         rows = []
         for row, key in enumerate(entry.tracklet_keys):
             key = int(key)
@@ -120,12 +132,12 @@ class FragmentCutter:
             current.frames.append(entry.frame)
             current.entries.append((position, row))
             current.online_ids.append(int(entry.track_ids[row]))
-            if entry.embeddings is not None and entry.clean[row]:
-                current.views.append(entry.embeddings[row])
+            if vectors is not None and entry.clean[row]:
+                current.views.append(vectors[row])
                 if entry.id_images is not None:
                     current.images.append(entry.id_images[row])
-            elif entry.embeddings is not None and apart and len(current.rough_views) < MAX_VIEWS:
-                current.rough_views.append(entry.embeddings[row])
+            elif vectors is not None and apart and len(current.rough_views) < MAX_VIEWS:
+                current.rough_views.append(vectors[row])
             if entry.positions is not None:
                 if current.first_position is None:
                     current.first_position = entry.positions[row]

@@ -47,7 +47,12 @@ import numpy as np
 from tqdm import tqdm
 
 from samtrack.pipeline.core.frames import FrameObjects
-from samtrack.reid.embedders.learned import LearnedSettings, train_representation
+from samtrack.reid.embedders.learned import (
+    LearnedEmbedder,
+    LearnedSettings,
+    fragments_to_judge,
+    train_representation,
+)
 from samtrack.reid.fragments import Fragment, cliques, cut_fragments
 from samtrack.reid.identity_model import (
     IdentityModel,
@@ -75,6 +80,7 @@ class IdentityResult:
     links_kept: dict[str, float] = field(default_factory=dict)  # share kept, per kind
     fragments: int = 0
     details: dict = field(default_factory=dict)
+    representation: LearnedEmbedder | None = None  # learned from the clip, where it decided
 
     def summary(self) -> dict:
         """What ``summary.json`` says about how identities were decided."""
@@ -332,25 +338,33 @@ def link_identities(log: list[FrameLog], num_identities: int | None = None,
         return _link(log, num_identities, max_rounds, bar, learned)
 
 
-def learn_views(fragments: list[Fragment], k: int, settings: LearnedSettings) -> dict:
+def learn_views(fragments: list[Fragment], k: int, settings: LearnedSettings,
+                ) -> tuple[dict, LearnedEmbedder | None]:
     """Train a representation on these fragments (their identification images) and, where it
     is *trusted*, replace each fragment's views by its embeddings; the report for
-    ``summary.json``. Not trusted, or nothing to learn from, the fragments keep the tracker's
-    embeddings (the report says why): a representation that has not shown it tells these
-    individuals apart must not decide, so the identities are those without it."""
+    ``summary.json``, and the representation where it was used. Not trusted, or nothing to
+    learn from, the fragments keep the tracker's embeddings (the report says why): a
+    representation that has not shown it tells these individuals apart must not decide, so
+    the identities are those without it."""
     with_images = [f for f in fragments if len(f.images) == len(f.views) and f.views]
+    usable = sum(len(f.views) >= settings.min_views for f in with_images)
+    needed = fragments_to_judge(k, settings)
+    if usable < needed:  # it could not be trusted: not worth its training time
+        return {"trained": False, "used": False, "fragments": len(with_images),
+                "why": f"{usable} fragments with views; {needed} are needed to hold out two "
+                       f"per individual and judge a representation"}, None
     images = [np.stack(f.images) for f in with_images]
     spans = [(f.start, f.end) for f in with_images]
     embedder, report = train_representation(images, spans, k, settings)
     if embedder is None or not report.trusted:
-        return {**report.summary(), "used": False}
+        return {**report.summary(), "used": False}, None
     for f, views in zip(with_images, images, strict=True):
         f.views = list(embedder.embed_images(views))
     learned = {f.index for f in with_images}
     for f in fragments:  # views without images (none in a log that carries them): unusable
         if f.index not in learned:
             f.views = []
-    return {**report.summary(), "used": True}
+    return {**report.summary(), "used": True}, embedder
 
 
 def _link(log: list[FrameLog], num_identities: int | None, max_rounds: int,
@@ -366,8 +380,8 @@ def _link(log: list[FrameLog], num_identities: int | None, max_rounds: int,
                             k, estimated, fragments=len(fragments))
     trusted = False  # a learned representation decides, and may overrule the input's links
     if learned is not None and k >= 2:
-        result.details["learned"] = learn_views(fragments, k, learned)
-        trusted = result.details["learned"]["used"]
+        result.details["learned"], result.representation = learn_views(fragments, k, learned)
+        trusted = result.representation is not None
     viewed = [f for f in fragments if f.views]
     groups = cliques(viewed)
     bar.update(1)

@@ -23,6 +23,13 @@ decided frame by frame without hindsight.
   individual shows against itself in this clip.
 * **Refit** every ``refit_every`` frames on the decided fragments, so the model follows
   changes of light and pose.
+* **A representation learned from the clip** (``learned``): once the model has taken over and
+  the clip so far holds enough fragments to judge one (``held_out`` of them, two per
+  individual, see :func:`reid.embedders.learned.train_representation`), a representation is
+  trained on their identification images. Trusted, it takes over: every fragment's views are
+  re-embedded with it, the model is refitted on them, and later views come from it. Not
+  trusted, it is tried again when the clip holds twice as many fragments. Training pauses the
+  stream once per try (seconds; ``summary.json`` says when it took over).
 * **New individuals** (count not given): a fragment farther from every known individual than
   the clip's own scale allows (:func:`reid.identity_model.novelty_limit`) and lasting as long
   as an ordinary fragment, while the clip so far shows more individuals together than the
@@ -34,6 +41,12 @@ from __future__ import annotations
 import numpy as np
 
 from samtrack.reid.association import assign
+from samtrack.reid.embedders.learned import (
+    LearnedEmbedder,
+    LearnedSettings,
+    fragments_to_judge,
+    train_representation,
+)
 from samtrack.reid.fragments import Fragment, FragmentCutter
 from samtrack.reid.identities import estimate_count, held_out_limit
 from samtrack.reid.identity_model import (
@@ -67,8 +80,10 @@ class OnlineIdentities:
                  refit_every: int = REFIT_EVERY,
                  guess_precision: float = GUESS_PRECISION,
                  show_border_guesses: bool = True,
-                 border_wait_factor: float = BORDER_WAIT_FACTOR) -> None:
+                 border_wait_factor: float = BORDER_WAIT_FACTOR,
+                 learned: LearnedSettings | None = None) -> None:
         self.num_identities = num_identities
+        self.learned = learned
         self.show_border_guesses = show_border_guesses
         self.border_wait_factor = border_wait_factor
         self.min_views = min_views
@@ -92,6 +107,11 @@ class OnlineIdentities:
         self._position = 0
         self._estimate = 0  # individuals the presence counts show so far
         self._estimated_at = -ESTIMATE_EVERY
+        self.learned_report: dict = {}  # the last training's report (summary.json)
+        self.learned_at: int | None = None  # frame the learned representation took over
+        self.embedder: LearnedEmbedder | None = None  # the representation, once it took over
+        self._learn_when = 0  # usable fragments needed for the next training
+        self._learn_tries = 0
 
     @property
     def ready(self) -> bool:
@@ -100,10 +120,14 @@ class OnlineIdentities:
     def summary(self) -> dict:
         """What ``summary.json`` says about the online model: whether it took over, how many
         individuals it knows, and the guess wait it measured on the clip's re-entries."""
-        return {"online_identity_model": self.ready, "num_identities": self.count,
-                "num_identities_estimated": self.num_identities is None,
-                "guess_wait_frames": self.guess_wait,
-                "reentries_measured": int(self._agreement[self.min_views, 1])}
+        out = {"online_identity_model": self.ready, "num_identities": self.count,
+               "num_identities_estimated": self.num_identities is None,
+               "guess_wait_frames": self.guess_wait,
+               "reentries_measured": int(self._agreement[self.min_views, 1])}
+        if self.learned is not None:
+            out["learned"] = {**self.learned_report, "tries": self._learn_tries,
+                              "took_over_frame": self.learned_at}
+        return out
 
     def observe(self, entry: FrameLog) -> np.ndarray | None:
         rows = self.cutter.add(self._position, entry)
@@ -111,6 +135,7 @@ class OnlineIdentities:
         self._warm_up(rows, entry)
         if self.model is None:
             return None
+        self._learn(entry.frame)
         if entry.frame - self._fitted_at >= self.refit_every:
             self._refit(entry.frame)
         self._continue(rows)
@@ -150,6 +175,42 @@ class OnlineIdentities:
         self.labels.update(names)
         self.count = len(set(self.labels.values()))
         self._refit(entry.frame)
+
+    def _learn(self, frame: int) -> None:
+        """Train a representation on the fragments so far when there are enough to judge it;
+        trusted, it replaces the embedder's views from here on (module docstring)."""
+        if self.learned is None or self.learned_at is not None or self.count < 2:
+            return
+        usable = [f for f in self.cutter.fragments
+                  if len(f.views) >= self.learned.min_views and len(f.images) == len(f.views)]
+        needed = max(self._learn_when, fragments_to_judge(self.count, self.learned))
+        if len(usable) < needed:
+            return
+        self._learn_tries += 1
+        self._learn_when = 2 * len(usable)
+        embedder, report = train_representation(
+            [np.stack(f.images) for f in usable], [(f.start, f.end) for f in usable],
+            self.count, self.learned)
+        self.learned_report = {**report.summary(), "used": bool(embedder and report.trusted)}
+        if embedder is None or not report.trusted:
+            return
+        kept = [(f.views, f.rough_views) for f in self.cutter.fragments]
+        for f in self.cutter.fragments:
+            # views without images cannot be re-embedded; rough views were embedded by the
+            # tracker's embedder: both are from another space
+            f.views = list(embedder.embed_images(np.stack(f.images))) \
+                if f.images and len(f.images) == len(f.views) else []
+            f.rough_views = []
+        model = self.model
+        self._refit(frame)
+        if self.model is model:  # nothing to fit on in the new space: keep the old one
+            for f, (views, rough) in zip(self.cutter.fragments, kept, strict=True):
+                f.views, f.rough_views = views, rough
+            self.learned_report["used"] = False
+            return
+        self.cutter.embed = embedder.embed_images
+        self.embedder = embedder
+        self.learned_at = frame
 
     def _more_present(self, frame: int) -> bool:
         """Whether the clip so far shows more individuals together than the model knows (the

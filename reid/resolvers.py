@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from samtrack.pipeline.core.registry import Registry
+from samtrack.reid.embedders.learned import LearnedEmbedder
 from samtrack.reid.identities import link_identities
 from samtrack.reid.online_identities import OnlineIdentities
 from samtrack.reid.repairs import RepairEvent, RepairLog
@@ -75,6 +76,11 @@ class IdentityResolver(ABC):
     def repairs(self) -> list[RepairEvent]:
         return list(self.repair_log.events)
 
+    @property
+    def representation(self) -> LearnedEmbedder | None:
+        """The representation learned from the clip that decided identities (None: none)."""
+        return None
+
 
 RESOLVERS: Registry[type[IdentityResolver]] = Registry("identity engine", "tracker.identities")
 
@@ -100,8 +106,14 @@ class ModelIdentities(IdentityResolver):
         c = self.config
         self.model = OnlineIdentities(
             c.num_identities, show_border_guesses=c.model.border_guesses,
-            border_wait_factor=c.model.border_guess_wait) if self.has_appearance else None
+            border_wait_factor=c.model.border_guess_wait,
+            learned=c.learned.settings(self.device) if self.wants_id_images else None,
+        ) if self.has_appearance else None
         self.took_over: int | None = None
+
+    @property
+    def wants_id_images(self) -> bool:
+        return self.config.learned.enabled and self.has_appearance
 
     def observe(self, entry: FrameLog, proposed: np.ndarray,
                 hints: dict[int, RepairEvent]) -> np.ndarray:
@@ -121,6 +133,10 @@ class ModelIdentities(IdentityResolver):
                     "why": "no appearance embedder: the gallery rules decided"}
         return {"engine": "model", **self.model.summary(), "took_over_frame": self.took_over}
 
+    @property
+    def representation(self) -> LearnedEmbedder | None:
+        return self.model.embedder if self.model is not None else None
+
 
 class OfflineIdentities(IdentityResolver):
     """The per-clip identity model over the whole clip, with hindsight."""
@@ -131,6 +147,7 @@ class OfflineIdentities(IdentityResolver):
     def reset(self) -> None:
         super().reset()
         self._summary: dict = {}
+        self._representation: LearnedEmbedder | None = None
 
     def observe(self, entry: FrameLog, proposed: np.ndarray,
                 hints: dict[int, RepairEvent]) -> np.ndarray:
@@ -146,6 +163,7 @@ class OfflineIdentities(IdentityResolver):
         linked = link_identities(log, num_identities=self.config.num_identities,
                                  progress=progress, learned=learned)
         self._summary = {"engine": "offline", **linked.summary()}
+        self._representation = linked.representation
         self.repair_log = RepairLog()
         for entry, labels in zip(log, linked.labels, strict=True):
             self.repair_log.record(entry, labels)
@@ -153,6 +171,10 @@ class OfflineIdentities(IdentityResolver):
 
     def summary(self) -> dict:
         return self._summary
+
+    @property
+    def representation(self) -> LearnedEmbedder | None:
+        return self._representation
 
 
 RESOLVERS.register("gallery", GalleryIdentities)

@@ -230,8 +230,12 @@ class ReidTracker(Tracker):
             frames = [relabel(f, *by_frame[f.frame_index]) if f.frame_index in by_frame else
                       f.with_track_ids(np.full(len(f), -1, np.int64)) for f in self.frames]
         repairs = sorted(self.dropped + self.resolver.repairs(), key=lambda e: e.frame)
+        representation = self.resolver.representation
+        if representation is not None:
+            representation.geometry = self.id_geometry  # the images it was trained on
         return TrackResult(frames=frames, repairs=[e.to_dict() for e in repairs],
-                           identities=self.resolver.summary(), timing=dict(self.timing))
+                           identities=self.resolver.summary(), timing=dict(self.timing),
+                           representation=representation)
 
     def velocity(self, track_id: int) -> tuple[float, float] | None:
         """Pixels per frame of the identity's object in view (its motion model), or None."""
@@ -469,22 +473,25 @@ class ReidTracker(Tracker):
         self._expire(f.frame)
 
     def _identification_images(self, f: _Frame, js: list[int]) -> np.ndarray | None:
-        """Identification images of the frame's clean rows, for the representation the
+        """Identification images of the frame's apart rows (clean ones are views; the others,
+        cut by a border, give the online model rough views), for the representation the
         identity engine learns from the clip; the image shape is fixed by the first clean
         masks seen (their typical aspect ratio)."""
         if f.image is None:
             return None
-        rows = [k for k, j in enumerate(js) if f.dets.data["clean"][j]]
-        clean = [js[k] for k in rows]
+        clean, apart = f.dets.data["clean"], f.dets.data["apart"]
         if self.id_geometry is None:
-            if not clean:
+            whole = [j for j in js if clean[j]]
+            if not whole:
                 return None
-            self.id_geometry = ImageGeometry.from_extents(mask_extents(f.dets[clean]),
+            self.id_geometry = ImageGeometry.from_extents(mask_extents(f.dets[whole]),
                                                           self.config.learned.long_side)
+        rows = [k for k, j in enumerate(js) if clean[j] or apart[j]]
         out = np.zeros((len(js), *self.id_geometry.shape, 3), np.uint8)
-        if clean:
+        if rows:
             started = time.perf_counter()
-            out[rows] = identification_images(f.image, f.dets, self.id_geometry, clean)
+            out[rows] = identification_images(f.image, f.dets, self.id_geometry,
+                                              [js[k] for k in rows])
             f.embed_seconds += time.perf_counter() - started  # appearance work, not association
         return out
 

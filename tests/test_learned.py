@@ -1,21 +1,32 @@
-"""The representation learned from one clip (reid.embedders.learned) and its use offline."""
+"""The representation learned from one clip (reid.embedders.learned) and its use offline and
+online."""
 
 from __future__ import annotations
 
 import itertools
+import json
 from collections import Counter
 
+import cv2
 import numpy as np
 import pytest
+import torch
+import yaml
 from textured import crossing_clip, views
 
 from samtrack.eval.bench.learned_probe import nearest_centroid_accuracy
+from samtrack.pipeline.cli import main as cli_main
+from samtrack.pipeline.core.errors import ConfigError
+from samtrack.pipeline.core.formats import write_id_map
 from samtrack.reid.config import TrackerConfig
-from samtrack.reid.embedders import HistogramEmbedder
+from samtrack.reid.embedders import EmbedderSettings, HistogramEmbedder, build_embedder
 from samtrack.reid.embedders.learned import (
     ImageGeometry,
+    LearnedEmbedder,
     LearnedSettings,
+    fragments_to_judge,
     identification_images,
+    identity_network,
     mask_extents,
     train_representation,
 )
@@ -151,18 +162,21 @@ def test_swaps_at_crossings_are_repaired_by_the_learned_representation():
     learned = result.identities["learned"]
     assert learned["used"] and learned["trusted"], learned
     assert min(_kept_share(result, truth).values()) >= 0.99
+    assert result.representation is not None and result.representation.geometry is not None
 
 
 @pytest.mark.slow
 def test_a_clip_too_small_to_judge_keeps_the_inputs_links():
-    # two meetings: too few fragments to hold out two per individual, so the representation
-    # is not trusted and the engine decides as it does without one (and says so)
+    # two meetings: too few fragments to hold out two per individual, so no representation
+    # is trained and the engine decides as it does without one (and says so)
     images, objects, _ = crossing_clip(frames=120, bounce=True, meetings=2)
     result = _run_offline(images, objects, **{"learned.enabled": True,
                                               "learned.max_steps": 20})
     learned = result.identities["learned"]
-    assert learned["trained"] and not learned["trusted"]
+    assert not learned["trained"] and not learned["used"]
+    assert "18 are needed to hold out two per individual" in learned["why"]
     assert "kept_source_ids" in result.identities  # the input guard ran
+    assert result.representation is None
 
 
 def test_learning_needs_images_in_the_log():
@@ -175,3 +189,107 @@ def test_learning_needs_images_in_the_log():
         tracker.update(o, image)
     assert all(e.id_images is None for e in tracker.log)
     assert "learned" not in link_identities(tracker.log, 2).details
+
+
+def test_fragments_to_judge_is_where_two_per_individual_are_held_out():
+    s = LearnedSettings()  # a fifth held out, judged from five usable fragments on
+    assert fragments_to_judge(2, s) == 18  # round(0.2 * 18) = 4 = 2 * 2; round(0.2 * 17) = 3
+    assert fragments_to_judge(4, s) == 38
+
+
+def _run_online(images, objects, **options):
+    config = TrackerConfig.from_dotted({"identities": "model", "num_identities": 2, **options})
+    tracker = config.build(keep_log=False, record=True)
+    for image, o in zip(images, objects, strict=True):
+        tracker.update(o, image)
+    return tracker, tracker.finalize()
+
+
+@pytest.mark.slow
+def test_online_model_takes_the_learned_representation_over_once_it_is_trusted():
+    images, objects, truth = crossing_clip(frames=960, bounce=True, meetings=16)
+    _, plain = _run_online(images, objects)
+    tracker, result = _run_online(images, objects, **{"learned.enabled": True,
+                                                      "learned.max_steps": 150})
+    learned = result.identities["learned"]
+    assert learned["used"] and learned["trusted"] and learned["tries"] == 1, learned
+    took_over = learned["took_over_frame"]
+    online = tracker.resolver.model
+    # not before the clip holds enough fragments to judge a representation on
+    assert took_over is not None
+    before = [f for f in online.cutter.fragments if f.start <= took_over and len(f.views) >= 2]
+    assert len(before) >= fragments_to_judge(2, LearnedSettings()) == learned["fragments"]
+    # from then on the model decides on the learned embeddings: its views are of their size
+    later = [f for f in online.cutter.fragments if f.start > took_over and f.views]
+    assert later and all(len(v) == LearnedSettings.dim for f in later for v in f.views)
+    assert online.model.posteriors(later[-1].view_matrix()).shape[1] == 2
+    # and it keeps each body's identity at least as well as the tracker's embedder did
+    kept, before = _kept_share(result, truth), _kept_share(plain, truth)
+    assert all(kept[b] >= before[b] - 1e-9 for b in kept), (kept, before)
+
+
+def test_online_learning_is_refused_without_an_identity_model():
+    with pytest.raises(ValueError, match="offline or model"):
+        TrackerConfig.from_dotted({"identities": "gallery", "learned.enabled": True})
+
+
+def test_a_saved_representation_is_an_embedder(tmp_path):
+    pairs = views("stripes", 3, np.random.default_rng(0))
+    torch.manual_seed(0)
+    original = LearnedEmbedder(identity_network(8).eval(), _geometry(pairs),
+                               LearnedSettings(dim=8))
+    original.save(tmp_path / "learned.pt")
+    loaded = build_embedder("learned", EmbedderSettings(weights=str(tmp_path / "learned.pt")))
+    assert loaded.dim == 8 and loaded.geometry == original.geometry
+    for image, objects in pairs:
+        np.testing.assert_allclose(loaded.embed(image, objects), original.embed(image, objects),
+                                   atol=1e-6)
+
+
+def test_a_file_that_is_not_a_saved_representation_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"appearance\.weights"):
+        build_embedder("learned", EmbedderSettings())
+    with pytest.raises(ConfigError, match=r"missing\.pt: no such file"):
+        build_embedder("learned", EmbedderSettings(weights=str(tmp_path / "missing.pt")))
+    (tmp_path / "text.pt").write_text("not torch")
+    with pytest.raises(ConfigError, match=r"text\.pt: not a saved representation"):
+        build_embedder("learned", EmbedderSettings(weights=str(tmp_path / "text.pt")))
+    torch.save({"state": {}}, tmp_path / "other.pt")
+    with pytest.raises(ConfigError, match=r"other\.pt: not a representation saved by samtrack"):
+        build_embedder("learned", EmbedderSettings(weights=str(tmp_path / "other.pt")))
+
+
+def _write_clip(folder, images, objects):
+    (folder / "img1").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    for t, (image, o) in enumerate(zip(images, objects, strict=True)):
+        cv2.imwrite(str(folder / "img1" / f"{t:06d}.png"), image)
+        id_map = np.zeros(image.shape[:2], np.uint8)
+        for mask, source in zip(o.masks, o.source_ids, strict=True):
+            id_map[mask] = source
+        write_id_map(folder / "masks" / f"{t:06d}.png", id_map)
+
+
+@pytest.mark.slow
+def test_a_run_saves_the_representation_that_decided_and_another_run_uses_it(tmp_path):
+    images, objects, _ = crossing_clip(frames=480, bounce=True, meetings=8)
+    _write_clip(tmp_path / "clip", images, objects)
+    first = {"tracker": {"identities": "offline", "num_identities": 2,
+                         "learned": {"enabled": True, "max_steps": 150}}}
+    (tmp_path / "first.yaml").write_text(yaml.safe_dump(first))
+    clip = ["--video", str(tmp_path / "clip" / "img1"), "--masks", str(tmp_path / "clip" / "masks"),
+            "--quiet"]
+    assert cli_main(["run", "--config", str(tmp_path / "first.yaml"), *clip,
+                     "--out", str(tmp_path / "first")]) == 0
+    summary = json.loads((tmp_path / "first" / "summary.json").read_text())
+    assert summary["identities"]["learned"]["used"]
+    assert summary["identities"]["representation_file"] == "learned.pt"
+    saved = tmp_path / "first" / "learned.pt"
+    assert saved.is_file()
+    second = {"tracker": {"identities": "model", "num_identities": 2, "embedder": "learned",
+                          "appearance": {"weights": str(saved)}}}
+    (tmp_path / "second.yaml").write_text(yaml.safe_dump(second))
+    assert cli_main(["run", "--config", str(tmp_path / "second.yaml"), *clip,
+                     "--out", str(tmp_path / "second")]) == 0
+    assert json.loads((tmp_path / "second" / "summary.json").read_text())["identities"][
+        "online_identity_model"]

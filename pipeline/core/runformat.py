@@ -21,6 +21,8 @@ from samtrack.pipeline.core.formats import write_text_atomic
 SUMMARY = "summary.json"
 CONFIG = "config.yaml"
 MASKS = "masks"
+# the representation learned from the clip, where it decided identities (tracker.embedder learned)
+LEARNED_REPRESENTATION = "learned.pt"
 CORRECTIONS = "corrections.jsonl"  # live runs: every steering action, one JSON per line
 INCOMPLETE_MARKER = "INCOMPLETE"
 #: what samtrack writes in the marker: a file named INCOMPLETE alone proves nothing

@@ -1,7 +1,12 @@
 """Appearance embedders. Importing this package registers the built-in ones; a new embedder is
 one module here that calls :func:`register_embedder`, plus its import below."""
 
-from samtrack.reid.embedders import cnn, histogram, source_features  # noqa: F401 (registration)
+from samtrack.reid.embedders import (  # noqa: F401 (registration)
+    cnn,
+    histogram,
+    learned,
+    source_features,
+)
 from samtrack.reid.embedders.base import (
     EMBEDDERS,
     CombinedEmbedder,

@@ -22,6 +22,8 @@ Embedders, by name (``tracker.embedder``; each module of this package registers 
   (``FrameObjects.embeddings`` filled by the source; nothing to compute here).
 * ``torchvision:<arch>``: any torchvision classification architecture with a user-supplied
   weights file (``tracker.appearance.weights``); the classifier head is dropped.
+* ``learned``: a representation learned from an earlier run's clip (its ``learned.pt`` as
+  ``tracker.appearance.weights``; :mod:`reid.embedders.learned`).
 """
 
 from __future__ import annotations

@@ -351,8 +351,9 @@ def learn_views(fragments: list[Fragment], k: int, settings: LearnedSettings,
     needed = fragments_to_judge(k, settings)
     if usable < needed:  # it could not be trusted: not worth its training time
         return {"trained": False, "used": False, "fragments": len(with_images),
-                "why": f"{usable} fragments with views; {needed} are needed to hold out two "
-                       f"per individual and judge a representation"}, None
+                "why": f"{usable} fragments with {settings.min_views} or more views; {needed} "
+                       f"are needed to hold out two per individual and judge a "
+                       f"representation"}, None
     images = [np.stack(f.images) for f in with_images]
     spans = [(f.start, f.end) for f in with_images]
     embedder, report = train_representation(images, spans, k, settings)

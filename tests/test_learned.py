@@ -21,6 +21,7 @@ from samtrack.pipeline.core.formats import write_id_map
 from samtrack.reid.config import TrackerConfig
 from samtrack.reid.embedders import EmbedderSettings, HistogramEmbedder, build_embedder
 from samtrack.reid.embedders.learned import (
+    SAVED_FORMAT,
     ImageGeometry,
     LearnedEmbedder,
     LearnedSettings,
@@ -257,6 +258,11 @@ def test_a_file_that_is_not_a_saved_representation_is_refused(tmp_path):
     torch.save({"state": {}}, tmp_path / "other.pt")
     with pytest.raises(ConfigError, match=r"other\.pt: not a representation saved by samtrack"):
         build_embedder("learned", EmbedderSettings(weights=str(tmp_path / "other.pt")))
+    torch.save({"format": SAVED_FORMAT, "state": {}, "shape": [16, 64], "dim": 8},
+               tmp_path / "damaged.pt")
+    with pytest.raises(ConfigError, match=r"damaged\.pt: a damaged representation") as caught:
+        build_embedder("learned", EmbedderSettings(weights=str(tmp_path / "damaged.pt")))
+    assert "\n" not in str(caught.value)
 
 
 def _write_clip(folder, images, objects):

@@ -482,15 +482,16 @@ def load_representation(path: str | Path, device: str = "cpu") -> LearnedEmbedde
         raise ConfigError(f"{path}: not a saved representation ({type(exc).__name__})") from None
     if not isinstance(saved, dict) or saved.get("format") != SAVED_FORMAT:
         raise ConfigError(f"{path}: not a representation saved by samtrack (learned.pt)")
-    net = identity_network(int(saved["dim"]))
     try:
+        dim = int(saved["dim"])
+        geometry = ImageGeometry(tuple(int(v) for v in saved["shape"]))
+        net = identity_network(dim)
         net.load_state_dict(saved["state"])
-    except (RuntimeError, KeyError) as exc:
-        raise ConfigError(f"{path}: its weights do not fit the network: {exc}") from None
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{path}: a damaged representation ({first})") from None
     net.to(device).eval()
-    geometry = ImageGeometry(tuple(int(v) for v in saved["shape"]))
-    return LearnedEmbedder(net, geometry, settings=LearnedSettings(dim=int(saved["dim"]),
-                                                                   device=device))
+    return LearnedEmbedder(net, geometry, settings=LearnedSettings(dim=dim, device=device))
 
 
 def _saved(argument: str | None, s: EmbedderSettings) -> LearnedEmbedder:

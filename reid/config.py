@@ -193,6 +193,10 @@ class ModelOptions(StrictModel):
     border_guess_wait: float = Field(default=1.5, ge=1, description="A guess made on border "
                                      "views alone waits this many times the clip's calibrated "
                                      "wait before it is shown.")
+    agreed_links: bool = Field(default=True, description="Keep the identity of an object the "
+                               "tracker followed and the mask source kept its id for, after "
+                               "a crossing or touch; false: the model may overrule them "
+                               "(a source that swaps at crossings).")
 
 
 class LearnedOptions(StrictModel):

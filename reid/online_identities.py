@@ -6,7 +6,9 @@ decided frame by frame without hindsight.
   reported. Then the model is fitted on those fragments, each named by the identity the tracker
   gave it, so names do not change at the switch-over.
 * **Continuity**: a fragment that continues a tracklet (after a crossing, a touch, a source-id
-  change) reports its predecessor's identity while it gathers views.
+  change) reports its predecessor's identity while it gathers views. Where the mask source
+  kept its id too and the predecessor was decided, it keeps that identity (``agreed_links``,
+  as the offline engine keeps such links).
 * **Guess**: a new tracklet (a re-entry, a newcomer) has the model's best guess among the
   individuals not in view, made on its first views (rough ones at a border too) and re-made
   each frame. It is shown once it has been the best for as many frames in a row as, on this
@@ -81,8 +83,9 @@ class OnlineIdentities:
                  guess_precision: float = GUESS_PRECISION,
                  show_border_guesses: bool = True,
                  border_wait_factor: float = BORDER_WAIT_FACTOR,
-                 learned: LearnedSettings | None = None) -> None:
+                 learned: LearnedSettings | None = None, agreed_links: bool = True) -> None:
         self.num_identities = num_identities
+        self.agreed_links = agreed_links
         self.learned = learned
         self.show_border_guesses = show_border_guesses
         self.border_wait_factor = border_wait_factor
@@ -249,10 +252,29 @@ class OnlineIdentities:
                 continue
             identity = self.labels.get(previous.index, self.provisional.get(previous.index, -1))
             if identity > 0:
-                if f.views or f.apart:
-                    self.provisional[f.index] = identity
-                else:  # a crossing or border piece: it has nothing to be judged on
+                if self._agreed(previous, f) or not (f.views or f.apart):
                     self.labels[f.index] = identity
+                else:
+                    self.provisional[f.index] = identity
+
+    def _agreed(self, previous: Fragment, f: Fragment) -> bool:
+        """Whether the tracker and the mask source both say ``f`` continues the last stretch
+        before it that was decided on its own views: one tracklet, and one source id all the
+        way back through the pieces without views between them (a touch). Such a link is
+        kept, as the offline engine keeps it (:func:`reid.identities.kept_links`): two
+        witnesses that agree are right far more often than an appearance model that cannot
+        tell the animals apart, and a model that drifts with the light then swaps animals the
+        source never lost. A piece that changed source id, or an identity a viewless piece
+        only inherited, stays the model's to decide. A trusted learned representation may
+        overrule it, as offline."""
+        if not self.agreed_links or self.embedder is not None or f.source_id < 0:
+            return False
+        anchor: Fragment | None = previous
+        while anchor is not None and anchor.source_id == f.source_id:
+            if anchor.views:
+                return anchor.index in self.labels
+            anchor = self.cutter.predecessor(anchor)
+        return False
 
     def _guess(self, rows: list[Fragment]) -> None:
         """A new tracklet (a re-entry, a newcomer) has the model's best guess among the

@@ -106,7 +106,7 @@ class ModelIdentities(IdentityResolver):
         c = self.config
         self.model = OnlineIdentities(
             c.num_identities, show_border_guesses=c.model.border_guesses,
-            border_wait_factor=c.model.border_guess_wait,
+            border_wait_factor=c.model.border_guess_wait, agreed_links=c.model.agreed_links,
             learned=c.learned.settings(self.device) if self.wants_id_images else None,
         ) if self.has_appearance else None
         self.took_over: int | None = None

@@ -244,6 +244,34 @@ def _log_entry(frame: int, keys: list[int], looks: list[np.ndarray], clean: list
                     step_iou=np.full(n, np.nan, np.float32))
 
 
+def _drift_after_a_touch(agreed_links: bool) -> list[list[int]]:
+    """Two individuals learned apart; they touch for three frames; afterwards each looks like
+    the other did (the light changed), while the tracker and the mask source both kept them
+    (same tracklets, same source ids): what is shown for tracklets 1 and 2 after the touch."""
+    rng = np.random.default_rng(0)
+    looks = {1: np.eye(8)[0] * 0.9 + 0.1, 2: np.eye(8)[1] * 0.9 + 0.1}
+    online = OnlineIdentities(num_identities=2, agreed_links=agreed_links)
+    shown = []
+    for t in range(50):
+        touching = 30 <= t < 33
+        drifted = t >= 33
+        entry = _log_entry(t, [1, 2], [looks[2 if drifted else 1] + rng.normal(0, 0.02, 8),
+                                       looks[1 if drifted else 2] + rng.normal(0, 0.02, 8)],
+                           [not touching] * 2)
+        entry.isolated = np.array([not touching] * 2)
+        entry.source_ids = np.array([1, 2])
+        out = online.observe(entry)
+        if t >= 33:
+            shown.append(out.tolist())
+    return shown
+
+
+def test_online_model_keeps_what_the_tracker_and_the_source_agree_on():
+    assert all(ids == [1, 2] for ids in _drift_after_a_touch(agreed_links=True))
+    # without it the model follows the looks: the drift swaps them
+    assert _drift_after_a_touch(agreed_links=False)[-1] == [2, 1]
+
+
 def _return_at_the_border(show_border_guesses: bool, border_wait_factor: float = 1.0,
                           ) -> tuple[OnlineIdentities, list[int]]:
     """Two look-alikes learned apart; 1 leaves and comes back as tracklet 7, ten frames half

@@ -359,13 +359,17 @@ def learn_views(fragments: list[Fragment], k: int, settings: LearnedSettings,
     embedder, report = train_representation(images, spans, k, settings)
     if embedder is None or not report.trusted:
         return {**report.summary(), "used": False}, None
-    for f, views in zip(with_images, images, strict=True):
-        f.views = list(embedder.embed_images(views))
-    learned = {f.index for f in with_images}
-    for f in fragments:  # views without images (none in a log that carries them): unusable
-        if f.index not in learned:
-            f.views = []
+    embed_views(fragments, embedder)
     return {**report.summary(), "used": True}, embedder
+
+
+def embed_views(fragments: list[Fragment], embedder: LearnedEmbedder) -> None:
+    """Each fragment's views become the representation's embeddings of their identification
+    images; views without images (none in a log that carries them) are from another space
+    and are dropped."""
+    for f in fragments:
+        f.views = list(embedder.embed_images(np.stack(f.images))) \
+            if f.views and len(f.images) == len(f.views) else []
 
 
 def _link(log: list[FrameLog], num_identities: int | None, max_rounds: int,

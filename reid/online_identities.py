@@ -50,7 +50,7 @@ from samtrack.reid.embedders.learned import (
     train_representation,
 )
 from samtrack.reid.fragments import Fragment, FragmentCutter
-from samtrack.reid.identities import estimate_count, held_out_limit
+from samtrack.reid.identities import embed_views, estimate_count, held_out_limit
 from samtrack.reid.identity_model import (
     IdentityModel,
     fit_on_fragments,
@@ -198,11 +198,8 @@ class OnlineIdentities:
         if embedder is None or not report.trusted:
             return
         kept = [(f.views, f.rough_views) for f in self.cutter.fragments]
-        for f in self.cutter.fragments:
-            # views without images cannot be re-embedded; rough views were embedded by the
-            # tracker's embedder: both are from another space
-            f.views = list(embedder.embed_images(np.stack(f.images))) \
-                if f.images and len(f.images) == len(f.views) else []
+        embed_views(self.cutter.fragments, embedder)
+        for f in self.cutter.fragments:  # embedded by the tracker's embedder: another space
             f.rough_views = []
         model = self.model
         self._refit(frame)

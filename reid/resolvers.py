@@ -40,6 +40,9 @@ class IdentityResolver(ABC):
     needs_whole_clip = False
     #: keep every frame's log for :meth:`finalize`
     keeps_log = False
+    #: decides on the identity model's fragments, so it can learn a representation from them
+    #: (``tracker.learned``)
+    learns_from_fragments = False
 
     def __init__(self, config: TrackerConfig, *, has_appearance: bool,
                  device: str = "cpu") -> None:
@@ -50,9 +53,10 @@ class IdentityResolver(ABC):
 
     @property
     def wants_id_images(self) -> bool:
-        """Log identification images of clean views (for a representation learned from the
-        clip at :meth:`finalize`)."""
-        return False
+        """Log identification images of apart views (for a representation learned from the
+        clip's fragments, ``tracker.learned``)."""
+        return self.learns_from_fragments and self.config.learned.enabled and \
+            self.has_appearance
 
     def reset(self) -> None:
         self.repair_log = RepairLog()
@@ -101,6 +105,8 @@ class ModelIdentities(IdentityResolver):
     """The per-clip identity model online; the tracker's proposal while it warms up (and
     always when there is no appearance to learn from)."""
 
+    learns_from_fragments = True
+
     def reset(self) -> None:
         super().reset()
         c = self.config
@@ -110,10 +116,6 @@ class ModelIdentities(IdentityResolver):
             learned=c.learned.settings(self.device) if self.wants_id_images else None,
         ) if self.has_appearance else None
         self.took_over: int | None = None
-
-    @property
-    def wants_id_images(self) -> bool:
-        return self.config.learned.enabled and self.has_appearance
 
     def observe(self, entry: FrameLog, proposed: np.ndarray,
                 hints: dict[int, RepairEvent]) -> np.ndarray:
@@ -143,6 +145,7 @@ class OfflineIdentities(IdentityResolver):
 
     needs_whole_clip = True
     keeps_log = True
+    learns_from_fragments = True
 
     def reset(self) -> None:
         super().reset()
@@ -152,10 +155,6 @@ class OfflineIdentities(IdentityResolver):
     def observe(self, entry: FrameLog, proposed: np.ndarray,
                 hints: dict[int, RepairEvent]) -> np.ndarray:
         return proposed  # provisional: finalize() decides what is shown
-
-    @property
-    def wants_id_images(self) -> bool:
-        return self.config.learned.enabled and self.has_appearance
 
     def finalize(self, log: list[FrameLog], *, progress: bool = False,
                  ) -> list[np.ndarray] | None:

@@ -192,7 +192,7 @@ class FrameLog:
     embeddings: np.ndarray | None
     positions: np.ndarray | None = None  # (N, 2) centroids over the frame diagonal
     source_ids: np.ndarray | None = None  # the mask source's id per object; -1: none
-    # (n, rows, columns, 3) uint8 identification images of the clean rows (zeros elsewhere), for
+    # (n, rows, columns, 3) uint8 identification images of the apart rows (zeros elsewhere), for
     # the representation learned from the clip (reid.embedders.learned); None when not wanted
     id_images: np.ndarray | None = None
     step_iou: np.ndarray | None = None  # motion IoU of the match that continued the tracklet

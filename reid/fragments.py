@@ -45,6 +45,9 @@ class Fragment:
     rough_views: list[np.ndarray] = field(default_factory=list)
     first_position: np.ndarray | None = None
     last_position: np.ndarray | None = None
+    # whether its first / last frame was at a frame border (None: not logged)
+    first_at_border: bool | None = None
+    last_at_border: bool | None = None
 
     @property
     def start(self) -> int:
@@ -138,6 +141,10 @@ class FragmentCutter:
                     current.images.append(entry.id_images[row])
             elif vectors is not None and apart and len(current.rough_views) < MAX_VIEWS:
                 current.rough_views.append(vectors[row])
+            if entry.at_border is not None:
+                if current.first_at_border is None:
+                    current.first_at_border = bool(entry.at_border[row])
+                current.last_at_border = bool(entry.at_border[row])
             if entry.positions is not None:
                 if current.first_position is None:
                     current.first_position = entry.positions[row]

@@ -5,7 +5,8 @@ How it decides (README, "How identities are decided"):
 1. **Fragments** (:mod:`reid.fragments`): the online tracklets cut at every place an identity
    could silently change (crossings, touches, gaps, re-entries, source-id changes, weak links).
 2. **How many individuals**: given (``num_identities``) or estimated (:func:`estimate_count`):
-   the largest number of objects present together for a sustained stretch.
+   the largest number of objects present together for a sustained stretch (short tracklets
+   left out unless the view cut their lives short).
 3. **Training data for free**: the stretch where that many fragments are present together and
    apart, with the most views each (a *global fragment*): each of them is a different
    individual. An LDA model (:mod:`reid.identity_model`) learns them.
@@ -24,8 +25,9 @@ How it decides (README, "How identities are decided"):
    :func:`stray_fragments`) is a spurious mask, not one of the individuals: it loses its label
    unless its source id vouches for it.
 7. **Pieces without views** (the crossing itself, border frames): the identity of the same
-   tracklet on either side when free, else the one the source id maps to, else none. Pieces
-   of tracklets the online tracker never confirmed take only the source id's identity.
+   tracklet on both sides, else the online tracker's, else one side's or the source id's,
+   when free (:func:`_fill_viewless`). Pieces of tracklets the online tracker never
+   confirmed take only the source id's identity.
 8. **Late entrants**: a tracklet seen only at the border, come in too late for the count to
    see it and left without an identity, takes a new one (:func:`_name_late_entrants`).
 
@@ -114,10 +116,15 @@ def sustained_max(counts: np.ndarray, min_run: int) -> int:
 def estimate_count(fragments: list[Fragment], num_frames: int) -> int:
     """How many individuals the clip shows: the largest number of objects present together in
     a few consecutive frames, counting only objects whose tracklet lives at least a quarter as
-    long as the tracklet of the clip's median *object-frame* (the frame-weighted median life).
+    long as the tracklet of the clip's median *object-frame* (the frame-weighted median life),
+    or whose short life the view explains (:func:`began_or_ended_in_view`) and that was seen whole,
+    apart from the others, at least once.
     Why: a duplicate mask or a spurious blob makes a short tracklet of its own; such tracklets
     can be most of the tracklets, but they hold few of the frames, while an individual, even
-    one seen all together with the others only briefly, lives as long as anyone."""
+    one seen all together with the others only briefly, lives as long as anyone, unless it
+    walked out of the view (or the clip began or ended) on both sides of its short life. A
+    mask only ever seen cut by a frame border may be a piece of anything there (a shadow, a
+    wrong seed at the edge), so a short one does not count."""
     life: dict[int, int] = defaultdict(int)
     for f in fragments:
         life[f.tracklet] += f.length
@@ -127,8 +134,32 @@ def estimate_count(fragments: list[Fragment], num_frames: int) -> int:
     cumulative = np.cumsum(lives)
     # (and at most a tenth of the clip: in a short clip one long tracklet must not set the bar)
     shortest = min(lives[np.searchsorted(cumulative, cumulative[-1] / 2)] / 4, num_frames / 10)
-    lasting = [f for f in fragments if life[f.tracklet] >= shortest]
+    in_view = began_or_ended_in_view(fragments, num_frames)
+    seen_whole = {f.tracklet for f in fragments if f.views}
+    lasting = [f for f in fragments if life[f.tracklet] >= shortest
+               or (f.tracklet not in in_view and f.tracklet in seen_whole)]
     return sustained_max(presence_counts(lasting, num_frames), MIN_RUN)
+
+
+def began_or_ended_in_view(fragments: list[Fragment], num_frames: int) -> set[int]:
+    """Tracklets that began or ended in view: not at the clip's first or last frame, and not
+    at a frame border. The others' lives are cut by the view (an animal that swims out
+    after ten frames lives on outside it), so their length says nothing about whether they are
+    an individual; a spurious mask appears and vanishes in view."""
+    first: dict[int, Fragment] = {}
+    last: dict[int, Fragment] = {}
+    for f in fragments:
+        if f.tracklet not in first or f.start < first[f.tracklet].start:
+            first[f.tracklet] = f
+        if f.tracklet not in last or f.end > last[f.tracklet].end:
+            last[f.tracklet] = f
+    out = set()
+    for key, f in first.items():
+        begun_outside = f.start == 0 or bool(f.first_at_border)
+        ended_outside = last[key].end == num_frames - 1 or bool(last[key].last_at_border)
+        if not (begun_outside and ended_outside):
+            out.add(key)
+    return out
 
 
 def global_fragment(fragments: list[Fragment], groups: list[list[int]], k: int) -> list[int]:

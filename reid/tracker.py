@@ -510,6 +510,7 @@ class ReidTracker(Tracker):
             positions=(centroids[js] / f.diagonal).astype(np.float32) if js else
             np.zeros((0, 2), np.float32),
             source_ids=dets.source_ids[js].astype(np.int64) if js else np.zeros(0, np.int64),
+            at_border=np.array([bool(dets.data["border"][j]) for j in js], bool),
             step_iou=np.array([f.details[j][1] if j in f.details else np.nan for j in js],
                               np.float32),
             id_images=self._identification_images(f, js) if self.resolver.wants_id_images

@@ -195,6 +195,8 @@ class FrameLog:
     # (n, rows, columns, 3) uint8 identification images of the apart rows (zeros elsewhere), for
     # the representation learned from the clip (reid.embedders.learned); None when not wanted
     id_images: np.ndarray | None = None
+    # bool: the box reaches a frame border (the object is entering or leaving the view)
+    at_border: np.ndarray | None = None
     step_iou: np.ndarray | None = None  # motion IoU of the match that continued the tracklet
     # (negative: continued by reach, without overlap)
     # (NaN where the object started a tracklet): how sure the frame-to-frame link was

@@ -19,6 +19,8 @@ from samtrack.reid.identities import (
     _fill_unconfirmed,
     _fill_viewless,
     _name_late_entrants,
+    began_or_ended_in_view,
+    estimate_count,
     stray_fragments,
     sustained_max,
 )
@@ -192,6 +194,31 @@ def test_solver_respects_cannot_link_and_maximises_evidence():
 def test_more_objects_than_identities_leaves_the_worst_unassigned():
     evidence = np.array([[-1.0], [-9.0]])  # one identity, two objects at once
     assert solve_assignment(evidence, [[0, 1]]).tolist() == [0, -1]
+
+
+def _lived(tracklet, start, end, first_at_border=False, last_at_border=False, whole=True):
+    f = Fragment(tracklet, tracklet, -1, True)
+    f.frames = list(range(start, end + 1))
+    f.first_at_border, f.last_at_border = first_at_border, last_at_border
+    f.views = [np.zeros(2, np.float32)] if whole else []  # seen whole, apart, at least once
+    return f
+
+
+def test_count_keeps_short_lives_the_view_cut_and_drops_short_blobs_in_view():
+    # three animals all clip long; a fourth leaves through a border after 12 frames, a fifth
+    # comes in through a border and leaves again; a blob appears and vanishes in view
+    long = [_lived(i, 0, 299) for i in range(3)]
+    swims_out = _lived(3, 0, 11, last_at_border=True)
+    passes_by = _lived(4, 100, 115, first_at_border=True, last_at_border=True)
+    blob = _lived(5, 200, 215)
+    assert estimate_count([*long, swims_out], 300) == 4
+    assert estimate_count([*long, passes_by], 300) == 4
+    assert estimate_count([*long, blob], 300) == 3
+    assert estimate_count([*long, _lived(5, 0, 15)], 300) == 3  # vanished in view
+    # only ever seen cut by the border: may be a piece of anything there
+    edge_piece = _lived(6, 50, 60, first_at_border=True, last_at_border=True, whole=False)
+    assert estimate_count([*long, edge_piece], 300) == 3
+    assert began_or_ended_in_view([*long, swims_out, passes_by, blob], 300) == {5}
 
 
 def test_sustained_max_ignores_short_spikes():

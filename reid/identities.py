@@ -25,8 +25,9 @@ How it decides (README, "How identities are decided"):
    :func:`stray_fragments`) is a spurious mask, not one of the individuals: it loses its label
    unless its source id vouches for it.
 7. **Pieces without views** (the crossing itself, border frames): the identity of the same
-   tracklet on both sides, else the online tracker's, else one side's or the source id's,
-   when free (:func:`_fill_viewless`). Pieces of tracklets the online tracker never
+   tracklet on both sides, else (where this clip's source carried animals through touches
+   more often than the tracker) of the same source id on both sides, else the online
+   tracker's, else one side's or the source id's, when free (:func:`_fill_viewless`). Pieces of tracklets the online tracker never
    confirmed take only the source id's identity.
 8. **Late entrants**: a tracklet seen only at the border, come in too late for the count to
    see it and left without an identity, takes a new one (:func:`_name_late_entrants`).
@@ -559,6 +560,8 @@ def _tracklet_chains(fragments: list[Fragment]) -> dict[int, list[Fragment]]:
 def _fill_viewless(fragments: list[Fragment], labels: dict[int, int], k: int,
                    ) -> dict[int, int]:
     """Fragments without views take the identity of their tracklet's neighbouring fragments
+    where both sides agree; else, on a clip whose mask source carried individuals through
+    touches more often than the tracker did, that of their source id's neighbouring fragments
     where both sides agree; else the one their online identity maps to; else the neighbour
     before, after, or the identity their source id maps to (each mapping: the identity it
     covers most frames of); never one held at the same time by another fragment.
@@ -567,22 +570,54 @@ def _fill_viewless(fragments: list[Fragment], labels: dict[int, int], k: int,
     or a crossing, and when its neighbours disagree the swap happened somewhere inside it; the
     online tracker followed it frame by frame on motion and appearance, which on the tuning
     clips was right far more often than extending one side (measurements:
-    eval/results/identity_rules_provenance.md)."""
+    eval/results/identity_rules_provenance.md). Why the source's sides, on some clips: which
+    of the two follows an individual through a touch depends on the source (SAM2 swaps
+    masklets at crossings, a detector exchanges ids after a merge, a per-frame segmenter
+    whose ids are right between renumberings does neither), so the clip says which: over its
+    viewless pieces, how often the fragments on both sides of the piece, decided on their own
+    views, got one identity along the tracklet and how often along the source id."""
     out = dict(labels)
     by_tracklet = _tracklet_chains(fragments)
+    by_source = _source_chains(fragments)
     holders, source_map, online_map = _label_maps(fragments, out)
-    for f in sorted((f for f in fragments if f.index not in out), key=lambda f: -f.length):
-        chain = by_tracklet[f.tracklet]
-        pos = chain.index(f)
-        before = next((out[g.index] for g in reversed(chain[:pos]) if g.index in out), -1)
-        after = next((out[g.index] for g in chain[pos + 1:] if g.index in out), -1)
+    viewless = [f for f in fragments if f.index not in out]
+    carried = np.zeros(2, np.int64)  # pieces carried through by the tracklet, by the source id
+    for f in viewless:
+        for n, chain in enumerate((by_tracklet[f.tracklet], by_source.get(f.source_id, []))):
+            before, after = _labelled_sides(f, chain, out)
+            carried[n] += before == after > 0
+    source_first = carried[1] > carried[0]
+    for f in sorted(viewless, key=lambda f: -f.length):
+        before, after = _labelled_sides(f, by_tracklet[f.tracklet], out)
+        along_source = _labelled_sides(f, by_source.get(f.source_id, []), out)
         online = _most_frames(online_map[f.online_id])  # the online tracker's, as named here
-        options = [before if before == after else -1, online, before, after,
-                   _most_frames(source_map[f.source_id])]
+        options = [before if before == after else -1,
+                   along_source[0] if source_first and along_source[0] == along_source[1]
+                   else -1,
+                   online, before, after, _most_frames(source_map[f.source_id])]
         # an individual nobody was given (never seen clean): that is who this is
         options += [i for i in range(1, k + 1) if i not in holders]
         _take_first_free(f, options, holders, out)
     return out
+
+
+def _source_chains(fragments: list[Fragment]) -> dict[int, list[Fragment]]:
+    """Source id -> its fragments (fragments without a source id left out)."""
+    chains: dict[int, list[Fragment]] = defaultdict(list)
+    for f in fragments:
+        if f.source_id >= 0:
+            chains[f.source_id].append(f)
+    return chains
+
+
+def _labelled_sides(fragment: Fragment, chain: list[Fragment], labels: dict[int, int],
+                    ) -> tuple[int, int]:
+    """The identities of the nearest labelled fragments of ``chain`` that end before
+    ``fragment`` starts and that start after it ends (-1 where there is none)."""
+    before = [g for g in chain if g.end < fragment.start and g.index in labels]
+    after = [g for g in chain if g.start > fragment.end and g.index in labels]
+    return (labels[max(before, key=lambda g: g.end).index] if before else -1,
+            labels[min(after, key=lambda g: g.start).index] if after else -1)
 
 
 def _fill_unconfirmed(fragments: list[Fragment], unconfirmed: list[Fragment],

@@ -400,6 +400,42 @@ def test_a_viewless_crossing_takes_the_online_identity_where_its_neighbours_disa
     assert {i: filled[i] for i in labels} == labels
 
 
+def _touch_swapped_by_tracker(start: int, index: int, sources: tuple[int, int]):
+    """Two animals touch for 10 frames from ``start``; the tracker swaps them inside the touch
+    (tracklets 1 and 2 change animal), the source does not (``sources``: the animals' ids).
+    Each animal's fragments either side are labelled with its identity (1, 2)."""
+    a, b = sources
+    s0, s1, s2 = range(start, start + 10), range(start + 10, start + 20), \
+        range(start + 20, start + 30)
+    pieces = [_piece(index, 1, s0, 1, a), _piece(index + 1, 1, s1, 1, b),
+              _piece(index + 2, 1, s2, 1, b), _piece(index + 3, 2, s0, 2, b),
+              _piece(index + 4, 2, s1, 2, a), _piece(index + 5, 2, s2, 2, a)]
+    labels = {index: 1, index + 2: 2, index + 3: 2, index + 5: 1}
+    return pieces, labels
+
+
+def test_a_viewless_touch_follows_whichever_carried_individuals_through_on_this_clip():
+    """Where the source kept its ids through a touch and the tracker swapped, the touching
+    pieces take the source's identities when, over the clip, the source carried individuals
+    through its touches more often than the tracker did; else the online tracker's."""
+    pieces, labels = _touch_swapped_by_tracker(0, 0, (7, 8))
+    filled = _fill_viewless(pieces, labels, k=2)
+    assert filled[1] == 2 and filled[4] == 1  # the source's: animal 8 is identity 2
+    # the same touch on a clip where, at three other touches, the tracker carried both
+    # animals through and the source exchanged its ids
+    more, more_labels = [], {}
+    for n in range(3):
+        start, index = 100 + 40 * n, 10 + 6 * n
+        p, _ = _touch_swapped_by_tracker(start, index, (20 + 2 * n, 21 + 2 * n))
+        for q in p:  # the tracker followed: sides of each tracklet agree, the source swapped
+            q.source_id = 20 + 2 * n + (q.tracklet - 1 if q.start < start + 10 else
+                                        2 - q.tracklet)
+        more += p
+        more_labels.update({index: 1, index + 2: 1, index + 3: 2, index + 5: 2})
+    filled = _fill_viewless(pieces + more, {**labels, **more_labels}, k=2)
+    assert filled[1] == 1 and filled[4] == 2  # the tracker's online identities
+
+
 def test_unconfirmed_border_pieces_take_their_source_ids_identity_only_when_free():
     """Object A (source id 7) leaves after frame 9, shows for one frame the tracker never
     confirmed (frame 12), and is back from frame 20: the frame-12 piece is A's. A second

@@ -27,8 +27,9 @@ How it decides (README, "How identities are decided"):
 7. **Pieces without views** (the crossing itself, border frames): the identity of the same
    tracklet on both sides, else (where this clip's source carried animals through touches
    more often than the tracker) of the same source id on both sides, else the online
-   tracker's, else one side's or the source id's, when free (:func:`_fill_viewless`). Pieces of tracklets the online tracker never
-   confirmed take only the source id's identity.
+   tracker's, else one side's or the source id's, when free (:func:`_fill_viewless`).
+   Pieces of tracklets the online tracker never confirmed take only the source id's
+   identity.
 8. **Late entrants**: a tracklet seen only at the border, come in too late for the count to
    see it and left without an identity, takes a new one (:func:`_name_late_entrants`).
 

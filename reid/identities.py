@@ -119,8 +119,8 @@ def estimate_count(fragments: list[Fragment], num_frames: int) -> int:
     """How many individuals the clip shows: the largest number of objects present together in
     a few consecutive frames, counting only objects whose tracklet lives at least a quarter as
     long as the tracklet of the clip's median *object-frame* (the frame-weighted median life),
-    or whose short life the view explains (:func:`began_or_ended_in_view`) and that was seen whole,
-    apart from the others, at least once.
+    or whose short life the view cut (it neither began nor ended in view,
+    :func:`began_or_ended_in_view`) and that was seen whole, apart, at least once.
     Why: a duplicate mask or a spurious blob makes a short tracklet of its own; such tracklets
     can be most of the tracklets, but they hold few of the frames, while an individual, even
     one seen all together with the others only briefly, lives as long as anyone, unless it

@@ -148,17 +148,11 @@ def began_or_ended_in_view(fragments: list[Fragment], num_frames: int) -> set[in
     at a frame border. The others' lives are cut by the view (an animal that swims out
     after ten frames lives on outside it), so their length says nothing about whether they are
     an individual; a spurious mask appears and vanishes in view."""
-    first: dict[int, Fragment] = {}
-    last: dict[int, Fragment] = {}
-    for f in fragments:
-        if f.tracklet not in first or f.start < first[f.tracklet].start:
-            first[f.tracklet] = f
-        if f.tracklet not in last or f.end > last[f.tracklet].end:
-            last[f.tracklet] = f
     out = set()
-    for key, f in first.items():
-        begun_outside = f.start == 0 or bool(f.first_at_border)
-        ended_outside = last[key].end == num_frames - 1 or bool(last[key].last_at_border)
+    for key, chain in _chains(fragments, "tracklet").items():
+        first, last = min(chain, key=lambda f: f.start), max(chain, key=lambda f: f.end)
+        begun_outside = first.start == 0 or bool(first.first_at_border)
+        ended_outside = last.end == num_frames - 1 or bool(last.last_at_border)
         if not (begun_outside and ended_outside):
             out.add(key)
     return out
@@ -497,7 +491,7 @@ def stray_fragments(model: IdentityModel, viewed: list[Fragment], fragments: lis
     if not np.isfinite(limit):
         return set()
     out: set[int] = set()
-    for chain in _tracklet_chains(fragments).values():
+    for chain in _chains(fragments, "tracklet").values():
         judged = [own[f.index] for f in chain if f.index in own]
         if judged and min(judged) > limit:
             out.update(f.index for f in chain)
@@ -550,11 +544,13 @@ def _label_maps(fragments: list[Fragment], labels: dict[int, int],
     return holders, source_map, online_map
 
 
-def _tracklet_chains(fragments: list[Fragment]) -> dict[int, list[Fragment]]:
-    """Tracklet -> its fragments, in the order given (time order for cut fragments)."""
+def _chains(fragments: list[Fragment], key: str) -> dict[int, list[Fragment]]:
+    """Each value of ``key`` ("tracklet" or "source_id") -> its fragments, in the order given
+    (time order for cut fragments); -1 (no source id) makes no chain."""
     chains: dict[int, list[Fragment]] = defaultdict(list)
     for f in fragments:
-        chains[f.tracklet].append(f)
+        if getattr(f, key) >= 0:
+            chains[getattr(f, key)].append(f)
     return chains
 
 
@@ -578,8 +574,8 @@ def _fill_viewless(fragments: list[Fragment], labels: dict[int, int], k: int,
     viewless pieces, how often the fragments on both sides of the piece, decided on their own
     views, got one identity along the tracklet and how often along the source id."""
     out = dict(labels)
-    by_tracklet = _tracklet_chains(fragments)
-    by_source = _source_chains(fragments)
+    by_tracklet = _chains(fragments, "tracklet")
+    by_source = _chains(fragments, "source_id")
     holders, source_map, online_map = _label_maps(fragments, out)
     viewless = [f for f in fragments if f.index not in out]
     carried = np.zeros(2, np.int64)  # pieces carried through by the tracklet, by the source id
@@ -600,15 +596,6 @@ def _fill_viewless(fragments: list[Fragment], labels: dict[int, int], k: int,
         options += [i for i in range(1, k + 1) if i not in holders]
         _take_first_free(f, options, holders, out)
     return out
-
-
-def _source_chains(fragments: list[Fragment]) -> dict[int, list[Fragment]]:
-    """Source id -> its fragments (fragments without a source id left out)."""
-    chains: dict[int, list[Fragment]] = defaultdict(list)
-    for f in fragments:
-        if f.source_id >= 0:
-            chains[f.source_id].append(f)
-    return chains
 
 
 def _labelled_sides(fragment: Fragment, chain: list[Fragment], labels: dict[int, int],
@@ -651,7 +638,7 @@ def _name_late_entrants(fragments: list[Fragment], labels: dict[int, int],
     would take a new identity (measurements: eval/results/identity_rules_provenance.md)."""
     out = dict(labels)
     next_identity = max(out.values(), default=0) + 1
-    for chain in _tracklet_chains(fragments).values():
+    for chain in _chains(fragments, "tracklet").values():
         if any(f.index in out for f in chain) or any(f.views for f in chain) or \
                 not any(f.rough_views for f in chain) or chain[-1].end != last_frame or \
                 last_frame - chain[0].start + 1 >= MIN_RUN:

@@ -366,9 +366,10 @@ class ReidTracker(Tracker):
         borders[:] = [frame_borders(b, objects.image_size, c.association.border_margin)
                       for b in boxes]
         apart = isolated(boxes)
+        at_border = np.array([bool(b) for b in borders], bool)
         dets = dataclasses.replace(dets, data={
-            **dets.data, "centroid": dets.centroids, "border": borders, "apart": apart,
-            "clean": apart & np.array([not b for b in borders], bool)})
+            **dets.data, "centroid": dets.centroids, "border": borders,
+            "at_border": at_border, "apart": apart, "clean": apart & ~at_border})
         confident = dets.scores >= c.association.high_score
         return _Frame(objects, det_index, dets, float(np.hypot(*objects.image_size)),
                       started, embed_time, len(self.decisions), np.flatnonzero(confident),
@@ -510,7 +511,7 @@ class ReidTracker(Tracker):
             positions=(centroids[js] / f.diagonal).astype(np.float32) if js else
             np.zeros((0, 2), np.float32),
             source_ids=dets.source_ids[js].astype(np.int64) if js else np.zeros(0, np.int64),
-            at_border=np.array([bool(dets.data["border"][j]) for j in js], bool),
+            at_border=dets.data["at_border"][js] if js else np.zeros(0, bool),
             step_iou=np.array([f.details[j][1] if j in f.details else np.nan for j in js],
                               np.float32),
             id_images=self._identification_images(f, js) if self.resolver.wants_id_images
@@ -546,7 +547,7 @@ class ReidTracker(Tracker):
         """Tracklets x masks: the gated view cost, motion IoU and appearance distance."""
         c = self.config
         boxes = masks.boxes
-        partial = np.array([bool(b) for b in masks.data["border"]], bool)
+        partial = masks.data["at_border"]
         rows = Side(views=[t.appearance_gallery().matrix() for t in tracklets],
                     source_ids=np.array([t.source_id for t in tracklets]), items=tracklets,
                     size=len(tracklets))

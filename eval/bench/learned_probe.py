@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
+    if not (Path(args.seq) / "gt" / "masks").is_dir():
+        parser.error(f"--seq {args.seq}: no gt/masks folder (a sequence with true masks)")
     torch.set_num_threads(2)
     views = load_views(Path(args.seq), args.long_side)
     if args.told:

@@ -129,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     print("| clip | method | input idf1 | idf1 | ceiling | share | idsw | masks dropped | s |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name in args.clips.split(","):
+        folder = root / ("zebrafish-07" if name in CROPS else name)
+        if name in CROPS + FLY_CLIPS and not folder.is_dir():
+            parser.error(f"--real {root}: no folder {folder.name} in it (the shared real clips)")
         if name in CROPS:
             clip = real_clip(root / "zebrafish-07", name,
                              failures=FailureSpec(relabel_every=args.every, seed=args.seed))

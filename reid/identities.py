@@ -65,7 +65,7 @@ from samtrack.reid.identity_model import (
     log_mean_posterior,
     own_distances,
 )
-from samtrack.reid.identity_solver import solve_assignment
+from samtrack.reid.identity_solver import SolverLog, solve_assignment
 from samtrack.reid.tracks import FrameLog
 
 MAX_ROUNDS = 5
@@ -269,7 +269,7 @@ def held_out_limit(fragments: list[Fragment], labels: dict[int, int],
 
 def kept_links(fragments: list[Fragment], evidence: np.ndarray, limit: float,
                hard_agreed: bool = True,
-               ) -> tuple[list[tuple[int, int, float]], dict[str, float]]:
+               ) -> tuple[list[tuple[int, int]], dict[str, float]]:
     """The tracker's and the source's links (:func:`link_pairs`) that appearance does not
     contradict, as hard must-links, and the share of each kind kept.
 
@@ -281,8 +281,7 @@ def kept_links(fragments: list[Fragment], evidence: np.ndarray, limit: float,
     itself in this clip (``limit``), and the link is cut."""
     lengths = np.array([max(f.length, 1) for f in fragments], float)
     per_frame = evidence / lengths[:, None]
-    hard = float(np.abs(evidence).sum() + 1.0)
-    links: list[tuple[int, int, float]] = []
+    links: list[tuple[int, int]] = []
     kept: dict[str, float] = {}
     pairs_by_kind = link_pairs(fragments)
     # a cut that the tracker (motion) and the source both carry across is kept whatever
@@ -299,14 +298,15 @@ def kept_links(fragments: list[Fragment], evidence: np.ndarray, limit: float,
         keep = split_evidence(per_frame[f], per_frame[g]) <= limit
         keep |= np.array([p in agreed for p in pairs])
         kept[kind] = round(float(keep.mean()), 4)
-        links.extend((int(a), int(b), hard) for a, b, k in zip(f, g, keep, strict=True) if k)
+        links.extend((int(a), int(b)) for a, b, k in zip(f, g, keep, strict=True) if k)
     return links, kept
 
 
 def _never_worse_than_input(fragments: list[Fragment], groups: list[list[int]],
                             model: IdentityModel, labels: dict[int, int],
-                            links: list[tuple[int, int, float]], limit: float,
-                            evidence: np.ndarray) -> tuple[dict[int, int], bool]:
+                            links: list[tuple[int, int]], limit: float,
+                            evidence: np.ndarray, log: SolverLog,
+                            ) -> tuple[dict[int, int], bool]:
     """The rule "never worse than the input": the labelling that keeps *every* source link
     (the solver may then only decide which masklets are one individual, never split one) is
     preferred whenever the model's evidence against it is within what the clip's own
@@ -316,12 +316,8 @@ def _never_worse_than_input(fragments: list[Fragment], groups: list[list[int]],
     pairs = link_pairs(fragments)["source"]
     if not pairs:
         return labels, False
-    # as hard as kept_links makes its links: no evidence can outweigh them
-    hard = float(np.abs(evidence).sum() + 1.0)
-    tracklet_links = [(f, g, b) for f, g, b in links
-                      if fragments[f].tracklet == fragments[g].tracklet]
-    constrained, _ = _solve(fragments, groups, model,
-                            tracklet_links + [(f, g, hard) for f, g in pairs], evidence)
+    tracklet_links = [(f, g) for f, g in links if fragments[f].tracklet == fragments[g].tracklet]
+    constrained, _ = _solve(fragments, groups, model, log, tracklet_links + pairs, evidence)
 
     def score(chosen: dict[int, int]) -> float:
         total = 0.0
@@ -337,13 +333,13 @@ def _never_worse_than_input(fragments: list[Fragment], groups: list[list[int]],
 
 
 def _solve(fragments: list[Fragment], groups: list[list[int]], model: IdentityModel,
-           links: list[tuple[int, int, float]] | None = None,
+           log: SolverLog, links: list[tuple[int, int]] | None = None,
            evidence: np.ndarray | None = None) -> tuple[dict[int, int], np.ndarray]:
     """Labels by the solver, and the evidence used (``evidence``: the model's, if already
     computed for these fragments; columns follow ``model.labels``)."""
     if evidence is None:
         evidence = fragment_evidence(model, fragments)
-    chosen = solve_assignment(evidence, groups, links)
+    chosen = solve_assignment(evidence, groups, links, log=log)
     labels = {f.index: int(model.labels[c]) for f, c in zip(fragments, chosen, strict=True)
               if c >= 0}
     return labels, evidence
@@ -424,9 +420,10 @@ def _link(log: list[FrameLog], num_identities: int | None, max_rounds: int,
         # one individual, or nothing to learn from: every fragment is the online identity
         labels = {f.index: f.online_id for f in fragments}
     else:
+        solver_log = SolverLog()
         evidence = np.zeros((len(viewed), 0))
         for result.rounds in range(1, max_rounds + 1):
-            new, evidence = _solve(viewed, groups, model)
+            new, evidence = _solve(viewed, groups, model, solver_log)
             model_next = fit_on_fragments(viewed, new)
             bar.update(1)
             changed = new != labels
@@ -441,7 +438,7 @@ def _link(log: list[FrameLog], num_identities: int | None, max_rounds: int,
         result.links_kept = kept
         final_evidence = fragment_evidence(model, viewed)
         if links:
-            labels, _ = _solve(viewed, groups, model, links, final_evidence)
+            labels, _ = _solve(viewed, groups, model, solver_log, links, final_evidence)
         # the guard's tolerance is measured on fragments the model was not fitted on: the
         # in-sample limit is 0 on most clips, which lets the model overrule self-consistent
         # source ids it cannot in fact tell apart
@@ -449,7 +446,8 @@ def _link(log: list[FrameLog], num_identities: int | None, max_rounds: int,
         if not trusted:
             labels, result.details["kept_source_ids"] = _never_worse_than_input(
                 viewed, groups, model, labels, links, held_out_limit(viewed, labels),
-                final_evidence)
+                final_evidence, solver_log)
+        result.details["solver"] = solver_log.summary()
         strays = stray_fragments(model, viewed, fragments, labels)
         result.details["stray_tracklets"] = len({f.tracklet for f in fragments
                                                  if f.index in strays})

@@ -6,84 +6,330 @@ fragment's identity is chosen at once by maximising the total log-evidence subje
 *cannot-link*: fragments present at the same time are different individuals. Fragments are
 intervals of time, so "present at the same time" is captured by the maximal cliques of the
 interval graph (:func:`reid.fragments.cliques`): one constraint per clique and identity, a few
-thousand rows for a long clip. HiGHS (``scipy.optimize.milp``) finds the answer quickly but can
-take long to *prove* it optimal when must-links carry large weights, so it stops after
-``time_limit`` seconds (2) with the best answer found: on every tuning clip (long, crowded,
-lookalike, 16 zebrafish variants) the labels were identical to those with a 10 s limit, and a
-3000-frame, 8-animal clip links in seconds instead of 13.
+thousand rows for a long clip, which HiGHS (``scipy.optimize.milp``) solves to optimality in a
+fraction of a second.
+
+*Must-links* (the tracker or the source says two fragments are one object) outweigh all
+evidence together: a link is cut only where keeping it is impossible, because a chain of links
+joins fragments present at the same time (a source that handed one id to two animals). Put
+into the program as heavily weighted terms, hundreds of them made its relaxation so loose that
+a 3000-frame, 7-animal clip did not solve in a minute, and the answer cut off by a time limit
+left a quarter of the masks without identity and depended on the machine's load. So chains are
+*contracted* first (:func:`contract_links`): a chain that never joins coexisting fragments
+becomes one node (its evidence summed, its cliques united), which every answer cutting the
+fewest links agrees with. A chain that does is cut apart beforehand with the fewest links
+that part every coexisting pair (a search over a few candidate cuts, :func:`_fewest_cuts`);
+among equally few, the cut whose pieces each fit one identity best on their own evidence,
+which is the one place the answer may differ from solving everything at once (the pieces'
+cannot-links with other chains are not weighed in that choice). Only a chain too large for
+that search leaves its links to the program, one cut variable each. The program left has a
+node per chain and solves to optimality in well under a second on the benchmark clips.
 
 A fragment may also stay unassigned, at the price ``unassigned``: there are more objects than
 individuals when the mask source adds a spurious blob or a duplicate, and one of them must give
 way. The price is the evidence of the fragment's worst identity, so a fragment is only dropped
-when keeping it would cost more than labelling it as badly as possible.
+when keeping it would cost more than labelling it as badly as possible; a chain is dropped only
+after every unlinked fragment that could give way, and where more chains are present together
+than there are identities, one is split (its links handed to the program) rather than dropped.
 """
 
 from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
 
+# seconds; a safety net only: the contracted programs of the benchmark clips (up to 3000
+# frames, 8 animals) solve to optimality within a few seconds (``SolverLog`` says if not)
+TIME_LIMIT = 30.0
+# candidate cuts tried per chain before its links are left to the program (three cuts among
+# 30 links are 4525 candidates)
+CUT_SEARCH = 5000
+
+
+@dataclass
+class SolverLog:
+    """How the programs of one clip went, for ``summary.json``: an answer cut off by the time
+    limit is the best found so far, and may differ on a slower or busier machine."""
+
+    programs: int = 0
+    stopped_early: int = 0
+    seconds: float = 0.0  # not in the summary, which a rerun reproduces byte for byte
+
+    def record(self, optimal: bool, seconds: float) -> None:
+        self.programs += 1
+        self.stopped_early += int(not optimal)
+        self.seconds += seconds
+
+    def summary(self) -> dict:
+        return {"programs": self.programs, "stopped_at_time_limit": self.stopped_early}
+
 
 def solve_assignment(evidence: np.ndarray, cliques: list[list[int]],
-                     links: list[tuple[int, int, float]] | None = None,
+                     must_links: list[tuple[int, int]] | None = None,
                      unassigned: np.ndarray | None = None,
-                     time_limit: float = 2.0) -> np.ndarray:
+                     time_limit: float = TIME_LIMIT, log: SolverLog | None = None,
+                     ) -> np.ndarray:
     """Column index per row of ``evidence`` (fragments x identities) maximising the summed
     evidence with no two members of a clique on one identity; -1 where a fragment is left
-    unassigned. ``links`` ``(f, g, bonus)``: soft must-links, ``bonus`` added when ``f`` and
-    ``g`` take the same identity (the source or the tracker says they are one object; a
-    negative bonus would say the opposite and is not supported)."""
+    unassigned. ``must_links`` ``(f, g)``: ``f`` and ``g`` take one identity, except where a
+    chain of them joins fragments present at the same time; then as few links as possible are
+    cut (and, among those choices, the one with the most evidence)."""
     n, k = evidence.shape
     if n == 0 or k == 0:
         return np.full(n, -1, np.int64)
-    links = [(f, g, b) for f, g, b in (links or []) if b > 0]
     if unassigned is None:
-        # below the worst identity *and* all the links it could lose: dropping is a last resort
-        lost = np.zeros(n)
-        for f, g, b in links:
-            lost[f] += b
-            lost[g] += b
-        unassigned = evidence.min(axis=1) - lost - 1.0
+        unassigned = evidence.min(axis=1) - 1.0
+    # a link outweighs all evidence together: no evidence can pay for cutting one
+    hard = float(np.abs(evidence).sum()) + 1.0
+    links = sorted({(min(f, g), max(f, g)) for f, g in must_links or [] if f != g})
+    expanded: set[int] = set()
+    while True:
+        node_of, node_links = contract_links(evidence, cliques, links, expanded)
+        nodes = int(node_of.max()) + 1
+        node_evidence = np.zeros((nodes, k))
+        np.add.at(node_evidence, node_of, evidence)
+        # dropping a contracted chain loses the links inside it (a link between nodes is
+        # lost through its cut variable)
+        inside = np.zeros(nodes)
+        for f, g in links:
+            if node_of[f] == node_of[g]:
+                inside[node_of[f]] += 1
+        node_unassigned = np.zeros(nodes)
+        np.add.at(node_unassigned, node_of, unassigned)
+        node_unassigned -= inside * hard
+        node_cliques = {tuple(sorted({int(node_of[f]) for f in clique})) for clique in cliques}
+        chosen = _assign(node_evidence, [list(c) for c in node_cliques if len(c) > 1],
+                         node_links, hard, node_unassigned, time_limit, log)
+        # a contracted chain left out (more chains at once than identities) is split instead:
+        # its links go to the program, which cuts the fewest of them
+        dropped = {f for f in range(n) if chosen[node_of[f]] < 0 and inside[node_of[f]] > 0}
+        grow = {_component(f, links) for f in dropped} - expanded
+        if not grow:
+            return chosen[node_of]
+        expanded |= grow
+
+
+def _component(f: int, links: list[tuple[int, int]]) -> int:
+    """The smallest fragment index linked to ``f`` (directly or through others): a name for
+    its chain."""
+    seen, todo = {f}, [f]
+    while todo:
+        a = todo.pop()
+        for x, y in links:
+            for u, v in ((x, y), (y, x)):
+                if u == a and v not in seen:
+                    seen.add(v)
+                    todo.append(v)
+    return min(seen)
+
+
+def contract_links(evidence: np.ndarray, cliques: list[list[int]],
+                   links: list[tuple[int, int]],
+                   expanded: set[int] | frozenset[int] = frozenset(),
+                   ) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Node per fragment after merging must-linked fragments, and the links left between
+    nodes (for the program to keep or cut).
+
+    A chain (connected set of links) whose fragments are never present together becomes one
+    node: every link of it can be kept, and keeping all is what any answer that cuts as few
+    as possible does. A chain that joins fragments present together must lose links: its
+    conflict-free leaves are merged (cutting a leaf's link frees no one), then the fewest
+    links that part every coexisting pair are searched for (:func:`_fewest_cuts`) and the
+    pieces merged; where that search is too large, the links are left to the program.
+    Chains named in ``expanded`` (by their smallest fragment) are not merged at all."""
+    n = len(evidence)
+    present: list[set[int]] = [set() for _ in range(n)]
+    for q, clique in enumerate(cliques):
+        for f in clique:
+            present[f].add(q)
+    parent = list(range(n))
+
+    def root(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for f, g in links:
+        a, b = root(f), root(g)
+        if a != b:
+            parent[max(a, b)] = min(a, b)  # the root is the chain's smallest fragment
+    chains: dict[int, list[int]] = {}
+    for f in range(n):
+        chains.setdefault(root(f), []).append(f)
+    merged = list(range(n))  # fragment -> representative within the final contraction
+    remaining: list[tuple[int, int]] = []
+    by_chain: dict[int, list[tuple[int, int]]] = {}
+    for f, g in links:
+        by_chain.setdefault(root(f), []).append((f, g))
+    for name, members in chains.items():
+        if len(members) == 1:
+            continue
+        seen: list[int] = [q for f in members for q in present[f]]
+        if name not in expanded and len(seen) == len(set(seen)):
+            for f in members:
+                merged[f] = name
+            continue
+        chain_links = by_chain[name]
+        if name not in expanded:
+            chain_links = _merge_free_leaves(chain_links, present, merged)
+            chain_links = _fewest_cuts(chain_links, evidence, present, merged)
+        remaining.extend(chain_links)
+    numbering = {r: i for i, r in enumerate(dict.fromkeys(merged))}
+    node_of = np.array([numbering[merged[f]] for f in range(n)], np.int64)
+    node_links = sorted({(int(min(node_of[f], node_of[g])), int(max(node_of[f], node_of[g])))
+                         for f, g in remaining if node_of[f] != node_of[g]})
+    return node_of, node_links
+
+
+def _merge_free_leaves(links: list[tuple[int, int]], present: list[set[int]],
+                       merged: list[int]) -> list[tuple[int, int]]:
+    """Merge, one at a time, a fragment (or merged group) linked to exactly one other that is
+    present together with no one else of its chain: its link is on no path between two
+    fragments that must be parted, so an answer cutting the fewest links keeps it. Returns
+    the links left."""
+    group = {f: {f} for edge in links for f in edge}
+    times = {f: set(present[f]) for f in group}
+    edges = {(min(f, g), max(f, g)) for f, g in links}
+    changed = True
+    while changed:
+        changed = False
+        degree: dict[int, list[int]] = {f: [] for f in group}
+        for a, b in edges:
+            degree[a].append(b)
+            degree[b].append(a)
+        for leaf, neighbours in degree.items():
+            if len(neighbours) != 1:
+                continue
+            others = set().union(*(times[g] for g in group if g != leaf))
+            if times[leaf] & others:
+                continue
+            keep = neighbours[0]
+            group[keep] |= group.pop(leaf)
+            times[keep] |= times.pop(leaf)
+            edges.discard((min(leaf, keep), max(leaf, keep)))  # the leaf's only link
+            changed = True
+            break
+    for representative, members in group.items():
+        for f in members:
+            merged[f] = representative
+    return sorted(edges)
+
+
+def _fewest_cuts(links: list[tuple[int, int]], evidence: np.ndarray,
+                 present: list[set[int]], merged: list[int],
+                 budget: int = CUT_SEARCH) -> list[tuple[int, int]]:
+    """The fewest of ``links`` (between merged groups, named by ``merged``) whose cutting
+    leaves no two coexisting fragments joined; among equally few, the cut whose pieces fit
+    one identity each best (each piece's best summed evidence). The pieces are merged and no
+    link is returned; where more than ``budget`` cuts would have to be tried, nothing is
+    merged and every link is returned, for the program to decide.
+
+    Why search here and not in the program: how many links a chain must lose depends on the
+    chain alone, and tens of heavily weighted cut variables made the program slow (seconds
+    to tens of seconds on a 3000-frame clip); the few candidate cuts are quick to try."""
+    groups = sorted({merged[f] for edge in links for f in edge})
+    members = {g: [f for f in range(len(merged)) if merged[f] == g] for g in groups}
+    times = {g: [q for f in members[g] for q in present[f]] for g in groups}
+    summed = {g: evidence[members[g]].sum(axis=0) for g in groups}
+    edges = sorted({(min(merged[f], merged[g]), max(merged[f], merged[g])) for f, g in links})
+
+    def pieces(cut: tuple[int, ...]) -> list[list[int]] | None:
+        parent = {g: g for g in groups}
+
+        def root(a: int) -> int:
+            while parent[a] != a:
+                a = parent[a]
+            return a
+
+        for e, (a, b) in enumerate(edges):
+            if e not in cut:
+                parent[root(a)] = root(b)
+        out: dict[int, list[int]] = {}
+        for g in groups:
+            out.setdefault(root(g), []).append(g)
+        for piece in out.values():
+            seen = [q for g in piece for q in times[g]]
+            if len(seen) != len(set(seen)):
+                return None
+        return list(out.values())
+
+    tried = 0
+    for size in range(1, len(edges) + 1):
+        best: tuple[float, list[list[int]]] | None = None
+        for cut in itertools.combinations(range(len(edges)), size):
+            tried += 1
+            if tried > budget:
+                return links
+            found = pieces(cut)
+            if found is None:
+                continue
+            fit = sum(float(sum(summed[g] for g in piece).max()) for piece in found)
+            if best is None or fit > best[0]:
+                best = (fit, found)
+        if best is not None:
+            for piece in best[1]:
+                for g in piece:
+                    for f in members[g]:
+                        merged[f] = piece[0]
+            return []
+    return links
+
+
+def _assign(evidence: np.ndarray, cliques: list[list[int]], links: list[tuple[int, int]],
+            penalty: float, unassigned: np.ndarray, time_limit: float,
+            log: SolverLog | None) -> np.ndarray:
+    n, k = evidence.shape
     m = len(links)
-    size = n * k + n + m * k
-    # variables: x[f, j] (n*k, row-major), u[f] (n), y[l, j] (m*k): link l agrees on j
-    c = -np.concatenate([evidence.ravel(), unassigned,
-                         np.repeat([b for _, _, b in links], k)])
-    rows, cols = [], []
-    for f in range(n):  # each fragment: one identity or unassigned
-        rows.extend([f] * (k + 1))
-        cols.extend([f * k + j for j in range(k)] + [n * k + f])
-    eq = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, size))
-    constraints = [LinearConstraint(eq, 1, 1)]
-    r2, c2, v2 = [], [], []
+    size = n * k + n + m
+    # variables: x[f, j] (n*k, row-major), u[f] (n): f unassigned, cut[l] (m): link l lost,
+    # forced to 1 by cut[l] >= x[f, j] - x[g, j] (every identity, both directions) and by
+    # cut[l] >= u[f], u[g]: kept only where both ends take one identity
+    c = -np.concatenate([evidence.ravel(), unassigned, np.full(m, -penalty)])
+    rows = np.repeat(np.arange(n), k + 1)
+    cols = np.concatenate([np.r_[f * k: (f + 1) * k, n * k + f] for f in range(n)])
+    constraints = [LinearConstraint(coo_matrix((np.ones(len(rows)), (rows, cols)),
+                                               shape=(n, size)), 1, 1)]
+    r2, c2, v2, upper = [], [], [], []
     row = 0
     for clique in cliques:
         for j in range(k):
             r2.extend([row] * len(clique))
             c2.extend(f * k + j for f in clique)
             v2.extend([1.0] * len(clique))
+            upper.append(1.0)
             row += 1
-    upper = [1.0] * row
-    for li, (f, g, _) in enumerate(links):  # y[l, j] <= x[f, j] and y[l, j] <= x[g, j]
+    for li, (f, g) in enumerate(links):
         for j in range(k):
-            y = n * k + n + li * k + j
-            for end in (f, g):
-                r2.extend([row, row])
-                c2.extend([y, end * k + j])
-                v2.extend([1.0, -1.0])
+            for a, b in ((f, g), (g, f)):
+                r2.extend([row] * 3)
+                c2.extend([a * k + j, b * k + j, n * k + n + li])
+                v2.extend([1.0, -1.0, -1.0])
                 upper.append(0.0)
                 row += 1
+        for end in (f, g):
+            r2.extend([row, row])
+            c2.extend([n * k + end, n * k + n + li])
+            v2.extend([1.0, -1.0])
+            upper.append(0.0)
+            row += 1
     if row:
-        ub = coo_matrix((v2, (r2, c2)), shape=(row, size))
-        constraints.append(LinearConstraint(ub, -np.inf, np.array(upper)))
+        constraints.append(LinearConstraint(coo_matrix((v2, (r2, c2)), shape=(row, size)),
+                                            -np.inf, np.array(upper)))
+    started = time.perf_counter()
     result = milp(c, constraints=constraints, integrality=np.ones(size),
                   bounds=Bounds(0, 1), options={"time_limit": time_limit})
+    if log is not None:
+        log.record(result.status == 0, time.perf_counter() - started)
     if result.x is None:  # no feasible point found in time: fall back to a greedy answer
         return _greedy(evidence, cliques)
     x = result.x[: n * k].reshape(n, k)
-    out = np.where(x.max(axis=1) > 0.5, x.argmax(axis=1), -1)
-    return out.astype(np.int64)
+    return np.where(x.max(axis=1) > 0.5, x.argmax(axis=1), -1).astype(np.int64)
 
 
 def _greedy(evidence: np.ndarray, cliques: list[list[int]]) -> np.ndarray:

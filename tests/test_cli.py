@@ -90,6 +90,8 @@ def test_identities_offline_and_viz_from_the_command_line(small_scene, tmp_path)
     assert summary["identities"]["engine"] == "offline"
     assert summary["identities"]["num_identities"] == 3
     assert summary["identities"]["num_identities_estimated"] is False
+    solver = summary["identities"]["solver"]
+    assert solver["programs"] >= 1 and solver["stopped_at_time_limit"] == 0
     assert (out / "viz" / "timeline.png").is_file()
 
 

@@ -3,9 +3,12 @@ plus its parts: fragments, cliques, the constrained solver, count estimation."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from reid_helpers import SIZE
+from scipy.cluster.hierarchy import DisjointSet
 from test_reid_tracker import _two_tone
 
 from samtrack.eval.bench.failures import FailureSpec
@@ -186,9 +189,86 @@ def test_solver_respects_cannot_link_and_maximises_evidence():
     assert solve_assignment(evidence, [[0, 1]]).tolist() == [0, 1]
     # without the clique each takes its best
     assert solve_assignment(evidence, []).tolist() == [0, 0]
-    # a must-link worth more than the loss pulls a third fragment onto its partner's identity
+    # a must-link pulls a third fragment onto its partner's identity against its own evidence
     evidence3 = np.array([[-1.0, -5.0], [-5.0, -1.0], [-1.0, -1.5]])
-    assert solve_assignment(evidence3, [[0, 1]], links=[(1, 2, 2.0)]).tolist() == [0, 1, 1]
+    assert solve_assignment(evidence3, [[0, 1]], must_links=[(1, 2)]).tolist() == [0, 1, 1]
+
+
+def test_a_chain_of_must_links_joining_coexisting_fragments_loses_its_costliest_link():
+    # 0 and 2 coexist, yet links 0-1 and 1-2 would make them one individual; 1 looks like 2,
+    # so the link 0-1 (costly in evidence) is the one cut and 1-2 is kept
+    evidence = np.array([[-1.0, -6.0], [-5.0, -1.0], [-6.0, -1.0]])
+    chosen = solve_assignment(evidence, [[0, 2]], must_links=[(0, 1), (1, 2)])
+    assert chosen.tolist() == [0, 1, 1]
+    # with 1 looking like 0 instead, the cut moves to 1-2
+    evidence[1] = [-1.0, -5.0]
+    chosen = solve_assignment(evidence, [[0, 2]], must_links=[(0, 1), (1, 2)])
+    assert chosen.tolist() == [0, 0, 1]
+
+
+def test_three_chains_meeting_pairwise_with_two_identities_split_one_instead_of_dropping():
+    # chains A (0, 1), B (2, 3), C (4, 5): A meets B, B meets C, C meets A; two colours do
+    # not cover a triangle, so one link is cut and every fragment keeps an identity
+    evidence = np.full((6, 2), -1.0)
+    cliques = [[0, 2], [3, 4], [1, 5]]
+    links = [(0, 1), (2, 3), (4, 5)]
+    chosen = solve_assignment(evidence, cliques, must_links=links)
+    assert (chosen >= 0).all()
+    assert all(len({chosen[f] for f in clique}) == len(clique) for clique in cliques)
+    assert sum(chosen[f] != chosen[g] for f, g in links) == 1
+
+
+def _labelling_value(evidence, links, chosen):
+    """Links kept first (each outweighs all evidence), then evidence; a dropped fragment
+    counts its worst identity minus one, as the solver prices it."""
+    kept = sum(chosen[f] == chosen[g] >= 0 for f, g in links)
+    gained = sum(evidence[f, j] if j >= 0 else evidence[f].min() - 1.0
+                 for f, j in enumerate(chosen))
+    return kept, round(float(gained), 9)
+
+
+def test_contracting_must_links_keeps_as_many_as_searching_every_labelling():
+    """Exact where no chain joins coexisting fragments; where one does, as few links are cut
+    as possible (which of equally few is chosen on the chain's own evidence)."""
+    rng = np.random.default_rng(4)
+    exact = 0
+    for n, k in [(7, 2)] * 30 + [(6, 3)] * 15:
+        starts = rng.integers(0, 12, n)
+        ends = starts + rng.integers(1, 6, n)
+        cliques = [[f for f in range(n) if starts[f] <= t < ends[f]] for t in range(18)]
+        cliques = [c for c in cliques if len(c) > 1]
+        evidence = -rng.gamma(2.0, 2.0, (n, k))
+        apart = [(f, g) for f in range(n) for g in range(f + 1, n)
+                 if ends[f] <= starts[g] or ends[g] <= starts[f]]
+        if len(apart) >= 3 and rng.random() < 0.5:  # links between fragments never together
+            links = sorted({apart[int(i)] for i in rng.choice(len(apart), 3, replace=False)})
+        else:
+            links = sorted({tuple(sorted(int(v) for v in rng.choice(n, 2, replace=False)))
+                            for _ in range(5)})
+        best = max(_labelling_value(evidence, links, chosen)
+                   for chosen in itertools.product(range(-1, k), repeat=n)
+                   if all(len({chosen[f] for f in c if chosen[f] >= 0})
+                          == sum(chosen[f] >= 0 for f in c) for c in cliques))
+        found = solve_assignment(evidence, cliques, must_links=links).tolist()
+        assert all(len({found[f] for f in c if found[f] >= 0})
+                   == sum(found[f] >= 0 for f in c) for c in cliques)
+        value = _labelling_value(evidence, links, found)
+        assert value[0] == best[0]
+        chains = DisjointSet(range(n))
+        for f, g in links:
+            chains.merge(f, g)
+        joined = any(len({chains[f] for f in c}) < len(c) for c in cliques)
+        if not joined:  # every chain can keep all its links: contraction is exact
+            assert value == best
+            exact += 1
+    assert exact >= 10  # the exact case was exercised
+
+
+def test_a_linked_chain_is_dropped_only_after_unlinked_fragments():
+    # one identity, three objects at once: the linked pair (1 with 2 later) outweighs a
+    # better-looking unlinked fragment, which gives way
+    evidence = np.array([[-1.0], [-3.0], [-3.0]])
+    assert solve_assignment(evidence, [[0, 1]], must_links=[(1, 2)]).tolist() == [-1, 0, 0]
 
 
 def test_more_objects_than_identities_leaves_the_worst_unassigned():

@@ -18,11 +18,12 @@ left a quarter of the masks without identity and depended on the machine's load.
 *contracted* first (:func:`contract_links`): a chain that never joins coexisting fragments
 becomes one node (its evidence summed, its cliques united), which every answer cutting the
 fewest links agrees with. A chain that does is cut apart beforehand with the fewest links
-that part every coexisting pair (a search over a few candidate cuts, :func:`_fewest_cuts`);
-among equally few, the cut whose pieces each fit one identity best on their own evidence,
-which is the one place the answer may differ from solving everything at once (the pieces'
-cannot-links with other chains are not weighed in that choice). Only a chain too large for
-that search leaves its links to the program, one cut variable each. The program left has a
+that part every coexisting pair (a small hitting-set program over that chain's links alone,
+:func:`_fewest_cuts`); among equally few, the cut whose pieces each fit one identity best on
+their own evidence.
+That choice is the one place the answer may differ from solving everything at once (the
+pieces' cannot-links with other chains are not weighed in it). Only a chain whose cut is not
+found that way leaves its links to the program, one cut variable each. The program left has a
 node per chain and solves to optimality in well under a second on the benchmark clips.
 
 A fragment may also stay unassigned, at the price ``unassigned``: there are more objects than
@@ -35,7 +36,6 @@ than there are identities, one is split (its links handed to the program) rather
 
 from __future__ import annotations
 
-import itertools
 import time
 from dataclasses import dataclass
 
@@ -46,9 +46,10 @@ from scipy.sparse import coo_matrix
 # seconds; a safety net only: the contracted programs of the benchmark clips (up to 3000
 # frames, 8 animals) solve to optimality within a few seconds (``SolverLog`` says if not)
 TIME_LIMIT = 30.0
-# candidate cuts tried per chain before its links are left to the program (three cuts among
-# 30 links are 4525 candidates)
-CUT_SEARCH = 5000
+# small programs solved per chain (paths added, cuts found) before its links are left to the
+# whole program, and cuts of the fewest links compared on their evidence
+CUT_ROUNDS = 200
+CUT_CHOICES = 50
 
 
 @dataclass
@@ -139,8 +140,8 @@ def contract_links(evidence: np.ndarray, cliques: list[list[int]],
     node: every link of it can be kept, and keeping all is what any answer that cuts as few
     as possible does. A chain that joins fragments present together must lose links: its
     conflict-free leaves are merged (cutting a leaf's link frees no one), then the fewest
-    links that part every coexisting pair are searched for (:func:`_fewest_cuts`) and the
-    pieces merged; where that search is too large, the links are left to the program.
+    links that part every coexisting pair are found (:func:`_fewest_cuts`) and the pieces
+    merged; where they are not found, the links are left to the program.
     Chains named in ``expanded`` (by their smallest fragment) are not merged at all."""
     n = len(evidence)
     present: list[set[int]] = [set() for _ in range(n)]
@@ -223,62 +224,104 @@ def _merge_free_leaves(links: list[tuple[int, int]], present: list[set[int]],
 
 def _fewest_cuts(links: list[tuple[int, int]], evidence: np.ndarray,
                  present: list[set[int]], merged: list[int],
-                 budget: int = CUT_SEARCH) -> list[tuple[int, int]]:
+                 rounds: int = CUT_ROUNDS, choices: int = CUT_CHOICES,
+                 ) -> list[tuple[int, int]]:
     """The fewest of ``links`` (between merged groups, named by ``merged``) whose cutting
-    leaves no two coexisting fragments joined; among equally few, the cut whose pieces fit
-    one identity each best (each piece's best summed evidence). The pieces are merged and no
-    link is returned; where more than ``budget`` cuts would have to be tried, nothing is
-    merged and every link is returned, for the program to decide.
+    leaves no two coexisting fragments joined; among equally few (up to ``choices`` of them),
+    the cut whose pieces each fit one identity best (each piece's best summed evidence). The
+    pieces are merged and no link is returned; where no such cut is found in ``rounds``
+    rounds, nothing is merged and every link is returned, for the program to decide.
 
-    Why search here and not in the program: how many links a chain must lose depends on the
-    chain alone, and tens of heavily weighted cut variables made the program slow (seconds
-    to tens of seconds on a 3000-frame clip); the few candidate cuts are quick to try."""
+    It is a hitting set: every path of links between two coexisting groups must lose a link.
+    Paths are added as they are found (a shortest one per pair that a candidate cut left
+    joined) to a small integer program over the chain's links alone; each cut found is then
+    excluded to find the next one as small. That is quick where tens of heavily weighted cut
+    variables in the whole program took seconds to tens of seconds on a 3000-frame clip."""
     groups = sorted({merged[f] for edge in links for f in edge})
     members = {g: [f for f in range(len(merged)) if merged[f] == g] for g in groups}
-    times = {g: [q for f in members[g] for q in present[f]] for g in groups}
+    times = {g: set().union(*(present[f] for f in members[g])) for g in groups}
     summed = {g: evidence[members[g]].sum(axis=0) for g in groups}
     edges = sorted({(min(merged[f], merged[g]), max(merged[f], merged[g])) for f, g in links})
+    apart = [(a, b) for i, a in enumerate(groups) for b in groups[i + 1:]
+             if times[a] & times[b]]
+    rows: list[np.ndarray] = []  # paths that must lose a link; cuts already found, excluded
+    lower: list[float] = []
+    found: list[list[list[int]]] = []  # pieces left by each cut of the fewest links
+    fewest: int | None = None
+    for _ in range(rounds):
+        result = milp(np.ones(len(edges)), integrality=np.ones(len(edges)), bounds=Bounds(0, 1),
+                      constraints=[LinearConstraint(np.array(rows), np.array(lower), np.inf)]
+                      if rows else [])
+        if result.x is None or (fewest is not None and result.fun > fewest + 0.5):
+            break  # no other cut as small
+        cut = set(np.flatnonzero(result.x > 0.5).tolist())
+        joined = [path for a, b in apart if (path := _path(edges, cut, a, b)) is not None]
+        for path in joined:
+            row = np.zeros(len(edges))
+            row[path] = 1.0
+            rows.append(row)
+            lower.append(1.0)
+        if joined:
+            continue
+        fewest = len(cut)
+        found.append(_pieces(groups, edges, cut))
+        if len(found) >= choices:
+            break
+        row = np.zeros(len(edges))  # not this cut again: -(its links cut) >= 1 - |cut|
+        row[list(cut)] = -1.0
+        rows.append(row)
+        lower.append(1.0 - len(cut))
+    if not found:
+        return links
 
-    def pieces(cut: tuple[int, ...]) -> list[list[int]] | None:
-        parent = {g: g for g in groups}
+    def fit(pieces: list[list[int]]) -> float:
+        return sum(float(sum(summed[g] for g in piece).max()) for piece in pieces)
 
-        def root(a: int) -> int:
-            while parent[a] != a:
-                a = parent[a]
-            return a
+    for piece in max(found, key=fit):
+        for g in piece:
+            for f in members[g]:
+                merged[f] = piece[0]
+    return []
 
-        for e, (a, b) in enumerate(edges):
-            if e not in cut:
-                parent[root(a)] = root(b)
-        out: dict[int, list[int]] = {}
-        for g in groups:
-            out.setdefault(root(g), []).append(g)
-        for piece in out.values():
-            seen = [q for g in piece for q in times[g]]
-            if len(seen) != len(set(seen)):
-                return None
-        return list(out.values())
 
-    tried = 0
-    for size in range(1, len(edges) + 1):
-        best: tuple[float, list[list[int]]] | None = None
-        for cut in itertools.combinations(range(len(edges)), size):
-            tried += 1
-            if tried > budget:
-                return links
-            found = pieces(cut)
-            if found is None:
-                continue
-            fit = sum(float(sum(summed[g] for g in piece).max()) for piece in found)
-            if best is None or fit > best[0]:
-                best = (fit, found)
-        if best is not None:
-            for piece in best[1]:
-                for g in piece:
-                    for f in members[g]:
-                        merged[f] = piece[0]
-            return []
-    return links
+def _path(edges: list[tuple[int, int]], cut: set[int], a: int, b: int) -> list[int] | None:
+    """Indices of the edges on a shortest path from ``a`` to ``b`` that avoids ``cut``."""
+    step: dict[int, list[tuple[int, int]]] = {}
+    for e, (u, v) in enumerate(edges):
+        if e not in cut:
+            step.setdefault(u, []).append((v, e))
+            step.setdefault(v, []).append((u, e))
+    came: dict[int, tuple[int, int] | None] = {a: None}
+    todo = [a]
+    for node in todo:
+        if node == b:
+            out = []
+            while came[node] is not None:
+                node, e = came[node]  # type: ignore[misc]
+                out.append(e)
+            return out
+        for other, e in step.get(node, []):
+            if other not in came:
+                came[other] = (node, e)
+                todo.append(other)
+    return None
+
+
+def _pieces(groups: list[int], edges: list[tuple[int, int]], cut: set[int]) -> list[list[int]]:
+    parent = {g: g for g in groups}
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for e, (u, v) in enumerate(edges):
+        if e not in cut:
+            parent[root(u)] = root(v)
+    out: dict[int, list[int]] = {}
+    for g in groups:
+        out.setdefault(root(g), []).append(g)
+    return list(out.values())
 
 
 def _assign(evidence: np.ndarray, cliques: list[list[int]], links: list[tuple[int, int]],

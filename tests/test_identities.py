@@ -264,6 +264,17 @@ def test_contracting_must_links_keeps_as_many_as_searching_every_labelling():
     assert exact >= 10  # the exact case was exercised
 
 
+def test_a_long_chain_joining_three_coexisting_pairs_loses_only_two_links():
+    # a chain 0-1-...-29; 0 and 10, 10 and 20, 5 and 25 are present together: one cut among
+    # links 0..9 and one among 10..19 (either also parts 5 and 25) are enough
+    links = [(f, f + 1) for f in range(29)]
+    cliques = [[0, 10], [10, 20], [5, 25]]
+    chosen = solve_assignment(np.full((30, 3), -1.0), cliques, must_links=links)
+    assert (chosen >= 0).all()
+    assert all(chosen[a] != chosen[b] for a, b in cliques)
+    assert sum(chosen[f] != chosen[g] for f, g in links) == 2
+
+
 def test_a_linked_chain_is_dropped_only_after_unlinked_fragments():
     # one identity, three objects at once: the linked pair (1 with 2 later) outweighs a
     # better-looking unlinked fragment, which gives way

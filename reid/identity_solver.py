@@ -36,10 +36,10 @@ than there are identities, one is split (its links handed to the program) rather
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.cluster.hierarchy import DisjointSet
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
 
@@ -59,12 +59,10 @@ class SolverLog:
 
     programs: int = 0
     stopped_early: int = 0
-    seconds: float = 0.0  # not in the summary, which a rerun reproduces byte for byte
 
-    def record(self, optimal: bool, seconds: float) -> None:
+    def record(self, optimal: bool) -> None:
         self.programs += 1
         self.stopped_early += int(not optimal)
-        self.seconds += seconds
 
     def summary(self) -> dict:
         return {"programs": self.programs, "stopped_at_time_limit": self.stopped_early}
@@ -88,6 +86,7 @@ def solve_assignment(evidence: np.ndarray, cliques: list[list[int]],
     # a link outweighs all evidence together: no evidence can pay for cutting one
     hard = float(np.abs(evidence).sum()) + 1.0
     links = sorted({(min(f, g), max(f, g)) for f, g in must_links or [] if f != g})
+    chain_of = _chain_names(n, links)
     expanded: set[int] = set()
     while True:
         node_of, node_links = contract_links(evidence, cliques, links, expanded)
@@ -109,24 +108,23 @@ def solve_assignment(evidence: np.ndarray, cliques: list[list[int]],
         # a contracted chain left out (more chains at once than identities) is split instead:
         # its links go to the program, which cuts the fewest of them
         dropped = {f for f in range(n) if chosen[node_of[f]] < 0 and inside[node_of[f]] > 0}
-        grow = {_component(f, links) for f in dropped} - expanded
+        grow = {chain_of[f] for f in dropped} - expanded
         if not grow:
             return chosen[node_of]
         expanded |= grow
 
 
-def _component(f: int, links: list[tuple[int, int]]) -> int:
-    """The smallest fragment index linked to ``f`` (directly or through others): a name for
-    its chain."""
-    seen, todo = {f}, [f]
-    while todo:
-        a = todo.pop()
-        for x, y in links:
-            for u, v in ((x, y), (y, x)):
-                if u == a and v not in seen:
-                    seen.add(v)
-                    todo.append(v)
-    return min(seen)
+def _chain_names(n: int, links: list[tuple[int, int]]) -> list[int]:
+    """Per fragment, the smallest fragment linked to it (directly or through others): a
+    name for its chain."""
+    chains = DisjointSet(range(n))
+    for f, g in links:
+        chains.merge(f, g)
+    name = list(range(n))
+    for chain in chains.subsets():
+        for f in chain:
+            name[f] = min(chain)
+    return name
 
 
 def contract_links(evidence: np.ndarray, cliques: list[list[int]],
@@ -148,26 +146,15 @@ def contract_links(evidence: np.ndarray, cliques: list[list[int]],
     for q, clique in enumerate(cliques):
         for f in clique:
             present[f].add(q)
-    parent = list(range(n))
-
-    def root(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for f, g in links:
-        a, b = root(f), root(g)
-        if a != b:
-            parent[max(a, b)] = min(a, b)  # the root is the chain's smallest fragment
+    chain_of = _chain_names(n, links)
     chains: dict[int, list[int]] = {}
     for f in range(n):
-        chains.setdefault(root(f), []).append(f)
+        chains.setdefault(chain_of[f], []).append(f)
     merged = list(range(n))  # fragment -> representative within the final contraction
     remaining: list[tuple[int, int]] = []
     by_chain: dict[int, list[tuple[int, int]]] = {}
     for f, g in links:
-        by_chain.setdefault(root(f), []).append((f, g))
+        by_chain.setdefault(chain_of[f], []).append((f, g))
     for name, members in chains.items():
         if len(members) == 1:
             continue
@@ -308,20 +295,13 @@ def _path(edges: list[tuple[int, int]], cut: set[int], a: int, b: int) -> list[i
 
 
 def _pieces(groups: list[int], edges: list[tuple[int, int]], cut: set[int]) -> list[list[int]]:
-    parent = {g: g for g in groups}
-
-    def root(x: int) -> int:
-        while parent[x] != x:
-            x = parent[x]
-        return x
-
+    """The groups still joined by the edges not in ``cut``: each piece in ascending order,
+    the pieces in order of their smallest group."""
+    joined = DisjointSet(groups)
     for e, (u, v) in enumerate(edges):
         if e not in cut:
-            parent[root(u)] = root(v)
-    out: dict[int, list[int]] = {}
-    for g in groups:
-        out.setdefault(root(g), []).append(g)
-    return list(out.values())
+            joined.merge(u, v)
+    return sorted(sorted(piece) for piece in joined.subsets())
 
 
 def _assign(evidence: np.ndarray, cliques: list[list[int]], links: list[tuple[int, int]],
@@ -364,11 +344,10 @@ def _assign(evidence: np.ndarray, cliques: list[list[int]], links: list[tuple[in
     if row:
         constraints.append(LinearConstraint(coo_matrix((v2, (r2, c2)), shape=(row, size)),
                                             -np.inf, np.array(upper)))
-    started = time.perf_counter()
     result = milp(c, constraints=constraints, integrality=np.ones(size),
                   bounds=Bounds(0, 1), options={"time_limit": time_limit})
     if log is not None:
-        log.record(result.status == 0, time.perf_counter() - started)
+        log.record(result.status == 0)
     if result.x is None:  # no feasible point found in time: fall back to a greedy answer
         return _greedy(evidence, cliques)
     x = result.x[: n * k].reshape(n, k)

@@ -36,6 +36,7 @@ than there are identities, one is split (its links handed to the program) rather
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,33 +181,35 @@ def _merge_free_leaves(links: list[tuple[int, int]], present: list[set[int]],
     """Merge, one at a time, a fragment (or merged group) linked to exactly one other that is
     present together with no one else of its chain: its link is on no path between two
     fragments that must be parted, so an answer cutting the fewest links keeps it. Returns
-    the links left."""
-    group = {f: {f} for edge in links for f in edge}
-    times = {f: set(present[f]) for f in group}
-    edges = {(min(f, g), max(f, g)) for f, g in links}
-    changed = True
-    while changed:
-        changed = False
-        degree: dict[int, list[int]] = {f: [] for f in group}
-        for a, b in edges:
-            degree[a].append(b)
-            degree[b].append(a)
-        for leaf, neighbours in degree.items():
-            if len(neighbours) != 1:
-                continue
-            others = set().union(*(times[g] for g in group if g != leaf))
-            if times[leaf] & others:
-                continue
-            keep = neighbours[0]
-            group[keep] |= group.pop(leaf)
-            times[keep] |= times.pop(leaf)
-            edges.discard((min(leaf, keep), max(leaf, keep)))  # the leaf's only link
-            changed = True
-            break
+    the links left.
+
+    A leaf that meets another group at some time never becomes free (merging others only
+    unites what it meets), so each leaf is judged once, and again only when a merge makes
+    its neighbour a leaf."""
+    neighbours: dict[int, set[int]] = defaultdict(set)
+    for f, g in links:
+        if f != g:
+            neighbours[f].add(g)
+            neighbours[g].add(f)
+    group = {f: {f} for f in neighbours}
+    times = {f: set(present[f]) for f in neighbours}
+    holders = Counter(q for f in neighbours for q in times[f])  # groups present at each time
+    waiting = [f for f in neighbours if len(neighbours[f]) == 1]
+    while waiting:
+        leaf = waiting.pop()
+        if leaf not in group or len(neighbours[leaf]) != 1 or \
+                any(holders[q] > 1 for q in times[leaf]):
+            continue
+        keep = neighbours.pop(leaf).pop()
+        neighbours[keep].discard(leaf)
+        group[keep] |= group.pop(leaf)
+        times[keep] |= times.pop(leaf)
+        if len(neighbours[keep]) == 1:
+            waiting.append(keep)
     for representative, members in group.items():
         for f in members:
             merged[f] = representative
-    return sorted(edges)
+    return sorted((f, g) for f in neighbours for g in neighbours[f] if f < g)
 
 
 def _fewest_cuts(links: list[tuple[int, int]], evidence: np.ndarray,

@@ -41,11 +41,11 @@ from samtrack.reid.embedders import HistogramEmbedder
 from samtrack.reid.embedders.learned import (
     ImageGeometry,
     LearnedSettings,
-    _augment,
-    _standardise,
+    augment,
     identification_images,
     identity_network,
     mask_extents,
+    standardise,
     train_representation,
 )
 from samtrack.reid.tracker import touching
@@ -112,14 +112,14 @@ def told_classifier_accuracy(images: np.ndarray, ids: np.ndarray, train: np.ndar
     target = torch.from_numpy(np.searchsorted(labels, ids))
     for _ in range(steps):
         pick = rng.choice(rows, size=min(128, len(rows)))
-        logits = net(_augment(_standardise(images[pick]), generator))
+        logits = net(augment(standardise(images[pick]), generator))
         loss = torch.nn.functional.cross_entropy(logits * 10, target[pick])
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
     net.eval()
     with torch.no_grad():
-        return labels[net(_standardise(images[~train])).argmax(dim=1).numpy()]
+        return labels[net(standardise(images[~train])).argmax(dim=1).numpy()]
 
 
 def linear_discriminant_accuracy(images: np.ndarray, ids: np.ndarray, train: np.ndarray,
@@ -129,7 +129,7 @@ def linear_discriminant_accuracy(images: np.ndarray, ids: np.ndarray, train: np.
     from sklearn.decomposition import PCA
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-    flat = _standardise(images).reshape(len(images), -1).numpy()
+    flat = standardise(images).reshape(len(images), -1).numpy()
     pca = PCA(min(30, int(train.sum()) - 1), random_state=0).fit(flat[train])
     lda = LinearDiscriminantAnalysis().fit(pca.transform(flat[train]), ids[train])
     return lda.predict(pca.transform(flat[~train]))

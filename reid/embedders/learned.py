@@ -160,7 +160,7 @@ def identification_images(image: np.ndarray, objects: FrameObjects, geometry: Im
     return out
 
 
-def _standardise(images: np.ndarray):
+def standardise(images: np.ndarray):
     """uint8 identification images -> float tensor (n, 3, rows, columns), each image
     standardised over its mask: one brightness and one contrast for its three channels
     (lighting changes shift and scale every animal alike; the balance of colours stays)."""
@@ -331,7 +331,7 @@ def train_representation(images: list[np.ndarray], spans: list[tuple[int, int]],
     judge = list(counts)
     picks = {i: np.linspace(0, len(views[i]) - 1, n).round().astype(int)
              for i, n in counts.items()}
-    judge_x = _standardise(np.concatenate([views[i][picks[i]] for i in judge]))
+    judge_x = standardise(np.concatenate([views[i][picks[i]] for i in judge]))
     judge_fragment = np.concatenate([np.full(len(picks[i]), i) for i in judge])
     sizes = {i: len(views[i]) for i in train_ids}
     pairs, weights, positive = _pairs(spans, train_ids, sizes)
@@ -360,7 +360,7 @@ def train_representation(images: list[np.ndarray], spans: list[tuple[int, int]],
         pick = rng.choice(len(pairs), size=s.batch_pairs, p=weights)
         a = [views[i][rng.integers(sizes[i])] for i in first[pick]]
         b = [views[i][rng.integers(sizes[i])] for i in second[pick]]
-        z = net(_augment(_standardise(np.stack(a + b)), generator).to(device))
+        z = net(augment(standardise(np.stack(a + b)), generator).to(device))
         distance = (z[:len(pick)] - z[len(pick):]).norm(dim=1)
         same = torch.from_numpy(positive[pick]).to(device)
         loss = torch.where(same, torch.relu(distance - s.margins[0]),
@@ -400,7 +400,7 @@ def train_representation(images: list[np.ndarray], spans: list[tuple[int, int]],
     return embedder, report
 
 
-def _augment(x, generator):
+def augment(x, generator):
     """Shifts of a few pixels, a small rotation, brightness and contrast changes, and the
     head-tail half turn for half of the images."""
     import torch
@@ -443,7 +443,7 @@ class LearnedEmbedder:
             for start in range(0, len(images), 256):
                 batch = images[start:start + 256]
                 if not isinstance(batch, torch.Tensor):  # uint8: standardised a batch at a time
-                    batch = _standardise(np.asarray(batch))
+                    batch = standardise(np.asarray(batch))
                 batch = batch.to(self.settings.device)
                 z = self.net(batch) + self.net(torch.flip(batch, dims=(2, 3)))
                 out.append(z.cpu().numpy())

@@ -203,12 +203,14 @@ class LearnedOptions(StrictModel):
     """The appearance representation learned from each clip for the identity model, offline
     or online (``tracker.learned``; :mod:`reid.embedders.learned`)."""
 
-    enabled: bool = Field(default=False, description="Train a small CNN on the clip's "
-                          "fragments (same fragment: one individual; fragments seen together: "
-                          "different ones) and decide identities on its embeddings where "
-                          "held-out fragments show it is trusted. Offline: on the whole clip, "
-                          "and it may overrule the input's links. Online (identities: model): "
-                          "once the clip so far has enough fragments; it then takes over.")
+    enabled: bool | None = Field(default=None, description="Train a small CNN on the "
+                                 "clip's fragments (same fragment: one individual; fragments "
+                                 "seen together: different ones) and decide identities on its "
+                                 "embeddings where held-out fragments show it is trusted. "
+                                 "Offline: on the whole clip, and it may overrule the input's "
+                                 "links. Online (identities: model): once the clip so far has "
+                                 "enough fragments; it then takes over. null: on for "
+                                 "identities: offline, off otherwise.")
     max_steps: int = Field(default=LearnedSettings.max_steps, ge=1, description="Training "
                            "budget in steps; training stops earlier when the clustering of "
                            "held-out fragments stops improving.")
@@ -279,6 +281,16 @@ class TrackerConfig(StrictModel):
         if value not in TRACKERS:
             raise ValueError(f"expected one of {', '.join(TRACKERS.names())}, got {value!r}")
         return value
+
+    @property
+    def learns(self) -> bool:
+        """Whether a representation is learned from the clip (``learned.enabled``; null: with
+        offline identities, where the whole clip is there to learn from and a few seconds of
+        training are small beside the solve, and not online, where training would pause the
+        stream)."""
+        if self.learned.enabled is None:
+            return self.identities == "offline"
+        return self.learned.enabled
 
     @model_validator(mode="after")
     def _learned_needs_identity_model(self) -> TrackerConfig:

@@ -55,7 +55,7 @@ class IdentityResolver(ABC):
     def wants_id_images(self) -> bool:
         """Log identification images of apart views (for a representation learned from the
         clip's fragments, ``tracker.learned``)."""
-        return self.learns_from_fragments and self.config.learned.enabled and \
+        return self.learns_from_fragments and self.config.learns and \
             self.has_appearance
 
     def reset(self) -> None:

@@ -181,15 +181,30 @@ def test_a_clip_too_small_to_judge_keeps_the_inputs_links():
 
 
 def test_learning_needs_images_in_the_log():
-    # an offline run without learning logs no identification images, and linking works on
-    # the tracker's embeddings as before
+    # an offline run with learning turned off logs no identification images, and linking
+    # works on the tracker's embeddings as before
     images, objects, _ = crossing_clip(frames=20)
-    config = TrackerConfig.from_dotted({"identities": "offline", "num_identities": 2})
+    config = TrackerConfig.from_dotted({"identities": "offline", "num_identities": 2,
+                                        "learned.enabled": False})
     tracker = config.build(keep_log=True, record=True)
     for image, o in zip(images, objects, strict=True):
         tracker.update(o, image)
     assert all(e.id_images is None for e in tracker.log)
     assert "learned" not in link_identities(tracker.log, 2).details
+
+
+@pytest.mark.parametrize(("identities", "learns"),
+                         [("offline", True), ("model", False), ("gallery", False)])
+def test_by_default_a_representation_is_learned_for_offline_identities_only(identities,
+                                                                            learns):
+    config = TrackerConfig.from_dotted({"identities": identities})
+    assert config.learned.enabled is None and config.learns is learns
+    images, objects, _ = crossing_clip(frames=6)
+    tracker = config.build(keep_log=True, record=True)
+    for image, o in zip(images, objects, strict=True):
+        tracker.update(o, image)
+    logged = any(e.id_images is not None for e in tracker.log)
+    assert logged is learns
 
 
 def test_fragments_to_judge_is_where_two_per_individual_are_held_out():

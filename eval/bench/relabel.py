@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="zebrafish-07 crops (full, right) and fly clips")
     parser.add_argument("--every", type=int, default=30, help="frames between renumberings")
     parser.add_argument("--methods", default="samtrack-offline,"
-                        "samtrack-offline:learned.enabled=true")
+                        "samtrack-offline:learned.enabled=false")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     root = Path(args.real)

@@ -126,7 +126,7 @@ class LiveSession:
             log.warning("live: tracker.identities %s decides at the end of a clip; a stream "
                         "uses the gallery rules", tracker_options.identities)
             tracker_options = tracker_options.model_copy(update={"identities": "gallery"})
-        elif tracker_options.learned.enabled:
+        elif tracker_options.learns:
             log.warning("live: tracker.learned trains on the stream once it holds enough "
                         "fragments, and the stream pauses while it does; a representation an "
                         "earlier run saved (tracker.embedder: learned) needs no training")

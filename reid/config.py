@@ -285,9 +285,9 @@ class TrackerConfig(StrictModel):
     @property
     def learns(self) -> bool:
         """Whether a representation is learned from the clip (``learned.enabled``; null: with
-        offline identities, where the whole clip is there to learn from and a few seconds of
-        training are small beside the solve, and not online, where training would pause the
-        stream)."""
+        offline identities, where the whole clip is there to learn from and nothing is shown
+        before the end, so its training time delays only the result; not online, where
+        training would pause the stream)."""
         if self.learned.enabled is None:
             return self.identities == "offline"
         return self.learned.enabled

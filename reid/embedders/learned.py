@@ -58,8 +58,8 @@ class LearnedSettings:
     long_side: int = 64  # network pixels along the body; across it follows the clip's shape
     dim: int = 16  # size of the embedding
     max_steps: int = 400  # training budget in steps (reproducible); cluster quality may stop first
-    # a wall-clock cap on top, only against a machine far slower than a 2-core laptop CPU
-    # (400 steps take 20-40 s there): a run it stops is not reproducible, and says so
+    # a wall-clock cap on top, only against a machine far slower than a 2-core CPU (400 steps
+    # take 20-40 s there): a run it stops is not reproducible, and says so
     seconds: float = 300.0
     batch_pairs: int = 128  # pairs of views per training step, half of them positive
     margins: tuple[float, float] = (0.3, 1.2)  # same-fragment pairs pulled within the first,

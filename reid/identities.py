@@ -408,8 +408,11 @@ def _link(log: list[FrameLog], num_identities: int | None, max_rounds: int,
                             k, estimated, fragments=len(fragments))
     trusted = False  # a learned representation decides, and may overrule the input's links
     if learned is not None and k >= 2:
+        # training takes seconds where the clip has enough fragments: say what the bar waits on
+        bar.set_postfix_str("learning the clip's appearance", refresh=True)
         result.details["learned"], result.representation = learn_views(fragments, k, learned)
         trusted = result.representation is not None
+        bar.set_postfix_str("", refresh=False)
     viewed = [f for f in fragments if f.views]
     groups = cliques(viewed)
     bar.update(1)

@@ -228,7 +228,10 @@ def _fewest_cuts(links: list[tuple[int, int]], evidence: np.ndarray,
     excluded to find the next one as small. That is quick where tens of heavily weighted cut
     variables in the whole program took seconds to tens of seconds on a 3000-frame clip."""
     groups = sorted({merged[f] for edge in links for f in edge})
-    members = {g: [f for f in range(len(merged)) if merged[f] == g] for g in groups}
+    members: dict[int, list[int]] = {g: [] for g in groups}
+    for f, g in enumerate(merged):
+        if g in members:
+            members[g].append(f)
     times = {g: set().union(*(present[f] for f in members[g])) for g in groups}
     summed = {g: evidence[members[g]].sum(axis=0) for g in groups}
     edges = sorted({(min(merged[f], merged[g]), max(merged[f], merged[g])) for f, g in links})
@@ -245,7 +248,8 @@ def _fewest_cuts(links: list[tuple[int, int]], evidence: np.ndarray,
         if result.x is None or (fewest is not None and result.fun > fewest + 0.5):
             break  # no other cut as small
         cut = set(np.flatnonzero(result.x > 0.5).tolist())
-        joined = [path for a, b in apart if (path := _path(edges, cut, a, b)) is not None]
+        step = _adjacency(edges, cut)
+        joined = [path for a, b in apart if (path := _path(step, a, b)) is not None]
         for path in joined:
             row = np.zeros(len(edges))
             row[path] = 1.0
@@ -274,13 +278,19 @@ def _fewest_cuts(links: list[tuple[int, int]], evidence: np.ndarray,
     return []
 
 
-def _path(edges: list[tuple[int, int]], cut: set[int], a: int, b: int) -> list[int] | None:
-    """Indices of the edges on a shortest path from ``a`` to ``b`` that avoids ``cut``."""
+def _adjacency(edges: list[tuple[int, int]], cut: set[int]) -> dict[int, list[tuple[int, int]]]:
+    """Per group, the (neighbour, edge index) pairs of the edges not in ``cut``."""
     step: dict[int, list[tuple[int, int]]] = {}
     for e, (u, v) in enumerate(edges):
         if e not in cut:
             step.setdefault(u, []).append((v, e))
             step.setdefault(v, []).append((u, e))
+    return step
+
+
+def _path(step: dict[int, list[tuple[int, int]]], a: int, b: int) -> list[int] | None:
+    """Indices of the edges on a shortest path from ``a`` to ``b`` over ``step``
+    (:func:`_adjacency`)."""
     came: dict[int, tuple[int, int] | None] = {a: None}
     todo = [a]
     for node in todo:

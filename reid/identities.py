@@ -34,11 +34,11 @@ How it decides (README, "How identities are decided"):
    see it and left without an identity, takes a new one (:func:`_name_late_entrants`).
 
 With a representation learned from the clip (``learned``, :func:`learn_views`) that is
-*trusted* (held-out fragments of one individual came together,
-:func:`reid.embedders.learned.train_representation`), the views of step 3 on are its
-embeddings, the links of step 5 are no longer hard and the "never worse than the input" rule
-is not applied: a swap that tracker and source both carried through a crossing is then cut
-where the learned model says so. Not trusted, it is not used.
+*trusted* (on fragments held out of its training it tells individuals apart at least as
+well as the tracker's embedder, :func:`reid.embedders.learned.train_representation`), the
+views of step 3 on are its embeddings, the links of step 5 are no longer hard and the "never
+worse than the input" rule is not applied: a swap that tracker and source both carried
+through a crossing is then cut where the learned model says so. Not trusted, it is not used.
 """
 
 from __future__ import annotations
@@ -379,7 +379,8 @@ def learn_views(fragments: list[Fragment], k: int, settings: LearnedSettings,
                        f"representation"}, None
     images = [np.stack(f.images) for f in with_images]
     spans = [(f.start, f.end) for f in with_images]
-    embedder, report = train_representation(images, spans, k, settings)
+    embedder, report = train_representation(images, spans, k, settings,
+                                            without=[np.stack(f.views) for f in with_images])
     if embedder is None or not report.trusted:
         return {**report.summary(), "used": False}, None
     embed_views(fragments, embedder)

@@ -193,7 +193,7 @@ class OnlineIdentities:
         self._learn_when = 2 * len(usable)
         embedder, report = train_representation(
             [np.stack(f.images) for f in usable], [(f.start, f.end) for f in usable],
-            self.count, self.learned)
+            self.count, self.learned, without=[np.stack(f.views) for f in usable])
         self.learned_report = {**report.summary(), "used": bool(embedder and report.trusted)}
         if embedder is None or not report.trusted:
             return

@@ -102,6 +102,30 @@ def test_learned_embedder_separates_what_a_histogram_cannot():
 
 
 @pytest.mark.slow
+def test_trusted_only_where_it_tells_held_out_fragments_apart_better_than_the_engines_features():
+    rng = np.random.default_rng(4)
+    kinds = {k: views(k, 120, rng) for k in ("stripes", "spots")}
+    geometry = _geometry(kinds["stripes"] + kinds["spots"])
+    images, spans = _fragments(kinds, geometry, 10)
+    histogram = HistogramEmbedder()
+    # the same fragments' views as _fragments cuts them, in the tracker's histogram space
+    colour = [np.concatenate([histogram.embed(im, o) for im, o in pairs[s:s + 10]])
+              for s in range(0, 120, 10) for pairs in kinds.values()]
+    # features that know the answer: one corner of the space per body
+    exact = [np.tile(np.eye(8)[n % 2], (10, 1)) + rng.normal(0, 1e-3, (10, 8))
+             for n in range(len(images))]
+    settings = LearnedSettings(max_steps=100, check_every=25, seconds=60)
+    _, beats_colour = train_representation(images, spans, 2, settings, without=colour)
+    _, against_exact = train_representation(images, spans, 2, settings, without=exact)
+    _, alone = train_representation(images, spans, 2, settings)
+    assert beats_colour.held_out >= 4  # two per individual
+    assert beats_colour.trusted, beats_colour.summary()
+    assert beats_colour.summary()["without"]["silhouette"] < beats_colour.silhouette
+    assert not against_exact.trusted, against_exact.summary()
+    assert not alone.trusted and "without" not in alone.summary()
+
+
+@pytest.mark.slow
 def test_same_seed_same_representation():
     rng = np.random.default_rng(2)
     kinds = {k: views(k, 40, rng) for k in ("stripes", "spots")}

@@ -214,7 +214,9 @@ class TrainingReport:
     silhouette: float = float("nan")  # the judged views' clustering at the kept checkpoint
     spread: float = float("nan")  # 90th percentile distance of a view to its group's centre
     held_out_agreement: float = float("nan")  # held-out fragments falling in one group
-    trusted: bool = False  # held-out views as tight as one fragment's: see train_representation
+    held_out_separation: float = float("nan")  # held-out fragments seen together kept apart
+    without: ClusterQuality | None = None  # the same judgement of the engine's own features
+    trusted: bool = False  # no worse than those on held-out fragments: see train_representation
     stopped: str = ""  # "converged" | "steps" | "time" (the wall-clock cap)
     fragments: int = 0
     held_out: int = 0
@@ -226,10 +228,14 @@ class TrainingReport:
                "seconds": round(self.seconds, 2), "stopped": self.stopped,
                "fragments": self.fragments, "held_out_fragments": self.held_out,
                "pairs": self.pairs, "trusted": self.trusted}
-        for key in ("silhouette", "spread", "held_out_agreement"):
+        for key in ("silhouette", "spread", "held_out_agreement", "held_out_separation"):
             value = getattr(self, key)
             if np.isfinite(value):
                 out[key] = round(float(value), 4)
+        if self.without is not None:
+            out["without"] = {key: round(float(value), 4) for key in (
+                "silhouette", "held_out_agreement", "held_out_separation")
+                if np.isfinite(value := getattr(self.without, key))}
         return out
 
 
@@ -240,14 +246,30 @@ class ClusterQuality:
     silhouette: float  # of the clustering (higher is better)
     spread: float  # 90th percentile of a view's distance to its cluster's centre
     held_out_agreement: float  # share of held-out fragments whose views fall 90% in one group
+    held_out_separation: float = float("nan")  # share of pairs of held-out fragments seen at
+    # the same time (two individuals) whose views fall mostly in different groups
+
+    def at_least_as_good_as(self, other: ClusterQuality) -> bool:
+        """Held-out fragments kept together and, seen together, apart at least as often as
+        by ``other``'s features, and the groups tighter (silhouette is a ratio of distances,
+        so it compares across spaces)."""
+        def no_worse(a: float, b: float) -> bool:
+            return not np.isfinite(b) or (np.isfinite(a) and a >= b)
+
+        return (no_worse(self.held_out_agreement, other.held_out_agreement)
+                and no_worse(self.held_out_separation, other.held_out_separation)
+                and self.silhouette > other.silhouette)
 
 
 def cluster_quality(embeddings: np.ndarray, fragment: np.ndarray, held: set[int], k: int,
-                    seed: int) -> ClusterQuality | None:
+                    seed: int, spans: list[tuple[int, int]] | None = None,
+                    ) -> ClusterQuality | None:
     """``embeddings`` of views of several fragments (``fragment``: each view's fragment).
     With more fragments than ``k``, tight clusters mean that fragments of one individual,
     never paired in training, came together (idtracker.ai's stopping criterion: the clusters
-    as tight as training asked one fragment to be). None when there are too few views."""
+    as tight as training asked one fragment to be). With ``spans`` (each fragment's first and
+    last frame), also how often held-out fragments present at the same time fall in different
+    groups. None when there are too few views."""
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
 
@@ -257,10 +279,17 @@ def cluster_quality(embeddings: np.ndarray, fragment: np.ndarray, held: set[int]
     if len(set(kmeans.labels_)) < 2:
         return None
     spread = float(np.quantile(kmeans.transform(embeddings).min(axis=1), 0.9))
-    agree = [np.bincount(kmeans.labels_[fragment == i]).max() >= 0.9 * (fragment == i).sum()
-             for i in held]
+    counts = {i: np.bincount(kmeans.labels_[fragment == i], minlength=k) for i in held}
+    agree = [c.max() >= 0.9 * c.sum() for c in counts.values()]
+    separation = float("nan")
+    if spans is not None:
+        judged = sorted(held)
+        apart = [int(np.argmax(counts[a])) != int(np.argmax(counts[b]))
+                 for n, a in enumerate(judged) for b in judged[n + 1:]
+                 if spans[a][0] <= spans[b][1] and spans[b][0] <= spans[a][1]]
+        separation = float(np.mean(apart)) if apart else float("nan")
     return ClusterQuality(float(silhouette_score(embeddings, kmeans.labels_)), spread,
-                          float(np.mean(agree)) if agree else float("nan"))
+                          float(np.mean(agree)) if agree else float("nan"), separation)
 
 
 def _pairs(spans: list[tuple[int, int]], fragments: list[int], sizes: dict[int, int],
@@ -297,19 +326,26 @@ def _held_out_count(usable: int, settings: LearnedSettings) -> int:
 
 def train_representation(images: list[np.ndarray], spans: list[tuple[int, int]], k: int,
                          settings: LearnedSettings | None = None,
+                         without: list[np.ndarray] | None = None,
                          ) -> tuple[LearnedEmbedder | None, TrainingReport]:
     """Learn a representation from fragments: ``images[i]`` the identification images of
     fragment ``i`` (uint8, from :func:`identification_images`), ``spans[i]`` its first and last
-    frame, ``k`` how many individuals. Returns (None, report saying why) when the clip offers
-    too little to learn from: fewer than ``min_pairs`` pairs of coexisting fragments.
+    frame, ``k`` how many individuals; ``without[i]``, one row per image, the features the
+    identity engine has for those views without it (the tracker's embedder). Returns (None,
+    report saying why) when the clip offers too little to learn from: fewer than
+    ``min_pairs`` pairs of coexisting fragments.
 
-    The report calls the representation *trusted* when the clip's fragments fall into ``k``
-    groups as tight as training asked one fragment's views to be (90% within the
-    same-fragment margin of their centre), and every fragment held out of training, at least
-    two per individual, falls into one group: then fragments of one individual that training
-    never paired came together, and the identity engine uses it and lets it overrule the
-    input's links. With fewer held-out fragments there is not enough evidence, and the engine
-    does not use it."""
+    The report calls the representation *trusted* when, judged on fragments held out of
+    training (at least two per individual), it does at least as well as ``without``: the
+    views of one held-out fragment fall into one of ``k`` groups as often, held-out fragments
+    seen at the same time fall into different groups as often, and the groups are tighter
+    (:meth:`ClusterQuality.at_least_as_good_as`). The engine then decides on it and lets it
+    overrule the input's links. Why relative, not a fixed bar: how often a fragment holds
+    together depends on the clip (fragments that contain a missed swap split under any
+    representation), so no number fitted to some clips says whether a representation is good
+    enough on another; that it tells held-out individuals apart better than what the engine
+    would use instead is what the decision needs. Without ``without``, or with fewer held-out
+    fragments, it is not trusted and the engine does not use it."""
     import torch
 
     s = settings or LearnedSettings()
@@ -374,7 +410,7 @@ def train_representation(images: list[np.ndarray], spans: list[tuple[int, int]],
         if step % s.check_every == 0:
             net.eval()
             quality = cluster_quality(embedder.embed_images(judge_x), judge_fragment,
-                                      set(held_views), k, s.seed)
+                                      set(held_views), k, s.seed, spans)
             score = quality.silhouette if quality else float("nan")
             report.history.append((step, round(score, 4)))
             if quality and score > best_score + 1e-3:
@@ -392,13 +428,18 @@ def train_representation(images: list[np.ndarray], spans: list[tuple[int, int]],
     report.trained, report.steps = True, step
     report.seconds = time.perf_counter() - started
     report.silhouette = best_score if np.isfinite(best_score) else float("nan")
-    # trusted when fragments of one individual came together (more fragments than groups,
-    # tight groups) and fragments it never trained on each fell into one group
     if best_quality is not None:
         report.spread = best_quality.spread
         report.held_out_agreement = best_quality.held_out_agreement
-        report.trusted = len(held) >= 2 * k and \
-            best_quality.spread < s.margins[0] and best_quality.held_out_agreement >= 1.0
+        report.held_out_separation = best_quality.held_out_separation
+        if without is not None and all(len(without[i]) == len(views[i]) for i in judge):
+            without_x = np.concatenate([np.asarray(without[i], np.float32)[picks[i]]
+                                        for i in judge])
+            report.without = cluster_quality(without_x, judge_fragment, set(held_views), k,
+                                             s.seed, spans)
+            # features that put every view in one group tell nobody apart: nothing to beat
+            report.trusted = len(held) >= 2 * k and (
+                report.without is None or best_quality.at_least_as_good_as(report.without))
     return embedder, report
 
 

@@ -31,7 +31,8 @@ The pieces:
   (the same animals filmed again, a live stream after a recorded session).
 
 Seeds are fixed and the budget is in steps, so the same clip gives the same representation
-(and the same labels) on the same machine; it trains on the run's device (``--device``).
+(and the same labels) on the same machine with the same number of torch threads (which sum
+in another order with another count); it trains on the run's device (``--device``).
 """
 
 from __future__ import annotations

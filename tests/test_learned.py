@@ -54,6 +54,16 @@ def _fragments(kinds: dict[str, list], geometry: ImageGeometry, length: int):
     return images, spans
 
 
+def _two_bodies(seed: int, frames: int):
+    """The striped and the spotted body, ``frames`` views each, cut into coexisting fragments
+    of ten views; the generator too, for what the test draws next."""
+    rng = np.random.default_rng(seed)
+    kinds = {k: views(k, frames, rng) for k in ("stripes", "spots")}
+    geometry = _geometry(kinds["stripes"] + kinds["spots"])
+    images, spans = _fragments(kinds, geometry, 10)
+    return rng, kinds, images, spans
+
+
 def _nearest_centroid(train: dict[str, np.ndarray], test: dict[str, np.ndarray]) -> float:
     """The probe's measure (eval.bench.learned_probe) on views grouped by body."""
     names = sorted(train)
@@ -103,10 +113,7 @@ def test_learned_embedder_separates_what_a_histogram_cannot():
 
 @pytest.mark.slow
 def test_trusted_only_where_it_tells_held_out_fragments_apart_better_than_the_engines_features():
-    rng = np.random.default_rng(4)
-    kinds = {k: views(k, 120, rng) for k in ("stripes", "spots")}
-    geometry = _geometry(kinds["stripes"] + kinds["spots"])
-    images, spans = _fragments(kinds, geometry, 10)
+    rng, kinds, images, spans = _two_bodies(4, 120)
     histogram = HistogramEmbedder()
     # the same fragments' views as _fragments cuts them, in the tracker's histogram space
     colour = [np.concatenate([histogram.embed(im, o) for im, o in pairs[s:s + 10]])
@@ -127,10 +134,7 @@ def test_trusted_only_where_it_tells_held_out_fragments_apart_better_than_the_en
 
 @pytest.mark.slow
 def test_same_seed_same_representation():
-    rng = np.random.default_rng(2)
-    kinds = {k: views(k, 40, rng) for k in ("stripes", "spots")}
-    geometry = _geometry(kinds["stripes"] + kinds["spots"])
-    images, spans = _fragments(kinds, geometry, 10)
+    _, _, images, spans = _two_bodies(2, 40)
     settings = LearnedSettings(max_steps=30, check_every=10, seconds=60)
     first, _ = train_representation(images, spans, 2, settings)
     again, _ = train_representation(images, spans, 2, settings)

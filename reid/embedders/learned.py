@@ -229,15 +229,18 @@ class TrainingReport:
                "seconds": round(self.seconds, 2), "stopped": self.stopped,
                "fragments": self.fragments, "held_out_fragments": self.held_out,
                "pairs": self.pairs, "trusted": self.trusted}
-        for key in ("silhouette", "spread", "held_out_agreement", "held_out_separation"):
-            value = getattr(self, key)
-            if np.isfinite(value):
-                out[key] = round(float(value), 4)
+        out.update(_measured(self, ("silhouette", "spread", "held_out_agreement",
+                                    "held_out_separation")))
         if self.without is not None:
-            out["without"] = {key: round(float(value), 4) for key in (
-                "silhouette", "held_out_agreement", "held_out_separation")
-                if np.isfinite(value := getattr(self.without, key))}
+            out["without"] = _measured(self.without, ("silhouette", "held_out_agreement",
+                                                      "held_out_separation"))
         return out
+
+
+def _measured(source, keys: tuple[str, ...]) -> dict[str, float]:
+    """``source``'s finite measures among ``keys``, rounded for ``summary.json``."""
+    return {key: round(float(value), 4) for key in keys
+            if np.isfinite(value := getattr(source, key))}
 
 
 @dataclass
@@ -284,13 +287,17 @@ def cluster_quality(embeddings: np.ndarray, fragment: np.ndarray, held: set[int]
     agree = [c.max() >= 0.9 * c.sum() for c in counts.values()]
     separation = float("nan")
     if spans is not None:
-        judged = sorted(held)
         apart = [int(np.argmax(counts[a])) != int(np.argmax(counts[b]))
-                 for n, a in enumerate(judged) for b in judged[n + 1:]
-                 if spans[a][0] <= spans[b][1] and spans[b][0] <= spans[a][1]]
+                 for a, b in _coexisting(spans, sorted(held))]
         separation = float(np.mean(apart)) if apart else float("nan")
     return ClusterQuality(float(silhouette_score(embeddings, kmeans.labels_)), spread,
                           float(np.mean(agree)) if agree else float("nan"), separation)
+
+
+def _coexisting(spans: list[tuple[int, int]], fragments: list[int]) -> list[tuple[int, int]]:
+    """The pairs of ``fragments`` whose spans share a frame: two individuals."""
+    return [(a, b) for n, a in enumerate(fragments) for b in fragments[n + 1:]
+            if spans[a][0] <= spans[b][1] and spans[b][0] <= spans[a][1]]
 
 
 def _pairs(spans: list[tuple[int, int]], fragments: list[int], sizes: dict[int, int],
@@ -298,8 +305,7 @@ def _pairs(spans: list[tuple[int, int]], fragments: list[int], sizes: dict[int, 
     """Negative pairs (fragments that coexist: two individuals) then positive pairs (a fragment
     with itself), with sampling weights proportional to the views they hold; the two kinds are
     drawn equally often."""
-    negatives = [(a, b) for n, a in enumerate(fragments) for b in fragments[n + 1:]
-                 if spans[a][0] <= spans[b][1] and spans[b][0] <= spans[a][1]]
+    negatives = _coexisting(spans, fragments)
     positives = [(a, a) for a in fragments]
     w_neg = np.array([sizes[a] + sizes[b] for a, b in negatives], float)
     w_pos = np.array([sizes[a] for a in fragments], float)

@@ -130,6 +130,16 @@ def test_trusted_only_where_it_tells_held_out_fragments_apart_better_than_the_en
     assert beats_colour.summary()["without"]["silhouette"] < beats_colour.silhouette
     assert not against_exact.trusted, against_exact.summary()
     assert not alone.trusted and "without" not in alone.summary()
+    assert "compare" in alone.why
+
+
+def test_features_to_compare_with_must_match_the_images_one_to_one():
+    _, _, images, spans = _two_bodies(2, 40)
+    short = [np.zeros((len(im) - 1, 8), np.float32) for im in images]
+    with pytest.raises(ValueError, match="one row of features per identification image"):
+        train_representation(images, spans, 2, FAST, without=short)
+    with pytest.raises(ValueError, match="one row of features"):
+        train_representation(images, spans, 2, FAST, without=short[:1])
 
 
 @pytest.mark.slow

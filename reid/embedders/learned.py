@@ -356,6 +356,10 @@ def train_representation(images: list[np.ndarray], spans: list[tuple[int, int]],
     import torch
 
     s = settings or LearnedSettings()
+    if without is not None and (len(without) != len(images) or any(
+            len(w) != len(im) for w, im in zip(without, images, strict=False))):
+        raise ValueError("without: one row of features per identification image of each "
+                         "fragment, in the order of images")
     report = TrainingReport(trained=False, fragments=len(images))
     usable = [i for i, im in enumerate(images) if len(im) >= s.min_views]
     rng = np.random.default_rng(s.seed)
@@ -439,7 +443,7 @@ def train_representation(images: list[np.ndarray], spans: list[tuple[int, int]],
         report.spread = best_quality.spread
         report.held_out_agreement = best_quality.held_out_agreement
         report.held_out_separation = best_quality.held_out_separation
-        if without is not None and all(len(without[i]) == len(views[i]) for i in judge):
+        if without is not None:
             without_x = np.concatenate([np.asarray(without[i], np.float32)[picks[i]]
                                         for i in judge])
             report.without = cluster_quality(without_x, judge_fragment, set(held_views), k,
@@ -447,6 +451,8 @@ def train_representation(images: list[np.ndarray], spans: list[tuple[int, int]],
             # features that put every view in one group tell nobody apart: nothing to beat
             report.trusted = len(held) >= 2 * k and (
                 report.without is None or best_quality.at_least_as_good_as(report.without))
+        else:
+            report.why = "no features of the identity engine's own to compare it with"
     return embedder, report
 
 

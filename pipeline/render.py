@@ -125,7 +125,13 @@ def repair_labels_at(repairs: list[dict], frame: int) -> list[tuple[int, str]]:
 
 
 def _text(img, text, org, scale=0.5, color=(255, 255, 255)):
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    """``text`` in ``color`` with a dark outline, legible on any background. The outline is
+    the same thin text shifted a pixel each way: OpenCV widens a Hershey glyph's advance
+    with the stroke, so a thicker copy beneath drifts right of the text along a line."""
+    x, y = org
+    for dx, dy in ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)):
+        cv2.putText(img, text, (x + dx, y + dy), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
+                    cv2.LINE_AA)
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
 
 

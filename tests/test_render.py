@@ -10,7 +10,13 @@ import pytest
 from samtrack.eval.bench.scenes import Scene, SceneSpec
 from samtrack.pipeline.config import load_config
 from samtrack.pipeline.core.formats import read_id_map
-from samtrack.pipeline.render import RunFolderError, VizOptions, render, repair_labels_at
+from samtrack.pipeline.render import (
+    RunFolderError,
+    VizOptions,
+    _text,
+    render,
+    repair_labels_at,
+)
 from samtrack.pipeline.runner import run
 from samtrack.pipeline.viz import OVERLAY_ALPHA, id_color
 
@@ -179,3 +185,14 @@ def test_an_identity_seen_only_at_the_border_gets_a_gallery_row_with_a_note(tmp_
     gallery = cv2.imread(str(written["gallery.png"]))
     assert gallery.shape[0] == 64 * 2
     assert "seen only at the frame border" in caplog.text
+
+
+def test_the_outline_of_a_label_ends_where_its_text_ends():
+    """A long legend on grey: its dark outline reaches no further right than a pixel or two
+    past the white text (a thicker copy beneath used to drift a dozen pixels past it)."""
+    image = np.full((40, 400, 3), 128, np.uint8)
+    _text(image, "paths: o entry, x exit at the border", (10, 25), 0.55)
+    white = np.flatnonzero((image > 200).all(axis=2).any(axis=0))
+    dark = np.flatnonzero((image < 40).all(axis=2).any(axis=0))
+    assert white.size and dark.size
+    assert dark.max() <= white.max() + 2 and dark.min() >= white.min() - 2

@@ -91,7 +91,8 @@ class AppearanceOptions(StrictModel):
     weight: float = Field(default=1.0, ge=0, description="Weight of the appearance distance "
                           "in the association cost.")
     gate: float = Field(default=0.45, gt=0, description="In view: appearance distance above "
-                        "which a pair is impossible unless motion IoU >= 0.5.")
+                        "which a pair is impossible unless motion IoU >= 0.5 (not applied to "
+                        "a mask at a border, nor to a tracklet not yet seen whole).")
     border_weight: float = Field(default=0.3, ge=0, description="Weight of appearance for a "
                                  "mask touching the frame's border (half visible), not gated.")
 

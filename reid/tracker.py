@@ -559,8 +559,11 @@ class ReidTracker(Tracker):
         app0 = np.nan_to_num(app, nan=0.0)
         gate = mahalanobis_gate(tracklets, boxes, c.motion.gate_chi2) | (miou > 0)
         # half-visible at a border: appearance is unreliable, so it neither gates nor weighs
-        # fully (motion and the source id carry the match)
-        gate &= (app0 <= c.appearance.gate) | (miou >= 0.5) | partial[None, :]
+        # fully (motion and the source id carry the match); the same for a tracklet whose
+        # gallery holds only a partial glimpse (it entered at a border touching another
+        # object): its first whole view looks unlike that glimpse, and is still the object
+        known = np.array([t.appearance_known for t in tracklets], bool)
+        gate &= (app0 <= c.appearance.gate) | (miou >= 0.5) | partial[None, :] | ~known[:, None]
         # no appearance to vouch for the pair (boxes without images): it must overlap
         gate &= ~np.isnan(app) | (miou >= c.motion.min_iou)
         return np.where(gate, cost, np.inf), miou, app
@@ -601,6 +604,7 @@ class ReidTracker(Tracker):
                             source_id=source_id, own_gallery=self._gallery())
         if embedding is not None:
             tracklet.own_gallery.add(embedding)
+            tracklet.seen_whole = bool(f.dets.data["clean"][j])
         self._next_key += 1
         self.tracklets.append(tracklet)
         return tracklet
@@ -623,6 +627,7 @@ class ReidTracker(Tracker):
             return
         if clean or tracklet.own_gallery.mean is None:
             tracklet.own_gallery.add(embedding)
+            tracklet.seen_whole |= clean
         if tracklet.identity is not None and clean:
             if tracklet.pending:
                 tracklet.pending_embeddings.append(embedding)

@@ -156,6 +156,7 @@ class Tracklet:
     # the absent identity's last sighting before this tracklet took it (restored on a switch)
     previous_last_seen: LastSeen | None = None
     own_gallery: Gallery = field(default_factory=Gallery)
+    seen_whole: bool = False  # its own gallery holds a clean view (not only a first glimpse)
     # motion through a crossing: the last apart sightings (frame, centroid), the state when
     # it began touching others, and the tracklets it touched since
     recent: list[tuple[int, np.ndarray]] = field(default_factory=list)
@@ -177,6 +178,13 @@ class Tracklet:
         if self.identity is not None and not self.pending:
             return self.identity.gallery
         return self.own_gallery
+
+    @property
+    def appearance_known(self) -> bool:
+        """Whether :meth:`appearance_gallery` describes the whole object: a verified
+        identity's gallery, or its own with a clean view. A tracklet seen only cut by a border
+        or touching another object holds just its first, partial glimpse."""
+        return (self.identity is not None and not self.pending) or self.seen_whole
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 import cv2
 import numpy as np
-from reid_helpers import BLUE, GREEN, RED, frame
+from reid_helpers import BLUE, GREEN, RED, SIZE, frame
 
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.reid.config import TrackerConfig
@@ -78,6 +78,24 @@ def test_reentry_on_the_border_it_left_restores_identity():
     left = int(np.argmin(last.centroids[:, 0]))
     assert last.track_ids[left] == first[1]
     assert any(e.kind == "restored" for e in tr.decisions)
+
+
+def test_an_object_glimpsed_at_a_border_is_followed_into_view_though_it_looks_different():
+    """A disc is first seen cut by the bottom border, looking unlike itself (green: a glimpse
+    at the edge of the light), then whole and red, overlapping its glimpse by less than half.
+    The glimpse is all its tracklet knows of its appearance, so appearance cannot veto the
+    match: the whole disc continues the tracklet instead of starting another."""
+    h = SIZE[0]
+    frames = [frame(t, [((60, 40), BLUE, 1)]) for t in range(5)]
+    frames.append(frame(5, [((60, 40), BLUE, 1), ((150, h - 4), GREEN, 2)]))
+    frames += [frame(t, [((60, 40), BLUE, 1), ((150, h - 15 - 2 * (t - 6)), RED, 2)])
+               for t in range(6, 10)]
+    tr = _tracker()
+    out = _run(tr, frames)
+    keys = [dict(zip(tr.log[t].det_index.tolist(), tr.log[t].tracklet_keys.tolist(),
+                     strict=True)) for t in (5, 6)]
+    assert keys[0][1] == keys[1][1]  # one tracklet from the glimpse on
+    assert all(o.track_ids.tolist() == [1, 2] for o in out[6:])
 
 
 def test_reentry_off_gives_returning_objects_new_identities():

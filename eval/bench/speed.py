@@ -201,13 +201,27 @@ def tracker_ms(count: int, frames: int, size, radius) -> float:
     return 1000 * tracker.timing["associate"] / frames
 
 
+ROUNDS = 7  # timed rounds per measure; the median is printed
+
+
+def _median_ms_per_object(work, count: int, repeats: int) -> float:
+    """ms per object of ``work()`` (one batch of ``count`` objects): the median over
+    :data:`ROUNDS` rounds of ``repeats`` calls, after one warm-up round. Why the median: on a
+    shared 2-core CPU one round of a few batches varied twofold between runs (torch's thread
+    pool waking, the scheduler), and a single round printed that noise as the cost."""
+    work()
+    rounds = []
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            work()
+        rounds.append(1000 * (time.perf_counter() - start) / (repeats * count))
+    return float(np.median(rounds))
+
+
 def embed_ms_per_object(embedder, count: int, repeats: int = 5) -> float:
     image, objects = synthetic_frames(count, 1, (360, 640), 24)[0]
-    embedder.embed(image, objects)  # warm-up
-    start = time.perf_counter()
-    for _ in range(repeats):
-        embedder.embed(image, objects)
-    return 1000 * (time.perf_counter() - start) / (repeats * count)
+    return _median_ms_per_object(lambda: embedder.embed(image, objects), count, repeats)
 
 
 def offline_link_seconds(frames: int, animals: int = 8, seed: int = 5) -> tuple[float, int]:
@@ -249,16 +263,9 @@ def learned_embed_ms_per_object(count: int, repeats: int = 5) -> tuple[float, fl
     geometry = ImageGeometry.from_extents(mask_extents(objects), LearnedSettings.long_side)
     embedder = LearnedEmbedder(identity_network(LearnedSettings.dim), geometry)
     images = identification_images(image, objects, geometry)
-    embedder.embed_images(images)  # warm-up
-    start = time.perf_counter()
-    for _ in range(repeats):
-        images = identification_images(image, objects, geometry)
-    cropped = time.perf_counter()
-    for _ in range(repeats):
-        embedder.embed_images(images)
-    done = time.perf_counter()
-    return (1000 * (cropped - start) / (repeats * count),
-            1000 * (done - cropped) / (repeats * count))
+    return (_median_ms_per_object(lambda: identification_images(image, objects, geometry),
+                                  count, repeats),
+            _median_ms_per_object(lambda: embedder.embed_images(images), count, repeats))
 
 
 def drawing_ms(count: int, size: tuple[int, int], frames: int = 20) -> dict[str, float]:

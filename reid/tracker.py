@@ -603,8 +603,7 @@ class ReidTracker(Tracker):
                             patch_origin=patch[1], centroid=centroid.copy(), borders=borders,
                             source_id=source_id, own_gallery=self._gallery())
         if embedding is not None:
-            tracklet.own_gallery.add(embedding)
-            tracklet.seen_whole = bool(f.dets.data["clean"][j])
+            tracklet.add_own_view(embedding, bool(f.dets.data["clean"][j]))
         self._next_key += 1
         self.tracklets.append(tracklet)
         return tracklet
@@ -625,9 +624,7 @@ class ReidTracker(Tracker):
             tracklet.state = TrackState.ACTIVE
         if embedding is None:
             return
-        if clean or tracklet.own_gallery.mean is None:
-            tracklet.own_gallery.add(embedding)
-            tracklet.seen_whole |= clean
+        tracklet.add_own_view(embedding, clean)
         if tracklet.identity is not None and clean:
             if tracklet.pending:
                 tracklet.pending_embeddings.append(embedding)

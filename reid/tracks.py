@@ -179,6 +179,14 @@ class Tracklet:
             return self.identity.gallery
         return self.own_gallery
 
+    def add_own_view(self, embedding: np.ndarray, clean: bool) -> None:
+        """A clean view joins the tracklet's own gallery; so does its first view, whatever it
+        shows, since nothing else describes the object yet (:attr:`appearance_known` tells the
+        two apart)."""
+        if clean or self.own_gallery.mean is None:
+            self.own_gallery.add(embedding)
+            self.seen_whole |= clean
+
     @property
     def appearance_known(self) -> bool:
         """Whether :meth:`appearance_gallery` describes the whole object: a verified

@@ -300,6 +300,25 @@ def test_a_saved_representation_is_an_embedder(tmp_path):
                                    atol=1e-6)
 
 
+def test_embedding_with_batch_norm_folded_gives_the_networks_own_embeddings():
+    torch.manual_seed(0)
+    net = identity_network(8)
+    with torch.no_grad():  # batch norms that are not the identity, as after training
+        for norm in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            for tensor in (norm.running_mean, norm.weight, norm.bias):
+                tensor.normal_()
+            norm.running_var.uniform_(0.5, 2.0)
+    net.eval()
+    embedder = LearnedEmbedder(net, None, LearnedSettings(dim=8))
+    images = torch.randn(2 * embedder.chunk + 5, 3, 24, 64)  # more than one chunk
+    with torch.no_grad():
+        own = (net(images) + net(torch.flip(images, dims=(2, 3)))).numpy()
+    own /= np.linalg.norm(own, axis=1, keepdims=True)
+    np.testing.assert_allclose(embedder.embed_images(images), own, atol=1e-5)
+    # the trained network itself keeps its batch norms (it is what a run saves)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == 3
+
+
 def test_a_file_that_is_not_a_saved_representation_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"appearance\.weights"):
         build_embedder("learned", EmbedderSettings())

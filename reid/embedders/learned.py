@@ -440,8 +440,7 @@ def train_representation(images: list[np.ndarray], spans: list[tuple[int, int]],
         optimiser.step()
         step += 1
         if step % s.check_every == 0:
-            net.eval()
-            snapshot = LearnedEmbedder(net, None, settings=s)
+            snapshot = LearnedEmbedder(net, None, settings=s)  # embeds in evaluation mode
             quality = cluster_quality(snapshot.embed_images(judge_x), judge_fragment,
                                       set(held_views), k, s.seed, spans)
             score = quality.silhouette if quality else float("nan")
@@ -504,8 +503,8 @@ class LearnedEmbedder:
     further needs a new embedder)."""
 
     name = "learned"
-    # images per forward pass: a 2-core CPU ran this network 2-3x slower per image on batches of
-    # 256 than on 32-64, whose activations stay in its caches (eval/results/speed.md)
+    # images per forward pass: a 2-core CPU ran this network 1.7-3x slower per image on batches
+    # of 256 than on 32-64, whose activations stay in its caches (eval/results/speed.md)
     chunk = 64
 
     def __init__(self, net, geometry: ImageGeometry | None,

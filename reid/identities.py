@@ -27,7 +27,8 @@ How it decides (README, "How identities are decided"):
 7. **Pieces without views** (the crossing itself, border frames): the identity of the same
    tracklet on both sides, else (where this clip's source carried animals through touches
    more often than the tracker) of the same source id on both sides, else the online
-   tracker's, else one side's or the source id's, when free (:func:`_fill_viewless`).
+   tracker's, else one side's or the source id's, when free (:func:`_fill_viewless`);
+   pieces present together choose at once, the fewest frames named by a weaker witness.
    Pieces of tracklets the online tracker never confirmed take only the source id's
    identity.
 8. **Late entrants**: a tracklet seen only at the border, come in too late for the count to
@@ -563,7 +564,8 @@ def _fill_viewless(fragments: list[Fragment], labels: dict[int, int], k: int,
     touches more often than the tracker did, that of their source id's neighbouring fragments
     where both sides agree; else the one their online identity maps to; else the neighbour
     before, after, or the identity their source id maps to (each mapping: the identity it
-    covers most frames of); never one held at the same time by another fragment.
+    covers most frames of); never one held at the same time by another fragment. Pieces
+    present together choose together (:func:`_choose_jointly`).
 
     Why the online identity before a single neighbour: a viewless fragment is mostly a touch
     or a crossing, and when its neighbours disagree the swap happened somewhere inside it; the
@@ -586,17 +588,52 @@ def _fill_viewless(fragments: list[Fragment], labels: dict[int, int], k: int,
             before, after = _labelled_sides(f, chain, out)
             carried[n] += before == after > 0
     source_first = carried[1] > carried[0]
-    for f in sorted(viewless, key=lambda f: -f.length):
+    options = []
+    for f in viewless:
         before, after = _labelled_sides(f, by_tracklet[f.tracklet], out)
         along_source = _labelled_sides(f, by_source.get(f.source_id, []), out)
         online = _most_frames(online_map[f.online_id])  # the online tracker's, as named here
-        options = [before if before == after else -1,
-                   along_source[0] if source_first and along_source[0] == along_source[1]
-                   else -1,
-                   online, before, after, _most_frames(source_map[f.source_id])]
+        ranked = [before if before == after else -1,
+                  along_source[0] if source_first and along_source[0] == along_source[1]
+                  else -1,
+                  online, before, after, _most_frames(source_map[f.source_id])]
         # an individual nobody was given (never seen clean): that is who this is
-        options += [i for i in range(1, k + 1) if i not in holders]
-        _take_first_free(f, options, holders, out)
+        options.append(ranked + [i for i in range(1, k + 1) if i not in holders])
+    return _choose_jointly(viewless, options, holders, out)
+
+
+def _choose_jointly(pieces: list[Fragment], options: list[list[int]],
+                    holders: dict[int, list[Fragment]], labels: dict[int, int],
+                    ) -> dict[int, int]:
+    """Each of ``pieces`` takes one of its ``options`` (best first), none held at the same time
+    by a fragment in ``holders`` or by another piece; chosen together, so that the frames
+    named by a later option are as few as possible (a piece left without any costs more
+    than its last option).
+
+    Why together: pieces present at once (two animals touching) often offer each other's
+    identity; one by one, the first to choose can take the identity that is the other's only
+    good option, and both end up named by a weaker witness or not at all. This is the same
+    program as the global assignment of fragments with views (:mod:`reid.identity_solver`),
+    with an option's rank as its evidence."""
+    out = dict(labels)
+    identities = sorted({i for opts in options for i in opts if i > 0})
+    if not pieces or not identities:
+        return out
+    column = {identity: c for c, identity in enumerate(identities)}
+    lengths = np.array([f.length for f in pieces], float)
+    worst = float(max(len(opts) for opts in options)) + 1.0
+    rank = np.full((len(pieces), len(identities)), np.inf)
+    for row, (f, opts) in enumerate(zip(pieces, options, strict=True)):
+        for place, identity in enumerate(opts):
+            if identity > 0 and np.isinf(rank[row, column[identity]]) and \
+                    not any(g.overlaps(f) for g in holders[identity]):
+                rank[row, column[identity]] = place
+    # not an option: below leaving the piece unlabelled, so never chosen
+    evidence = -lengths[:, None] * np.where(np.isinf(rank), 2.0 * worst, rank)
+    chosen = solve_assignment(evidence, cliques(pieces), unassigned=-lengths * worst)
+    for row, (f, c) in enumerate(zip(pieces, chosen, strict=True)):
+        if c >= 0 and np.isfinite(rank[row, c]):
+            out[f.index] = identities[c]
     return out
 
 

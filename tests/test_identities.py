@@ -491,6 +491,21 @@ def test_a_viewless_crossing_takes_the_online_identity_where_its_neighbours_disa
     assert {i: filled[i] for i in labels} == labels
 
 
+def test_viewless_pieces_present_together_are_named_jointly():
+    """Two pieces without views at once (frames 10-19 and 10-29). The shorter one's sides both
+    say 1; the longer one's sides disagree (2 before, 1 after) and its online identity is 1.
+    Named one by one, longest first, the longer piece would take 1 on the online tracker's
+    word and leave the shorter one nothing; named together, the shorter keeps the 1 both its
+    sides agree on and the longer takes the 2 it had before."""
+    pieces = [_piece(0, 1, range(0, 10), 1), _piece(1, 1, range(10, 20), 1),
+              _piece(2, 1, range(30, 36), 1), _piece(3, 2, range(0, 10), 2),
+              _piece(4, 2, range(10, 30), 1), _piece(5, 2, range(40, 50), 1)]
+    labels = {0: 1, 2: 1, 3: 2, 5: 1}
+    filled = _fill_viewless(pieces, labels, k=2)
+    assert filled[1] == 1 and filled[4] == 2
+    assert {i: filled[i] for i in labels} == labels
+
+
 def _touch_swapped_by_tracker(start: int, index: int, sources: tuple[int, int]):
     """Two animals touch for 10 frames from ``start``; the tracker swaps them inside the touch
     (tracklets 1 and 2 change animal), the source does not (``sources``: the animals' ids).

@@ -577,21 +577,20 @@ def _fill_viewless(fragments: list[Fragment], labels: dict[int, int], k: int,
     whose ids are right between renumberings does neither), so the clip says which: over its
     viewless pieces, how often the fragments on both sides of the piece, decided on their own
     views, got one identity along the tracklet and how often along the source id."""
-    out = dict(labels)
     by_tracklet = _chains(fragments, "tracklet")
     by_source = _chains(fragments, "source_id")
-    holders, source_map, online_map = _label_maps(fragments, out)
-    viewless = [f for f in fragments if f.index not in out]
+    holders, source_map, online_map = _label_maps(fragments, labels)
+    viewless = [f for f in fragments if f.index not in labels]
     carried = np.zeros(2, np.int64)  # pieces carried through by the tracklet, by the source id
     for f in viewless:
         for n, chain in enumerate((by_tracklet[f.tracklet], by_source.get(f.source_id, []))):
-            before, after = _labelled_sides(f, chain, out)
+            before, after = _labelled_sides(f, chain, labels)
             carried[n] += before == after > 0
     source_first = carried[1] > carried[0]
     options = []
     for f in viewless:
-        before, after = _labelled_sides(f, by_tracklet[f.tracklet], out)
-        along_source = _labelled_sides(f, by_source.get(f.source_id, []), out)
+        before, after = _labelled_sides(f, by_tracklet[f.tracklet], labels)
+        along_source = _labelled_sides(f, by_source.get(f.source_id, []), labels)
         online = _most_frames(online_map[f.online_id])  # the online tracker's, as named here
         ranked = [before if before == after else -1,
                   along_source[0] if source_first and along_source[0] == along_source[1]
@@ -599,7 +598,7 @@ def _fill_viewless(fragments: list[Fragment], labels: dict[int, int], k: int,
                   online, before, after, _most_frames(source_map[f.source_id])]
         # an individual nobody was given (never seen clean): that is who this is
         options.append(ranked + [i for i in range(1, k + 1) if i not in holders])
-    return _choose_jointly(viewless, options, holders, out)
+    return _choose_jointly(viewless, options, holders, labels)
 
 
 def _choose_jointly(pieces: list[Fragment], options: list[list[int]],
@@ -626,7 +625,7 @@ def _choose_jointly(pieces: list[Fragment], options: list[list[int]],
     for row, (f, opts) in enumerate(zip(pieces, options, strict=True)):
         for place, identity in enumerate(opts):
             if identity > 0 and np.isinf(rank[row, column[identity]]) and \
-                    not any(g.overlaps(f) for g in holders[identity]):
+                    _free_for(f, identity, holders):
                 rank[row, column[identity]] = place
     # not an option: below leaving the piece unlabelled, so never chosen
     evidence = -lengths[:, None] * np.where(np.isinf(rank), 2.0 * worst, rank)
@@ -693,12 +692,18 @@ def _most_frames(mapping: Counter) -> int:
     return mapping.most_common(1)[0][0] if mapping else -1
 
 
+def _free_for(fragment: Fragment, identity: int, holders: dict[int, list[Fragment]]) -> bool:
+    """Whether no fragment holding ``identity`` (in ``holders``) is present at the same time
+    as ``fragment``."""
+    return not any(g.overlaps(fragment) for g in holders[identity])
+
+
 def _take_first_free(fragment: Fragment, options: list[int],
                      holders: dict[int, list[Fragment]], labels: dict[int, int]) -> None:
     """``fragment`` takes the first of ``options`` that no other fragment holds at the same
     time (in ``labels`` and ``holders``); none if every option is taken."""
     for identity in options:
-        if identity > 0 and not any(g.overlaps(fragment) for g in holders[identity]):
+        if identity > 0 and _free_for(fragment, identity, holders):
             labels[fragment.index] = identity
             holders[identity].append(fragment)
             return

@@ -29,8 +29,9 @@ How it decides (README, "How identities are decided"):
    more often than the tracker) of the same source id on both sides, else the online
    tracker's, else one side's or the source id's, when free (:func:`_fill_viewless`);
    pieces present together choose at once, the fewest frames named by a weaker witness.
-   Pieces of tracklets the online tracker never confirmed take only the source id's
-   identity.
+   With a trusted learned representation, a piece chooses among the same witnesses by how
+   well its own frames fit them (:func:`pieces_look`). Pieces of tracklets the online
+   tracker never confirmed take only the source id's identity.
 8. **Late entrants**: a tracklet seen only at the border, come in too late for the count to
    see it and left without an identity, takes a new one (:func:`_name_late_entrants`).
 
@@ -58,8 +59,9 @@ from samtrack.reid.embedders.learned import (
     fragments_to_judge,
     train_representation,
 )
-from samtrack.reid.fragments import Fragment, cliques, cut_fragments
+from samtrack.reid.fragments import MAX_VIEWS, Fragment, cliques, cut_fragments
 from samtrack.reid.identity_model import (
+    LOG_FLOOR,
     IdentityModel,
     fit_on_fragments,
     fragment_evidence,
@@ -74,6 +76,9 @@ SAME_QUANTILE = 0.95
 MIN_RUN = 3  # frames: a count reached for one or two frames is a glitch
 STRAY_FENCE = 3.0  # Tukey's "far out": beyond Q3 + 3 IQR of the clip's own-identity distances
 MIN_STRAY_SAMPLE = 10  # labelled fragments needed before quartiles describe anything
+# per frame and place in a piece's ranked witnesses: where a piece's own look decides (step 7),
+# the witnesses' order only breaks its ties (a look is a log posterior, at least LOG_FLOOR)
+WITNESS_TIE_BREAK = 1e-3
 
 
 @dataclass
@@ -461,7 +466,10 @@ def _link(log: list[FrameLog], num_identities: int | None, max_rounds: int,
         # identity, when free, may claim it back
         unconfirmed = unconfirmed + [f for f in fragments if f.index in strays]
         fragments = [f for f in fragments if f.index not in strays]
-        labels = _fill_viewless(fragments, labels, k)
+        # a trusted representation names the pieces without views by their own look too
+        look = pieces_look(log, fragments, labels, model, result.representation) \
+            if trusted and result.representation is not None else None
+        labels = _fill_viewless(fragments, labels, k, look)
         labels = _fill_unconfirmed(fragments, unconfirmed, labels)
         labels = _name_late_entrants(fragments + unconfirmed, labels, num_frames - 1)
     bar.update(bar.total - bar.n)  # rounds that were not needed
@@ -557,8 +565,44 @@ def _chains(fragments: list[Fragment], key: str) -> dict[int, list[Fragment]]:
     return chains
 
 
+def pieces_look(log: list[FrameLog], fragments: list[Fragment], labels: dict[int, int],
+                model: IdentityModel, embedder: LearnedEmbedder) -> dict[int, dict[int, float]]:
+    """Fragment index -> identity -> how well the fragment's own frames fit it (the log of the
+    mean posterior under ``model``), for the fragments ``labels`` leaves without an identity:
+    the pieces without views, from the learned representation's embeddings of their
+    identification images (touching or cut by the border; up to ``MAX_VIEWS`` frames each,
+    evenly spread). Pieces whose frames have no images (before the first clean mask fixed
+    their shape, or blank) are left out.
+
+    Why a trusted learned representation may judge frames it never trained on: its crops hold
+    the mask's own pixels only, so a touching animal's crop is its own body, partly hidden;
+    on the arena clips it named a touching piece right more often than the witnesses around
+    it did (eval/results/viewless_look.md)."""
+    pieces, chunks = [], []
+    for f in fragments:
+        if f.index in labels:
+            continue
+        # a blank image: no body could be laid out (a sliver at the border)
+        images = [image for p, r in f.entries if log[p].id_images is not None
+                  and (image := log[p].id_images[r]).any()]
+        if not images:
+            continue
+        if len(images) > MAX_VIEWS:
+            images = [images[i] for i in np.linspace(0, len(images) - 1, MAX_VIEWS)
+                      .round().astype(int)]
+        pieces.append(f)
+        chunks.append(np.stack(images))
+    if not pieces:
+        return {}
+    vectors = embedder.embed_images(np.concatenate(chunks))
+    ends = np.cumsum([len(c) for c in chunks])[:-1]
+    identities = [int(i) for i in model.labels]
+    return {f.index: dict(zip(identities, log_mean_posterior(model, v).tolist(), strict=True))
+            for f, v in zip(pieces, np.split(vectors, ends), strict=True)}
+
+
 def _fill_viewless(fragments: list[Fragment], labels: dict[int, int], k: int,
-                   ) -> dict[int, int]:
+                   look: dict[int, dict[int, float]] | None = None) -> dict[int, int]:
     """Fragments without views take the identity of their tracklet's neighbouring fragments
     where both sides agree; else, on a clip whose mask source carried individuals through
     touches more often than the tracker did, that of their source id's neighbouring fragments
@@ -576,7 +620,10 @@ def _fill_viewless(fragments: list[Fragment], labels: dict[int, int], k: int,
     masklets at crossings, a detector exchanges ids after a merge, a per-frame segmenter
     whose ids are right between renumberings does neither), so the clip says which: over its
     viewless pieces, how often the fragments on both sides of the piece, decided on their own
-    views, got one identity along the tracklet and how often along the source id."""
+    views, got one identity along the tracklet and how often along the source id.
+
+    With ``look`` (:func:`pieces_look`, a trusted learned representation), each piece chooses
+    among the same witnesses by how well its own frames fit them, their order breaking ties."""
     by_tracklet = _chains(fragments, "tracklet")
     by_source = _chains(fragments, "source_id")
     holders, source_map, online_map = _label_maps(fragments, labels)
@@ -598,12 +645,12 @@ def _fill_viewless(fragments: list[Fragment], labels: dict[int, int], k: int,
                   online, before, after, _most_frames(source_map[f.source_id])]
         # an individual nobody was given (never seen clean): that is who this is
         options.append(ranked + [i for i in range(1, k + 1) if i not in holders])
-    return _choose_jointly(viewless, options, holders, labels)
+    return _choose_jointly(viewless, options, holders, labels, look)
 
 
 def _choose_jointly(pieces: list[Fragment], options: list[list[int]],
                     holders: dict[int, list[Fragment]], labels: dict[int, int],
-                    ) -> dict[int, int]:
+                    look: dict[int, dict[int, float]] | None = None) -> dict[int, int]:
     """Each of ``pieces`` takes one of its ``options`` (best first), none held at the same time
     by a fragment in ``holders`` or by another piece; chosen together, so that the frames
     named by a later option are as few as possible (a piece left without any costs more
@@ -613,7 +660,9 @@ def _choose_jointly(pieces: list[Fragment], options: list[list[int]],
     identity; one by one, the first to choose can take the identity that is the other's only
     good option, and both end up named by a weaker witness or not at all. This is the same
     program as the global assignment of fragments with views (:mod:`reid.identity_solver`),
-    with an option's rank as its evidence."""
+    with an option's rank as its evidence, or, given ``look``, how well the piece's frames fit
+    the option (:func:`pieces_look`; unknown identities fit at the floor), ranks breaking
+    ties."""
     out = dict(labels)
     identities = sorted({i for opts in options for i in opts if i > 0})
     if not pieces or not identities:
@@ -627,9 +676,16 @@ def _choose_jointly(pieces: list[Fragment], options: list[list[int]],
             if identity > 0 and np.isinf(rank[row, column[identity]]) and \
                     _free_for(f, identity, holders):
                 rank[row, column[identity]] = place
+    if look is None:
+        per_frame, floor = -rank, -worst
+    else:
+        fit = np.array([[look.get(f.index, {}).get(identity, LOG_FLOOR) if f.index in look
+                         else 0.0 for identity in identities] for f in pieces])
+        per_frame = fit - WITNESS_TIE_BREAK * rank
+        floor = LOG_FLOOR - WITNESS_TIE_BREAK * worst - 1.0
     # not an option: below leaving the piece unlabelled, so never chosen
-    evidence = -lengths[:, None] * np.where(np.isinf(rank), 2.0 * worst, rank)
-    chosen = solve_assignment(evidence, cliques(pieces), unassigned=-lengths * worst)
+    evidence = lengths[:, None] * np.where(np.isinf(rank), 2.0 * floor, per_frame)
+    chosen = solve_assignment(evidence, cliques(pieces), unassigned=lengths * floor)
     for row, (f, c) in enumerate(zip(pieces, chosen, strict=True)):
         if c >= 0 and np.isfinite(rank[row, c]):
             out[f.index] = identities[c]

@@ -474,26 +474,22 @@ class ReidTracker(Tracker):
         self._expire(f.frame)
 
     def _identification_images(self, f: _Frame, js: list[int]) -> np.ndarray | None:
-        """Identification images of the frame's apart rows (clean ones are views; the others,
-        cut by a border, give the online model rough views), for the representation the
-        identity engine learns from the clip; the image shape is fixed by the first clean
-        masks seen (their typical aspect ratio)."""
+        """Identification images of the frame's rows, for the representation the identity
+        engine learns from the clip: clean ones are its views; apart ones cut by a border give
+        the online model rough views; the pieces without views (touching, at a border) are
+        named by them offline. The image shape is fixed by the first clean masks seen (their
+        typical aspect ratio)."""
         if f.image is None:
             return None
-        clean, apart = f.dets.data["clean"], f.dets.data["apart"]
         if self.id_geometry is None:
-            whole = [j for j in js if clean[j]]
+            whole = [j for j in js if f.dets.data["clean"][j]]
             if not whole:
                 return None
             self.id_geometry = ImageGeometry.from_extents(mask_extents(f.dets[whole]),
                                                           self.config.learned.long_side)
-        rows = [k for k, j in enumerate(js) if clean[j] or apart[j]]
-        out = np.zeros((len(js), *self.id_geometry.shape, 3), np.uint8)
-        if rows:
-            started = time.perf_counter()
-            out[rows] = identification_images(f.image, f.dets, self.id_geometry,
-                                              [js[k] for k in rows])
-            f.embed_seconds += time.perf_counter() - started  # appearance work, not association
+        started = time.perf_counter()
+        out = identification_images(f.image, f.dets, self.id_geometry, js)
+        f.embed_seconds += time.perf_counter() - started  # appearance work, not association
         return out
 
     def _report(self, f: _Frame) -> FrameObjects:

@@ -208,8 +208,9 @@ class FrameLog:
     embeddings: np.ndarray | None
     positions: np.ndarray | None = None  # (N, 2) centroids over the frame diagonal
     source_ids: np.ndarray | None = None  # the mask source's id per object; -1: none
-    # (n, rows, columns, 3) uint8 identification images of the apart rows (zeros elsewhere), for
-    # the representation learned from the clip (reid.embedders.learned); None when not wanted
+    # (n, rows, columns, 3) uint8 identification images of every row, for the representation
+    # learned from the clip (reid.embedders.learned); None when not wanted, or before the
+    # first clean mask fixed their shape
     id_images: np.ndarray | None = None
     # bool: the box reaches a frame border (the object is entering or leaving the view)
     at_border: np.ndarray | None = None

@@ -24,6 +24,7 @@ from samtrack.reid.identities import (
     _name_late_entrants,
     began_or_ended_in_view,
     estimate_count,
+    pieces_look,
     stray_fragments,
     sustained_max,
 )
@@ -504,6 +505,61 @@ def test_viewless_pieces_present_together_are_named_jointly():
     filled = _fill_viewless(pieces, labels, k=2)
     assert filled[1] == 1 and filled[4] == 2
     assert {i: filled[i] for i in labels} == labels
+
+
+def test_viewless_pieces_are_named_by_their_own_look_where_it_is_given():
+    """The crossing above, where the online tracker's identities (the witnesses' best) say the
+    two touching pieces swapped. Their own frames, through a trusted representation, say each
+    is still who it was before: the look decides among the witnesses. A look that fits both
+    identities equally leaves the witnesses' order to decide."""
+    pieces = [_piece(0, 1, range(0, 10), 1), _piece(1, 1, range(10, 20), 2),
+              _piece(2, 1, range(20, 30), 2), _piece(3, 2, range(0, 10), 2),
+              _piece(4, 2, range(10, 20), 1), _piece(5, 2, range(20, 30), 1)]
+    labels = {0: 1, 2: 2, 3: 2, 5: 1}
+    fits, misfits = np.log(0.9), np.log(0.1)
+    look = {1: {1: fits, 2: misfits}, 4: {1: misfits, 2: fits}}
+    filled = _fill_viewless(pieces, labels, k=2, look=look)
+    assert filled[1] == 1 and filled[4] == 2
+    assert {i: filled[i] for i in labels} == labels
+    flat = {1: {1: np.log(0.5), 2: np.log(0.5)}, 4: {1: np.log(0.5), 2: np.log(0.5)}}
+    assert _fill_viewless(pieces, labels, k=2, look=flat) == _fill_viewless(pieces, labels, k=2)
+
+
+class _MeanBrightness:
+    """An embedder stand-in: an identification image's mean value and its spread."""
+
+    def embed_images(self, images: np.ndarray) -> np.ndarray:
+        flat = images.reshape(len(images), -1).astype(np.float32)
+        return np.stack([flat.mean(axis=1), flat.std(axis=1)], axis=1)
+
+
+def test_pieces_look_judges_the_frames_of_the_pieces_without_identity():
+    """Two individuals, one dark and one bright, labelled from their views; the touching
+    piece's frames (bright) fit the bright one. Labelled fragments are not judged, and frames
+    logged before the first identification image are skipped."""
+    rng = np.random.default_rng(0)
+
+    def images(level: int, n: int) -> np.ndarray:
+        noise = rng.integers(-20, 21, (n, 8, 16, 3))
+        return np.clip(level + noise, 0, 255).astype(np.uint8)
+
+    dark, bright, embedder = Fragment(0, 1, -1, True), Fragment(1, 2, -1, True), \
+        _MeanBrightness()
+    dark.views = list(embedder.embed_images(images(60, 20)))
+    bright.views = list(embedder.embed_images(images(190, 20)))
+    model = fit_on_fragments([dark, bright], {0: 1, 1: 2})
+    log = [FrameLog(frame=t, det_index=np.zeros(1, np.int64),
+                    tracklet_keys=np.array([3]), track_ids=np.array([1]),
+                    clean=np.zeros(1, bool), isolated=np.zeros(1, bool), embeddings=None,
+                    id_images=None if t == 0 else images(190, 1)) for t in range(6)]
+    piece = Fragment(2, 3, -1, False)
+    piece.frames, piece.entries = list(range(6)), [(t, 0) for t in range(6)]
+    look = pieces_look(log, [dark, bright, piece], {0: 1, 1: 2}, model, embedder)
+    assert set(look) == {2}
+    assert look[2][2] > np.log(0.9) > look[2][1]
+    blank = Fragment(3, 4, -1, False)
+    blank.frames, blank.entries = [0], [(0, 0)]
+    assert pieces_look(log, [blank], {}, model, embedder) == {}
 
 
 def _touch_swapped_by_tracker(start: int, index: int, sources: tuple[int, int]):

@@ -576,8 +576,9 @@ def pieces_look(log: list[FrameLog], fragments: list[Fragment], labels: dict[int
 
     Why a trusted learned representation may judge frames it never trained on: its crops hold
     the mask's own pixels only, so a touching animal's crop is its own body, partly hidden;
-    on the arena clips it named a touching piece right more often than the witnesses around
-    it did (eval/results/viewless_look.md)."""
+    on the long clips of both benchmark families where it was trusted, choosing among the
+    witnesses by it named more of their frames right, in all, than their order did
+    (eval/results/viewless_look.md)."""
     pieces, chunks = [], []
     for f in fragments:
         if f.index in labels:

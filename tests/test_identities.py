@@ -535,8 +535,9 @@ class _MeanBrightness:
 
 def test_pieces_look_judges_the_frames_of_the_pieces_without_identity():
     """Two individuals, one dark and one bright, labelled from their views; the touching
-    piece's frames (bright) fit the bright one. Labelled fragments are not judged, and frames
-    logged before the first identification image are skipped."""
+    piece's frames (bright) fit the bright one. Labelled fragments are not judged; frames
+    logged before the first identification image, and blank images (no body laid out), are
+    skipped."""
     rng = np.random.default_rng(0)
 
     def images(level: int, n: int) -> np.ndarray:
@@ -552,13 +553,17 @@ def test_pieces_look_judges_the_frames_of_the_pieces_without_identity():
                     tracklet_keys=np.array([3]), track_ids=np.array([1]),
                     clean=np.zeros(1, bool), isolated=np.zeros(1, bool), embeddings=None,
                     id_images=None if t == 0 else images(190, 1)) for t in range(6)]
+    log.append(FrameLog(frame=6, det_index=np.zeros(1, np.int64), tracklet_keys=np.array([4]),
+                        track_ids=np.array([2]), clean=np.zeros(1, bool),
+                        isolated=np.zeros(1, bool), embeddings=None,
+                        id_images=np.zeros((1, 8, 16, 3), np.uint8)))
     piece = Fragment(2, 3, -1, False)
     piece.frames, piece.entries = list(range(6)), [(t, 0) for t in range(6)]
     look = pieces_look(log, [dark, bright, piece], {0: 1, 1: 2}, model, embedder)
     assert set(look) == {2}
     assert look[2][2] > np.log(0.9) > look[2][1]
     blank = Fragment(3, 4, -1, False)
-    blank.frames, blank.entries = [0], [(0, 0)]
+    blank.frames, blank.entries = [0, 6], [(0, 0), (6, 0)]
     assert pieces_look(log, [blank], {}, model, embedder) == {}
 
 

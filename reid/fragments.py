@@ -30,6 +30,13 @@ WEAK_STEP_QUANTILE = 0.01
 MAX_VIEWS = 60  # evenly spread: enough to describe a fragment, bounded cost for long ones
 
 
+def evenly_spread(items: list, limit: int = MAX_VIEWS) -> list:
+    """At most ``limit`` of ``items``, evenly spread from first to last (all when fewer)."""
+    if len(items) <= limit:
+        return items
+    return [items[i] for i in np.linspace(0, len(items) - 1, limit).round().astype(int)]
+
+
 @dataclass(eq=False)
 class Fragment:
     index: int
@@ -69,11 +76,7 @@ class Fragment:
     def view_matrix(self, limit: int = MAX_VIEWS) -> np.ndarray:
         if not self.views:
             return np.zeros((0, 0), np.float32)
-        views = self.views
-        if len(views) > limit:
-            pick = np.linspace(0, len(views) - 1, limit).round().astype(int)
-            views = [views[i] for i in pick]
-        return np.stack(views).astype(np.float32)
+        return np.stack(evenly_spread(self.views, limit)).astype(np.float32)
 
     def overlaps(self, other: Fragment) -> bool:
         return self.start <= other.end and other.start <= self.end

@@ -59,7 +59,7 @@ from samtrack.reid.embedders.learned import (
     fragments_to_judge,
     train_representation,
 )
-from samtrack.reid.fragments import MAX_VIEWS, Fragment, cliques, cut_fragments
+from samtrack.reid.fragments import Fragment, cliques, cut_fragments, evenly_spread
 from samtrack.reid.identity_model import (
     LOG_FLOOR,
     IdentityModel,
@@ -468,7 +468,7 @@ def _link(log: list[FrameLog], num_identities: int | None, max_rounds: int,
         fragments = [f for f in fragments if f.index not in strays]
         # a trusted representation names the pieces without views by their own look too
         look = pieces_look(log, fragments, labels, model, result.representation) \
-            if trusted and result.representation is not None else None
+            if result.representation is not None else None
         labels = _fill_viewless(fragments, labels, k, look)
         labels = _fill_unconfirmed(fragments, unconfirmed, labels)
         labels = _name_late_entrants(fragments + unconfirmed, labels, num_frames - 1)
@@ -570,9 +570,9 @@ def pieces_look(log: list[FrameLog], fragments: list[Fragment], labels: dict[int
     """Fragment index -> identity -> how well the fragment's own frames fit it (the log of the
     mean posterior under ``model``), for the fragments ``labels`` leaves without an identity:
     the pieces without views, from the learned representation's embeddings of their
-    identification images (touching or cut by the border; up to ``MAX_VIEWS`` frames each,
-    evenly spread). Pieces whose frames have no images (before the first clean mask fixed
-    their shape, or blank) are left out.
+    identification images (touching or cut by the border; up to
+    :data:`reid.fragments.MAX_VIEWS` frames each, evenly spread). Pieces whose frames have no
+    images (before the first clean mask fixed their shape, or blank) are left out.
 
     Why a trusted learned representation may judge frames it never trained on: its crops hold
     the mask's own pixels only, so a touching animal's crop is its own body, partly hidden;
@@ -588,11 +588,8 @@ def pieces_look(log: list[FrameLog], fragments: list[Fragment], labels: dict[int
                   and (image := log[p].id_images[r]).any()]
         if not images:
             continue
-        if len(images) > MAX_VIEWS:
-            images = [images[i] for i in np.linspace(0, len(images) - 1, MAX_VIEWS)
-                      .round().astype(int)]
         pieces.append(f)
-        chunks.append(np.stack(images))
+        chunks.append(np.stack(evenly_spread(images)))
     if not pieces:
         return {}
     vectors = embedder.embed_images(np.concatenate(chunks))
@@ -680,8 +677,9 @@ def _choose_jointly(pieces: list[Fragment], options: list[list[int]],
     if look is None:
         per_frame, floor = -rank, -worst
     else:
-        fit = np.array([[look.get(f.index, {}).get(identity, LOG_FLOOR) if f.index in look
-                         else 0.0 for identity in identities] for f in pieces])
+        # a piece without images fits every option alike: its ranks decide
+        fit = np.array([[look[f.index].get(identity, LOG_FLOOR) if f.index in look else 0.0
+                         for identity in identities] for f in pieces])
         per_frame = fit - WITNESS_TIE_BREAK * rank
         floor = LOG_FLOOR - WITNESS_TIE_BREAK * worst - 1.0
     # not an option: below leaving the piece unlabelled, so never chosen

@@ -479,14 +479,21 @@ def _piece(index: int, tracklet: int, frames: range, online_id: int,
     return f
 
 
+def _crossing_swapped_online() -> tuple[list[Fragment], dict[int, int]]:
+    """Two tracklets touch for frames 10-19 (no clean view); the model names each side
+    differently (1 then 2, and 2 then 1) and the online tracker's identities in the touch
+    follow the sides after it."""
+    pieces = [_piece(0, 1, range(0, 10), 1), _piece(1, 1, range(10, 20), 2),
+              _piece(2, 1, range(20, 30), 2), _piece(3, 2, range(0, 10), 2),
+              _piece(4, 2, range(10, 20), 1), _piece(5, 2, range(20, 30), 1)]
+    return pieces, {0: 1, 2: 2, 3: 2, 5: 1}
+
+
 def test_a_viewless_crossing_takes_the_online_identity_where_its_neighbours_disagree():
     """Two tracklets touch for frames 10-19 (no clean view) and the model names each side
     differently: the swap happened inside the touch. The touching pieces take the identity
     the online tracker followed them with, not the one before the touch."""
-    pieces = [_piece(0, 1, range(0, 10), 1), _piece(1, 1, range(10, 20), 2),
-              _piece(2, 1, range(20, 30), 2), _piece(3, 2, range(0, 10), 2),
-              _piece(4, 2, range(10, 20), 1), _piece(5, 2, range(20, 30), 1)]
-    labels = {0: 1, 2: 2, 3: 2, 5: 1}
+    pieces, labels = _crossing_swapped_online()
     filled = _fill_viewless(pieces, labels, k=2)
     assert filled[1] == 2 and filled[4] == 1
     assert {i: filled[i] for i in labels} == labels
@@ -512,10 +519,7 @@ def test_viewless_pieces_are_named_by_their_own_look_where_it_is_given():
     two touching pieces swapped. Their own frames, through a trusted representation, say each
     is still who it was before: the look decides among the witnesses. A look that fits both
     identities equally leaves the witnesses' order to decide."""
-    pieces = [_piece(0, 1, range(0, 10), 1), _piece(1, 1, range(10, 20), 2),
-              _piece(2, 1, range(20, 30), 2), _piece(3, 2, range(0, 10), 2),
-              _piece(4, 2, range(10, 20), 1), _piece(5, 2, range(20, 30), 1)]
-    labels = {0: 1, 2: 2, 3: 2, 5: 1}
+    pieces, labels = _crossing_swapped_online()
     fits, misfits = np.log(0.9), np.log(0.1)
     look = {1: {1: fits, 2: misfits}, 4: {1: misfits, 2: fits}}
     filled = _fill_viewless(pieces, labels, k=2, look=look)

@@ -25,6 +25,7 @@ from samtrack.reid.embedders.learned import (
     ImageGeometry,
     LearnedEmbedder,
     LearnedSettings,
+    cluster_quality,
     fragments_to_judge,
     identification_images,
     identity_network,
@@ -109,6 +110,37 @@ def test_learned_embedder_separates_what_a_histogram_cannot():
                                {k: embed(histogram, v[80:]) for k, v in kinds.items()})
     assert learned >= 0.95
     assert colour <= 0.75  # the histograms of the two bodies are the same by construction
+
+
+def test_held_out_judgements_are_counted_together_against_the_engines_features():
+    # one body, two individuals; fragments 0-3 held out, 0 and 1 seen together, 2 and 3 too
+    spans = [(0, 9), (0, 9), (20, 29), (20, 29)]
+    fragment = np.repeat(np.arange(4), 5)
+    corners = np.eye(2)
+
+    def space(groups: list[list[int]], noise: float) -> np.ndarray:
+        """Each fragment's five views, in the corner its group list names, view by view."""
+        rows = [corners[g] for views_of in groups for g in views_of]
+        return np.asarray(rows) + np.random.default_rng(0).normal(0, noise, (len(rows), 2))
+
+    whole = [[0] * 5, [1] * 5, [0] * 5, [1] * 5]
+    # fragment 0 split by an odd pose, every pair still told apart
+    one_split = [[0, 0, 0, 1, 1], [1] * 5, [0] * 5, [1] * 5]
+    # both pairs put in one group: fragments whole, individuals not told apart
+    merged = [[0] * 5, [0] * 5, [1] * 5, [1] * 5]
+    q = {name: cluster_quality(space(groups, 0.01), fragment, {0, 1, 2, 3}, 2, 0, spans)
+         for name, groups in (("whole", whole), ("one_split", one_split), ("merged", merged))}
+    assert (q["whole"].held_out_right, q["whole"].held_out_judged) == (6, 6)
+    assert (q["one_split"].held_out_right, q["merged"].held_out_right) == (5, 4)
+    assert q["one_split"].held_out_agreement == 0.75
+    assert q["one_split"].held_out_separation == 1.0
+    # fewer judgements right than the other space: refused, whichever kind it lost on
+    assert not q["one_split"].at_least_as_good_as(q["whole"])
+    assert q["one_split"].at_least_as_good_as(q["merged"])  # lost a fragment, won two pairs
+    # as many right but groups no tighter: refused
+    tight = cluster_quality(space(whole, 0.001), fragment, {0, 1, 2, 3}, 2, 0, spans)
+    assert tight.at_least_as_good_as(q["whole"])
+    assert not q["whole"].at_least_as_good_as(tight)
 
 
 @pytest.mark.slow

@@ -238,6 +238,8 @@ class TrainingReport:
     spread: float = float("nan")  # 90th percentile distance of a view to its group's centre
     held_out_agreement: float = float("nan")  # held-out fragments falling in one group
     held_out_separation: float = float("nan")  # held-out fragments seen together kept apart
+    held_out_right: int = 0  # judgements right, of held_out_judged (ClusterQuality)
+    held_out_judged: int = 0
     without: ClusterQuality | None = None  # the same judgement of the engine's own features
     trusted: bool = False  # no worse than those on held-out fragments: see train_representation
     stopped: str = ""  # "converged" | "steps" | "time" (the wall-clock cap)
@@ -256,6 +258,10 @@ class TrainingReport:
         if self.without is not None:
             out["without"] = _measured(self.without, ("silhouette", "held_out_agreement",
                                                       "held_out_separation"))
+            out["without"]["held_out_right"] = self.without.held_out_right
+        if self.held_out_judged:
+            out["held_out_right"] = self.held_out_right
+            out["held_out_judged"] = self.held_out_judged
         return out
 
 
@@ -274,17 +280,24 @@ class ClusterQuality:
     held_out_agreement: float  # share of held-out fragments whose views fall 90% in one group
     held_out_separation: float = float("nan")  # share of pairs of held-out fragments seen at
     # the same time (two individuals) whose views fall mostly in different groups
+    held_out_right: int = 0  # held-out judgements made right: fragments kept in one group
+    # plus pairs seen together put in different groups
+    held_out_judged: int = 0  # how many judgements that is (fragments plus pairs)
 
     def at_least_as_good_as(self, other: ClusterQuality) -> bool:
-        """Held-out fragments kept together and, seen together, apart at least as often as
-        by ``other``'s features, and the groups tighter (silhouette is a ratio of distances,
-        so it compares across spaces)."""
-        def no_worse(a: float, b: float) -> bool:
-            return not np.isfinite(b) or (np.isfinite(a) and a >= b)
+        """At least as many of the held-out judgements right as ``other``'s features make
+        on the same held-out fragments (each fragment kept in one group, each pair seen
+        together put in two), and the groups tighter (silhouette is a ratio of distances, so
+        it compares across spaces).
 
-        return (no_worse(self.held_out_agreement, other.held_out_agreement)
-                and no_worse(self.held_out_separation, other.held_out_separation)
-                and self.silhouette > other.silhouette)
+        Why the two kinds of judgement are counted together, not each held to "no worse":
+        each is a few dozen yes-or-no outcomes on a clip, so a single fragment split by an
+        odd pose decided the whole comparison, whatever the representation did on every
+        other judgement (one fragment more split and five pairs more told apart was
+        refused). Counted together, every judgement weighs the same
+        (``eval/results/learned_trust.md``)."""
+        return self.held_out_right >= other.held_out_right and \
+            self.silhouette > other.silhouette
 
 
 def cluster_quality(embeddings: np.ndarray, fragment: np.ndarray, held: set[int], k: int,
@@ -306,14 +319,16 @@ def cluster_quality(embeddings: np.ndarray, fragment: np.ndarray, held: set[int]
         return None
     spread = float(np.quantile(kmeans.transform(embeddings).min(axis=1), 0.9))
     counts = {i: np.bincount(kmeans.labels_[fragment == i], minlength=k) for i in held}
-    agree = [c.max() >= 0.9 * c.sum() for c in counts.values()]
-    separation = float("nan")
+    agree = [bool(c.max() >= 0.9 * c.sum()) for c in counts.values()]
+    apart: list[bool] = []
     if spans is not None:
         apart = [int(np.argmax(counts[a])) != int(np.argmax(counts[b]))
                  for a, b in _coexisting(spans, sorted(held))]
-        separation = float(np.mean(apart)) if apart else float("nan")
     return ClusterQuality(float(silhouette_score(embeddings, kmeans.labels_)), spread,
-                          float(np.mean(agree)) if agree else float("nan"), separation)
+                          float(np.mean(agree)) if agree else float("nan"),
+                          float(np.mean(apart)) if apart else float("nan"),
+                          held_out_right=sum(agree) + sum(apart),
+                          held_out_judged=len(agree) + len(apart))
 
 
 def _coexisting(spans: list[tuple[int, int]], fragments: list[int]) -> list[tuple[int, int]]:
@@ -365,11 +380,11 @@ def train_representation(images: list[np.ndarray], spans: list[tuple[int, int]],
     ``min_pairs`` pairs of coexisting fragments.
 
     The report calls the representation *trusted* when, judged on fragments held out of
-    training (at least two per individual), it does at least as well as ``without``: the
-    views of one held-out fragment fall into one of ``k`` groups as often, held-out fragments
-    seen at the same time fall into different groups as often, and the groups are tighter
-    (:meth:`ClusterQuality.at_least_as_good_as`). The engine then decides on it and lets it
-    overrule the input's links. Why relative, not a fixed bar: how often a fragment holds
+    training (at least two per individual), it does at least as well as ``without``: as many
+    held-out judgements right (the views of one held-out fragment falling into one of ``k``
+    groups, held-out fragments seen at the same time falling into different groups, counted
+    together), and the groups tighter (:meth:`ClusterQuality.at_least_as_good_as`). The
+    engine then decides on it and lets it overrule the input's links. Why relative, not a fixed bar: how often a fragment holds
     together depends on the clip (fragments that contain a missed swap split under any
     representation), so no number fitted to some clips says whether a representation is good
     enough on another; that it tells held-out individuals apart better than what the engine
@@ -465,6 +480,8 @@ def train_representation(images: list[np.ndarray], spans: list[tuple[int, int]],
         report.spread = best_quality.spread
         report.held_out_agreement = best_quality.held_out_agreement
         report.held_out_separation = best_quality.held_out_separation
+        report.held_out_right = best_quality.held_out_right
+        report.held_out_judged = best_quality.held_out_judged
         if without is not None:
             without_x = np.concatenate([np.asarray(without[i], np.float32)[picks[i]]
                                         for i in judge])

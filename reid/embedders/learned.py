@@ -384,11 +384,11 @@ def train_representation(images: list[np.ndarray], spans: list[tuple[int, int]],
     held-out judgements right (the views of one held-out fragment falling into one of ``k``
     groups, held-out fragments seen at the same time falling into different groups, counted
     together), and the groups tighter (:meth:`ClusterQuality.at_least_as_good_as`). The
-    engine then decides on it and lets it overrule the input's links. Why relative, not a fixed bar: how often a fragment holds
-    together depends on the clip (fragments that contain a missed swap split under any
-    representation), so no number fitted to some clips says whether a representation is good
-    enough on another; that it tells held-out individuals apart better than what the engine
-    would use instead is what the decision needs. Without ``without``, or with fewer held-out
+    engine then decides on it and lets it overrule the input's links. Why relative, not a
+    fixed bar: how often a fragment holds together depends on the clip (fragments that contain
+    a missed swap split under any representation), so no number fitted to some clips says
+    whether a representation is good enough on another; that it tells held-out individuals
+    apart better than what the engine would use instead is what the decision needs. Without ``without``, or with fewer held-out
     fragments, it is not trusted and the engine does not use it."""
     import torch
 

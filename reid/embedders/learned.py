@@ -388,8 +388,9 @@ def train_representation(images: list[np.ndarray], spans: list[tuple[int, int]],
     fixed bar: how often a fragment holds together depends on the clip (fragments that contain
     a missed swap split under any representation), so no number fitted to some clips says
     whether a representation is good enough on another; that it tells held-out individuals
-    apart better than what the engine would use instead is what the decision needs. Without ``without``, or with fewer held-out
-    fragments, it is not trusted and the engine does not use it."""
+    apart better than what the engine would use instead is what the decision needs. Without
+    ``without``, or with fewer held-out fragments, it is not trusted and the engine does not
+    use it."""
     import torch
 
     s = settings or LearnedSettings()

@@ -234,12 +234,7 @@ class TrainingReport:
     why: str = ""
     steps: int = 0
     seconds: float = 0.0
-    silhouette: float = float("nan")  # the judged views' clustering at the kept checkpoint
-    spread: float = float("nan")  # 90th percentile distance of a view to its group's centre
-    held_out_agreement: float = float("nan")  # held-out fragments falling in one group
-    held_out_separation: float = float("nan")  # held-out fragments seen together kept apart
-    held_out_right: int = 0  # judgements right, of held_out_judged (ClusterQuality)
-    held_out_judged: int = 0
+    quality: ClusterQuality | None = None  # the judgement of the kept checkpoint
     without: ClusterQuality | None = None  # the same judgement of the engine's own features
     trusted: bool = False  # no worse than those on held-out fragments: see train_representation
     stopped: str = ""  # "converged" | "steps" | "time" (the wall-clock cap)
@@ -248,21 +243,34 @@ class TrainingReport:
     pairs: int = 0
     history: list[tuple[int, float]] = field(default_factory=list)
 
+    @property
+    def silhouette(self) -> float:
+        """The judged views' clustering at the kept checkpoint (NaN: none was judged)."""
+        return self.quality.silhouette if self.quality is not None else float("nan")
+
     def summary(self) -> dict:
         out = {"trained": self.trained, "why": self.why, "steps": self.steps,
                "seconds": round(self.seconds, 2), "stopped": self.stopped,
                "fragments": self.fragments, "held_out_fragments": self.held_out,
                "pairs": self.pairs, "trusted": self.trusted}
-        out.update(_measured(self, ("silhouette", "spread", "held_out_agreement",
-                                    "held_out_separation")))
+        if self.quality is not None:
+            out.update(_judged(self.quality, ("silhouette", "spread", "held_out_agreement",
+                                              "held_out_separation")))
+            if self.quality.held_out_judged:
+                out["held_out_judged"] = self.quality.held_out_judged
         if self.without is not None:
-            out["without"] = _measured(self.without, ("silhouette", "held_out_agreement",
-                                                      "held_out_separation"))
-            out["without"]["held_out_right"] = self.without.held_out_right
-        if self.held_out_judged:
-            out["held_out_right"] = self.held_out_right
-            out["held_out_judged"] = self.held_out_judged
+            out["without"] = _judged(self.without, ("silhouette", "held_out_agreement",
+                                                    "held_out_separation"))
         return out
+
+
+def _judged(quality: ClusterQuality, keys: tuple[str, ...]) -> dict[str, float | int]:
+    """``quality``'s finite measures among ``keys``, and how many held-out judgements it made
+    right where it made any."""
+    out = _measured(quality, keys)
+    if quality.held_out_judged:
+        out["held_out_right"] = quality.held_out_right
+    return out
 
 
 def _measured(source, keys: tuple[str, ...]) -> dict[str, float]:
@@ -476,13 +484,8 @@ def train_representation(images: list[np.ndarray], spans: list[tuple[int, int]],
     embedder = LearnedEmbedder(net, None, settings=s)
     report.trained, report.steps = True, step
     report.seconds = time.perf_counter() - started
-    report.silhouette = best_score if np.isfinite(best_score) else float("nan")
+    report.quality = best_quality
     if best_quality is not None:
-        report.spread = best_quality.spread
-        report.held_out_agreement = best_quality.held_out_agreement
-        report.held_out_separation = best_quality.held_out_separation
-        report.held_out_right = best_quality.held_out_right
-        report.held_out_judged = best_quality.held_out_judged
         if without is not None:
             without_x = np.concatenate([np.asarray(without[i], np.float32)[picks[i]]
                                         for i in judge])

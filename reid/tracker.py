@@ -59,7 +59,7 @@ from samtrack.reid.costs import (
 from samtrack.reid.embedders import Embedder
 from samtrack.reid.embedders.learned import ImageGeometry, identification_images, mask_extents
 from samtrack.reid.identities import relabel
-from samtrack.reid.motion import BoxKalman
+from samtrack.reid.motion import BoxKalman, predict_all, update_all
 from samtrack.reid.policies import ContainmentDuplicates, ReentryRules, SourceTrust
 from samtrack.reid.repairs import RepairEvent
 from samtrack.reid.resolvers import RESOLVERS, IdentityResolver
@@ -376,8 +376,7 @@ class ReidTracker(Tracker):
                       np.flatnonzero(~confident), image=image)
 
     def _predict(self) -> None:
-        for tracklet in self.tracklets:
-            tracklet.kalman.predict()
+        predict_all([t.kalman for t in self.tracklets])
 
     def _live(self) -> list[Tracklet]:
         return [t for t in self.tracklets if t.misses <= self.config.motion.horizon]
@@ -428,6 +427,9 @@ class ReidTracker(Tracker):
                 f.match(int(left[k]), rest[r], (_f(app[r, k]), REACH_STEP, float(reach[r, k])))
 
     def _update_matched(self, f: _Frame) -> None:
+        # the matched filters take their boxes at once (the same numbers as one by one)
+        rows = list(f.assigned)
+        update_all([f.assigned[j].kalman for j in rows], f.dets.boxes[rows])
         for j, tracklet in f.assigned.items():
             self._update_tracklet(tracklet, f, j)
             self._note_source(f.frame, tracklet, int(f.dets.source_ids[j]), f.details[j])
@@ -608,7 +610,6 @@ class ReidTracker(Tracker):
         box, patch = f.dets.boxes[j], f.dets.crops[j]
         embedding = None if f.dets.embeddings is None else f.dets.embeddings[j]
         clean = bool(f.dets.data["clean"][j])
-        tracklet.kalman.update(box)
         tracklet.last_box = box.copy()
         tracklet.patch, tracklet.patch_origin = patch
         tracklet.centroid = f.dets.data["centroid"][j].copy()

@@ -9,7 +9,7 @@ from samtrack.reid.association import assign
 from samtrack.reid.contrast import SceneContrast
 from samtrack.reid.costs import AppearanceCost, PositionCost, Side, patch_iou
 from samtrack.reid.embedders import HistogramEmbedder, MobileNetV2Embedder
-from samtrack.reid.motion import BoxKalman, mahalanobis_centres
+from samtrack.reid.motion import BoxKalman, mahalanobis_centres, predict_all, update_all
 from samtrack.reid.policies import ContainmentDuplicates
 from samtrack.reid.tracker import covered_by_others
 from samtrack.reid.tracks import Gallery, LastSeen
@@ -138,6 +138,36 @@ def test_batched_mahalanobis_equals_each_filters_own():
     batched = mahalanobis_centres(filters, boxes)
     for k, f in enumerate(filters):
         assert batched[k] == pytest.approx(f.mahalanobis(boxes), rel=1e-9)
+
+
+def test_batched_predict_and_update_give_each_filters_own_numbers_exactly():
+    """The tracker predicts and updates all its filters at once; a run must not change by one
+    bit for it (the benchmark's identities depend on these states)."""
+    rng = np.random.default_rng(3)
+
+    def filters() -> list[BoxKalman]:
+        made = []
+        for k in range(6):
+            f = BoxKalman(np.array([10.0 * k, 20, 10.0 * k + 30 + k, 60]),
+                          pos_noise=0.03 + 0.01 * k, meas_noise=0.05 + 0.02 * k)
+            if k % 2:
+                f.freeze_velocity()
+            made.append(f)
+        return made
+
+    one_by_one, batched = filters(), filters()
+    for _ in range(5):
+        boxes = rng.uniform(0, 200, (6, 4))
+        boxes[:, 2:] = boxes[:, :2] + rng.uniform(0.2, 60, (6, 2))  # some boxes under a pixel
+        for f, box in zip(one_by_one, boxes, strict=True):
+            f.predict()
+            f.update(box)
+        predict_all(batched)
+        update_all(batched, boxes)
+        for a, b in zip(one_by_one, batched, strict=True):
+            assert np.array_equal(a.x, b.x) and np.array_equal(a.P, b.P)
+    predict_all([])
+    update_all([], np.zeros((0, 4)))
 
 
 def test_batched_appearance_distance_equals_each_gallerys_own():

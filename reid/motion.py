@@ -16,9 +16,15 @@ import numpy as np
 CHI2_99 = {1: 6.635, 2: 9.210, 3: 11.345, 4: 13.277}
 
 
-def xyxy_to_cxcywh(box: np.ndarray) -> np.ndarray:
-    x1, y1, x2, y2 = np.asarray(box, dtype=np.float64)
-    return np.array([(x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, 1.0), max(y2 - y1, 1.0)])
+def xyxy_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
+    """xyxy box or boxes (``(4,)`` or ``(n, 4)``) -> centre, width and height in the same
+    shape, each side at least a pixel."""
+    b = np.asarray(boxes, dtype=np.float64)
+    flat = b.reshape(-1, 4)
+    out = np.stack([(flat[:, 0] + flat[:, 2]) / 2, (flat[:, 1] + flat[:, 3]) / 2,
+                    np.maximum(flat[:, 2] - flat[:, 0], 1.0),
+                    np.maximum(flat[:, 3] - flat[:, 1], 1.0)], axis=1)
+    return out.reshape(b.shape)
 
 
 _F = np.eye(8)  # constant velocity: position += velocity
@@ -51,14 +57,9 @@ class BoxKalman:
         size = self.x[3]
         self.P = np.diag(np.r_[np.full(4, (2 * pos_noise * size) ** 2),
                                np.full(4, (10 * vel_noise * size) ** 2)])
-        self.F = _F
         self.H = _H
         # process noise per unit of squared box height (scaled by the height on each step)
         self._q_unit = np.r_[np.full(4, pos_noise ** 2), np.full(4, vel_noise ** 2)]
-
-    def _q(self) -> np.ndarray:
-        size = max(self.x[3], 1.0)
-        return np.diag(self._q_unit * size * size)
 
     def measurement_variance(self) -> float:
         """Variance of each measured box component (noise scales with the box height)."""
@@ -68,18 +69,13 @@ class BoxKalman:
         return np.eye(4) * self.measurement_variance()
 
     def predict(self) -> np.ndarray:
-        self.x = self.F @ self.x
-        self.x[2:4] = np.maximum(self.x[2:4], 1.0)
-        self.P = self.F @ self.P @ self.F.T + self._q()
+        """Step the state one frame ahead; the predicted box (cx, cy, w, h)."""
+        predict_all([self])
         return self.x[:4].copy()
 
     def update(self, box: np.ndarray) -> None:
-        z = xyxy_to_cxcywh(box)
-        # H picks the first four state components, so H P H^T and P H^T are slices of P
-        s = self.P[:4, :4] + self._r()
-        k = np.linalg.solve(s, self.P[:4, :]).T  # = P H^T S^-1 (S and P symmetric)
-        self.x = self.x + k @ (z - self.x[:4])
-        self.P = self.P - k @ self.P[:4, :]
+        """Correct the state with the measured xyxy ``box``."""
+        update_all([self], np.asarray(box)[None])
 
     def freeze_velocity(self) -> None:
         """Stop extrapolating (used while a track is out of view: it is not moving *there*)."""
@@ -99,20 +95,18 @@ class BoxKalman:
         first ``dims`` measurement components (2 = centre only)."""
         if len(boxes) == 0:
             return np.zeros(0)
-        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        z = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2,
-                      np.maximum(b[:, 2] - b[:, 0], 1.0), np.maximum(b[:, 3] - b[:, 1], 1.0)],
-                     axis=1)[:, :dims]
+        z = xyxy_to_cxcywh(np.asarray(boxes).reshape(-1, 4))[:, :dims]
         s = (self.H @ self.P @ self.H.T + self._r())[:dims, :dims]
         d = z - self.x[:dims]
         return np.einsum("ni,ij,nj->n", d, np.linalg.inv(s), d)
 
 
 def predict_all(filters: list[BoxKalman]) -> None:
-    """:meth:`BoxKalman.predict` for every filter in one batched computation: the same numbers
-    (every step is the same arithmetic, stacked). Why: one filter at a time, a handful of
-    tiny matrix products per filter and frame took about a fifth of the tracker's time at ten
-    objects, nearly all of it numpy's per-call overhead (eval/results/speed.md)."""
+    """Step every filter one frame ahead (constant velocity, process noise scaled by the box
+    height), in one stacked computation: a filter's numbers are the same alone
+    (:meth:`BoxKalman.predict`) or with others. Why stacked: one filter at a time, a handful
+    of tiny matrix products per filter and frame took about a fifth of the tracker's time at
+    ten objects, nearly all of it numpy's per-call overhead (eval/results/speed.md)."""
     if not filters:
         return
     x = np.stack([f.x for f in filters]) @ _F.T
@@ -127,19 +121,17 @@ def predict_all(filters: list[BoxKalman]) -> None:
 
 
 def update_all(filters: list[BoxKalman], boxes: np.ndarray) -> None:
-    """:meth:`BoxKalman.update` of each filter with its xyxy box (``boxes[i]`` for
-    ``filters[i]``), batched as :func:`predict_all` is: the same numbers."""
+    """Correct every filter with its measured xyxy box (``boxes[i]`` for ``filters[i]``),
+    stacked as :func:`predict_all` is (:meth:`BoxKalman.update` for one)."""
     if not filters:
         return
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    z = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2,
-                  np.maximum(b[:, 2] - b[:, 0], 1.0), np.maximum(b[:, 3] - b[:, 1], 1.0)],
-                 axis=1)
+    z = xyxy_to_cxcywh(np.asarray(boxes).reshape(-1, 4))
     x = np.stack([f.x for f in filters])
     p = np.stack([f.P for f in filters])
     r = np.array([f.measurement_variance() for f in filters])
     s = p[:, :4, :4] + np.eye(4)[None] * r[:, None, None]
-    k = np.linalg.solve(s, p[:, :4, :]).transpose(0, 2, 1)  # = P H^T S^-1, as in update
+    # H picks the first four state components, so H P H^T and P H^T are slices of P
+    k = np.linalg.solve(s, p[:, :4, :]).transpose(0, 2, 1)  # = P H^T S^-1 (S, P symmetric)
     x = x + (k @ (z - x[:, :4])[:, :, None])[:, :, 0]
     p = p - k @ p[:, :4, :]
     for f, x_f, p_f in zip(filters, x, p, strict=True):

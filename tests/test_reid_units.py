@@ -140,9 +140,27 @@ def test_batched_mahalanobis_equals_each_filters_own():
         assert batched[k] == pytest.approx(f.mahalanobis(boxes), rel=1e-9)
 
 
+def _textbook_kalman_step(f: BoxKalman, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The constant-velocity filter's predict then update, written out in full matrices."""
+    transition = np.eye(8)
+    transition[:4, 4:] = np.eye(4)
+    measure = np.eye(4, 8)
+    x = transition @ f.x
+    x[2:4] = np.maximum(x[2:4], 1.0)
+    h = max(x[3], 1.0)
+    q = np.diag(np.r_[np.full(4, f.pos_noise ** 2), np.full(4, f.vel_noise ** 2)] * h * h)
+    p = transition @ f.P @ transition.T + q
+    r = np.eye(4) * (f.meas_noise * h) ** 2
+    gain = p @ measure.T @ np.linalg.inv(measure @ p @ measure.T + r)
+    x1, y1, x2, y2 = box
+    z = np.array([(x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, 1.0), max(y2 - y1, 1.0)])
+    return x + gain @ (z - measure @ x), (np.eye(8) - gain @ measure) @ p
+
+
 def test_batched_predict_and_update_give_each_filters_own_numbers_exactly():
-    """The tracker predicts and updates all its filters at once; a run must not change by one
-    bit for it (the benchmark's identities depend on these states)."""
+    """The tracker predicts and updates all its filters at once: each filter's numbers must be
+    the same to the bit as on its own (the benchmark's identities depend on these states),
+    and the filter's, written out in full matrices."""
     rng = np.random.default_rng(3)
 
     def filters() -> list[BoxKalman]:
@@ -159,9 +177,14 @@ def test_batched_predict_and_update_give_each_filters_own_numbers_exactly():
     for _ in range(5):
         boxes = rng.uniform(0, 200, (6, 4))
         boxes[:, 2:] = boxes[:, :2] + rng.uniform(0.2, 60, (6, 2))  # some boxes under a pixel
+        expected = [_textbook_kalman_step(f, box) for f, box in zip(one_by_one, boxes,
+                                                                     strict=True)]
         for f, box in zip(one_by_one, boxes, strict=True):
             f.predict()
             f.update(box)
+        for f, (x, p) in zip(one_by_one, expected, strict=True):
+            assert np.allclose(f.x, x, rtol=1e-9, atol=1e-9)
+            assert np.allclose(f.P, p, rtol=1e-9, atol=1e-6)
         predict_all(batched)
         update_all(batched, boxes)
         for a, b in zip(one_by_one, batched, strict=True):

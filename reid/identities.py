@@ -15,7 +15,7 @@ How it decides (README, "How identities are decided"):
    on everything it labelled and the assignment repeated while labels change.
 5. **What the input already says**: consecutive fragments of one tracklet or one source id
    stay linked unless the model separates them by more than the clip's same-individual limit
-   (:func:`same_individual_limit`); a cut that tracker and source both carry across stays
+   (:func:`held_out_limit`); a cut that tracker and source both carry across stays
    linked regardless. The labelling that keeps *every* source link is chosen when the model's
    evidence against it is within that limit over those links ("never worse than the input").
    Identities are named after the source's ids, so an already-right input comes back
@@ -222,20 +222,6 @@ def split_evidence(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a.max(axis=1) + b.max(axis=1) - same
 
 
-def same_individual_limit(model: IdentityModel, fragments: list[Fragment],
-                          quantile: float = SAME_QUANTILE, min_views: int = 6,
-                          min_fragments: int = 2) -> float:
-    """The split evidence that pairs known to be one individual reach in this clip: each long
-    fragment's first and second half. A link is broken only by more evidence than that (the
-    clip's own null distribution, no absolute number); 0 with fewer than ``min_fragments``
-    such fragments: a clip too short to calibrate on keeps a link only where the model's best
-    identity is the same on both sides."""
-    values = _half_splits(model, fragments, min_views)
-    if len(values) < min_fragments:
-        return 0.0
-    return float(np.quantile(values, quantile))
-
-
 def _half_splits(model: IdentityModel, fragments: list[Fragment], min_views: int) -> np.ndarray:
     """The split evidence between the first and second half of each fragment with at least
     ``min_views`` views (one value per such fragment)."""
@@ -253,14 +239,18 @@ def _half_splits(model: IdentityModel, fragments: list[Fragment], min_views: int
 
 def held_out_limit(fragments: list[Fragment], labels: dict[int, int],
                    quantile: float = SAME_QUANTILE, min_views: int = 6, folds: int = 2) -> float:
-    """:func:`same_individual_limit` measured on fragments the model was *not* fitted on (the
-    labelled fragments in ``folds`` interleaved folds, each judged by a model of the others).
+    """The split evidence that pairs known to be one individual reach in this clip: each long
+    fragment's first and second half (the ``quantile`` of those values: the clip's own null
+    distribution, no absolute number). Measured on fragments the model was *not* fitted on
+    (the labelled fragments in ``folds`` interleaved folds, each judged by a model of the
+    others); 0 where no fragment has ``min_views`` views.
 
-    Why: a model judged on its own training fragments sees its halves agree almost always
-    (the in-sample limit was 0 on every long tuning clip), which leaves no margin for the
-    disagreement a new fragment of a known individual shows. The online decisions and the
-    "never worse than the input" guard judge exactly such fragments, so they take their margin
-    from held-out ones."""
+    Why held out: a model judged on its own training fragments sees its halves agree almost
+    always (the in-sample limit was 0 on every long tuning clip), which leaves no margin for
+    the disagreement a new fragment of a known individual shows. Every decision this limit
+    serves judges such a fragment: a link between two fragments, the "never worse than the
+    input" guard, the online model's; in-sample, a link whose two sides the model names
+    differently is cut however weak the model is (eval/results/held_out_link_limit.md)."""
     labelled = [f for f in fragments if labels.get(f.index, -1) > 0 and f.views]
     values: list[np.ndarray] = []
     for fold in range(folds):
@@ -443,16 +433,14 @@ def _link(log: list[FrameLog], num_identities: int | None, max_rounds: int,
             model = model_next
             if not changed:
                 break
-        limit = same_individual_limit(model, viewed)
-        links, kept = kept_links(viewed, evidence, limit, hard_agreed=not trusted)
+        links, kept = kept_links(viewed, evidence, held_out_limit(viewed, labels),
+                                 hard_agreed=not trusted)
         result.links_kept = kept
         final_evidence = fragment_evidence(model, viewed)
         if links:
             labels, _ = _solve(viewed, groups, model, solver_log, links, final_evidence)
-        # the guard's tolerance is measured on fragments the model was not fitted on: the
-        # in-sample limit is 0 on most clips, which lets the model overrule self-consistent
-        # source ids it cannot in fact tell apart
-        # (measurements: eval/results/identity_rules_provenance.md)
+        # the guard's limit comes from the labels after the links: the fragments it judges
+        # are labelled as they will be shown (eval/results/identity_rules_provenance.md)
         if not trusted:
             labels, result.details["kept_source_ids"] = _never_worse_than_input(
                 viewed, groups, model, labels, links, held_out_limit(viewed, labels),

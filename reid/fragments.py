@@ -43,6 +43,10 @@ class Fragment:
     tracklet: int
     source_id: int
     apart: bool
+    # the path it continues (FrameLog.chains): its tracklet's key (-1: the same), or after a
+    # crossing the tracker resolved by motion, the key of the tracklet that went in with its
+    # identity
+    chain: int = -1
     frames: list[int] = field(default_factory=list)
     entries: list[tuple[int, int]] = field(default_factory=list)  # (log position, row)
     online_ids: list[int] = field(default_factory=list)
@@ -55,6 +59,10 @@ class Fragment:
     # whether its first / last frame was at a frame border (None: not logged)
     first_at_border: bool | None = None
     last_at_border: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.chain < 0:
+            self.chain = self.tracklet
 
     @property
     def start(self) -> int:
@@ -110,6 +118,7 @@ class FragmentCutter:
         n = len(entry.tracklet_keys)
         sources = entry.source_ids if entry.source_ids is not None else np.full(n, -1)
         steps = entry.step_iou if entry.step_iou is not None else np.full(n, np.nan)
+        chains = entry.chains if entry.chains is not None else entry.tracklet_keys
         vectors = entry.embeddings
         if self.embed is not None:  # only rows that give views or rough views are embedded
             wanted = np.flatnonzero(entry.clean | entry.isolated)
@@ -123,13 +132,17 @@ class FragmentCutter:
             key = int(key)
             apart = bool(entry.isolated[row])
             source = int(sources[row])
+            chain = int(chains[row])
             current = self._open.get(key)
             continues = (current is not None and self._last_frame.get(key) == entry.frame - 1
                          and current.apart == apart and current.source_id == source
+                         # a piece still touching keeps its path to its end: which of its
+                         # frames were the other animal's, the handover does not say
+                         and (current.chain == chain or not apart)
                          and not steps[row] < self.weak and not steps[row] < 0)
             if not continues:
                 previous = current
-                current = Fragment(len(self.fragments), key, source, apart)
+                current = Fragment(len(self.fragments), key, source, apart, chain=chain)
                 if previous is not None:
                     self._predecessor[current.index] = previous
                 self.fragments.append(current)

@@ -13,11 +13,12 @@ How it decides (README, "How identities are decided"):
 4. **Global assignment** (:mod:`reid.identity_solver`): every fragment with views takes an
    identity at once, maximising the model's evidence under cannot-link. The model is re-trained
    on everything it labelled and the assignment repeated while labels change.
-5. **What the input already says**: consecutive fragments of one tracklet or one source id
-   stay linked unless the model separates them by more than the clip's same-individual limit
-   (:func:`held_out_limit`); a cut that tracker and source both carry across stays
-   linked regardless. The labelling that keeps *every* source link is chosen when the model's
-   evidence against it is within that limit over those links ("never worse than the input").
+5. **What the input already says**: consecutive fragments of one tracklet's path
+   (:attr:`Fragment.chain`) or one source id stay linked unless the model separates them by
+   more than the clip's same-individual limit (:func:`held_out_limit`); a cut that tracker
+   and source both carry across stays linked regardless. The labelling that keeps *every*
+   source link is chosen when the model's evidence against it is within that limit over
+   those links ("never worse than the input").
    Identities are named after the source's ids, so an already-right input comes back
    unchanged.
 6. **Not an individual**: a tracklet whose every fragment lies far outside how far this clip's
@@ -196,13 +197,14 @@ def _seed_labels(fragments: list[Fragment], groups: list[list[int]], k: int) -> 
 
 def link_pairs(fragments: list[Fragment]) -> dict[str, list[tuple[int, int]]]:
     """Pairs of fragments (positions in ``fragments``) that something other than appearance
-    says are one object: ``tracklet`` (consecutive fragments of one online tracklet, cut at a
-    crossing, a touch or a weak step) and ``source`` (consecutive fragments carrying one source
-    id, e.g. a masklet that left and came back)."""
+    says are one object: ``tracklet`` (consecutive fragments of one online tracklet's path, cut
+    at a crossing, a touch or a weak step; after a touch the tracker resolved by motion, the
+    path goes on along the identity, :attr:`Fragment.chain`) and ``source`` (consecutive
+    fragments carrying one source id, e.g. a masklet that left and came back)."""
     chains: dict[str, dict[int, list[int]]] = {"tracklet": defaultdict(list),
                                                "source": defaultdict(list)}
     for r, f in enumerate(fragments):
-        chains["tracklet"][f.tracklet].append(r)
+        chains["tracklet"][f.chain].append(r)
         if f.source_id >= 0:
             chains["source"][f.source_id].append(r)
     out: dict[str, list[tuple[int, int]]] = {}
@@ -312,7 +314,7 @@ def _never_worse_than_input(fragments: list[Fragment], groups: list[list[int]],
     pairs = link_pairs(fragments)["source"]
     if not pairs:
         return labels, False
-    tracklet_links = [(f, g) for f, g in links if fragments[f].tracklet == fragments[g].tracklet]
+    tracklet_links = [(f, g) for f, g in links if fragments[f].chain == fragments[g].chain]
     constrained, _ = _solve(fragments, groups, model, log, tracklet_links + pairs, evidence)
 
     def score(chosen: dict[int, int]) -> float:

@@ -512,6 +512,7 @@ class ReidTracker(Tracker):
             at_border=dets.data["at_border"][js] if js else np.zeros(0, bool),
             step_iou=np.array([f.details[j][1] if j in f.details else np.nan for j in js],
                               np.float32),
+            chains=np.array([f.assigned[j].chain for j in js], np.int64),
             id_images=self._identification_images(f, js) if self.resolver.wants_id_images
             else None)
         if self.keep_log:
@@ -602,6 +603,7 @@ class ReidTracker(Tracker):
                             source_id=source_id, own_gallery=self._gallery())
         if embedding is not None:
             tracklet.add_own_view(embedding, bool(f.dets.data["clean"][j]))
+        tracklet.chain = tracklet.key
         self._next_key += 1
         self.tracklets.append(tracklet)
         return tracklet
@@ -711,6 +713,9 @@ class ReidTracker(Tracker):
         identities = [e.identity for e in entries]
         for r, col in best:
             tracklet, identity = members[col], identities[r]
+            # the path goes on with the identity: offline, the fragment after the crossing is
+            # linked to the one that went in with it, not to its own tracklet's
+            tracklet.chain = entries[r].chain
             if tracklet.identity is identity:
                 continue
             old = tracklet.track_id
@@ -915,11 +920,11 @@ def _entry_state(tracklet: Tracklet, frame: int) -> CrossingEntry:
     recent = tracklet.recent
     if len(recent) < 2:  # no velocity seen: nothing to judge the crossing on
         return CrossingEntry(frame, tracklet.centroid.copy(), None, tracklet.identity,
-                             tracklet.source_id)
+                             tracklet.source_id, tracklet.chain)
     (first_frame, first), (last_frame, last) = recent[0], recent[-1]
     velocity = (last - first) / max(last_frame - first_frame, 1)
     return CrossingEntry(last_frame, last.copy(), velocity, tracklet.identity,
-                         tracklet.source_id)
+                         tracklet.source_id, tracklet.chain)
 
 
 def _f(value) -> float | None:

@@ -129,6 +129,7 @@ class CrossingEntry:
     velocity: np.ndarray | None  # px per frame over its last apart sightings; None: unseen
     identity: Identity | None
     source_id: int = -1
+    chain: int = -1  # the motion chain the tracklet continued (Tracklet.chain)
 
 
 @dataclass(eq=False)  # compared by identity (membership tests stay O(1) per item)
@@ -162,6 +163,10 @@ class Tracklet:
     recent: list[tuple[int, np.ndarray]] = field(default_factory=list)
     crossing: CrossingEntry | None = None
     crossed_with: set[int] = field(default_factory=set)
+    # which animal's path this tracklet continues, as a tracklet key: its own key until a
+    # crossing resolved by motion hands it the identity another tracklet went in with; it then
+    # continues that one's chain (the offline engine links fragments along chains)
+    chain: int = -1
 
     @property
     def track_id(self) -> int:
@@ -217,3 +222,5 @@ class FrameLog:
     step_iou: np.ndarray | None = None  # motion IoU of the match that continued the tracklet
     # (negative: continued by reach, without overlap)
     # (NaN where the object started a tracklet): how sure the frame-to-frame link was
+    # the tracklet key of the path each row continues (Tracklet.chain); None: its own key
+    chains: np.ndarray | None = None

@@ -7,6 +7,8 @@ from reid_helpers import RED, frame
 
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.reid.config import TrackerConfig
+from samtrack.reid.fragments import Fragment, cut_fragments
+from samtrack.reid.identities import link_pairs
 from samtrack.reid.tracker import ReidTracker, touching
 
 RADIUS = 10
@@ -91,3 +93,39 @@ def test_reach_continues_an_object_that_darts_out_of_its_motion_gate():
     assert kept == [kept[0]] * 12
     lost = _burst_ids(**{"motion.reach": 0.0})
     assert lost[5] == kept[0] and lost[6] != kept[0]  # a frame or more without its identity
+
+
+def _dart_fragments(**options) -> tuple[Fragment, Fragment]:
+    """The darting disc's first fragment and its last (after the crossing), as the offline
+    engine cuts them from the tracker's log."""
+    config = TrackerConfig.from_dotted({"num_identities": 2, **options})
+    tracker = config.build(keep_log=True)
+    clip = _crossing_clip()
+    for image, objects, _ in clip:
+        tracker.update(objects, image)
+
+    def darting(fragment: Fragment, at: int) -> bool:
+        position, row = fragment.entries[at]
+        entry = tracker.log[position]
+        _, objects, dart = clip[entry.frame]
+        centres = objects.centroids
+        nearest = int(np.argmin(np.hypot(*(centres - np.array(dart)).T)))
+        return int(entry.det_index[row]) == nearest
+
+    fragments = cut_fragments(tracker.log)
+    first = next(f for f in fragments if f.start == 0 and darting(f, 0))
+    last = next(f for f in fragments if f.end == len(clip) - 1 and darting(f, -1))
+    return first, last
+
+
+def test_offline_links_follow_the_path_a_crossing_was_resolved_on():
+    """The tracklets swap animals inside the crossing; the tracker hands the darting one's
+    identity back by motion. The fragment after the crossing continues the path (chain) the
+    darting one went in on, so the offline engine links it there, not along its tracklet."""
+    first, last = _dart_fragments()
+    assert last.tracklet != first.tracklet  # the tracklets did swap
+    assert last.chain == first.chain
+    assert (0, 1) in [tuple(sorted((a, b))) for a, b in
+                      link_pairs([first, last])["tracklet"]]
+    first, last = _dart_fragments(**{"motion.crossings": "off"})
+    assert last.chain != first.chain  # nothing resolved: each path is its tracklet

@@ -600,10 +600,10 @@ class ReidTracker(Tracker):
         tracklet = Tracklet(key=self._next_key, kalman=kalman, first_frame=frame,
                             last_frame=frame, last_box=box.copy(), patch=patch[0],
                             patch_origin=patch[1], centroid=centroid.copy(), borders=borders,
-                            source_id=source_id, own_gallery=self._gallery())
+                            source_id=source_id, own_gallery=self._gallery(),
+                            chain=self._next_key)
         if embedding is not None:
             tracklet.add_own_view(embedding, bool(f.dets.data["clean"][j]))
-        tracklet.chain = tracklet.key
         self._next_key += 1
         self.tracklets.append(tracklet)
         return tracklet

@@ -34,14 +34,17 @@ def _crossing_clip():
     return out
 
 
+def _nearest(objects: FrameObjects, point: tuple[int, int]) -> int:
+    """The object whose centroid is nearest ``point``."""
+    return int(np.argmin(np.hypot(*(objects.centroids - np.array(point)).T)))
+
+
 def _dart_ids(**options) -> list[int]:
     tracker = ReidTracker(TrackerConfig.from_dotted({"num_identities": 2, **options}))
     ids = []
     for image, objects, dart in _crossing_clip():
         tracked = tracker.update(objects, image)
-        centres = tracked.centroids
-        nearest = int(np.argmin(np.hypot(*(centres - np.array(dart)).T)))
-        ids.append(int(tracked.track_ids[nearest]))
+        ids.append(int(tracked.track_ids[_nearest(tracked, dart)]))
     return ids
 
 
@@ -108,9 +111,7 @@ def _dart_fragments(**options) -> tuple[Fragment, Fragment]:
         position, row = fragment.entries[at]
         entry = tracker.log[position]
         _, objects, dart = clip[entry.frame]
-        centres = objects.centroids
-        nearest = int(np.argmin(np.hypot(*(centres - np.array(dart)).T)))
-        return int(entry.det_index[row]) == nearest
+        return int(entry.det_index[row]) == _nearest(objects, dart)
 
     fragments = cut_fragments(tracker.log)
     first = next(f for f in fragments if f.start == 0 and darting(f, 0))

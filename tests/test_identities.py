@@ -738,6 +738,19 @@ def test_offline_leaves_a_spurious_blob_unlabelled():
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
 
+def _identities_given(clip, outputs: list[FrameObjects], frames: range, larva: int) -> set[int]:
+    """The output identities on the mask that overlaps the true mask of ``larva`` most, over
+    ``frames`` (frames where it has no true mask of its own, merged with another, left out)."""
+    given = set()
+    for t in frames:
+        truth = clip.gt.get(t + 1)
+        if larva in truth.ids:
+            mask = truth.rles[list(truth.ids).index(larva)]
+            overlap = rle_iou(outputs[t].rles, [mask])[:, 0]
+            given.add(int(outputs[t].track_ids[int(np.argmax(overlap))]))
+    return given
+
+
 @pytest.mark.skipif(not (REAL / "zebrafish-07").is_dir(), reason="../shared/data/real is absent")
 def test_a_larva_in_view_throughout_keeps_one_identity_when_the_source_renumbers():
     """Real larvae whose histograms barely tell them apart (zebrafish-07, right half of the
@@ -750,12 +763,7 @@ def test_a_larva_in_view_throughout_keeps_one_identity_when_the_source_renumbers
     factory, offline = method_factories(["samtrack-offline:num_identities=4"],
                                         "histogram")["samtrack-offline:num_identities=4"]
     outputs = run_method(factory, clip, offline).outputs
-    given = set()
-    for t in range(18, 99):
-        truth = clip.gt.get(t + 1)
-        one = truth.rles[list(truth.ids).index(1)]
-        overlap = rle_iou(outputs[t].rles, [one])[:, 0]
-        given.add(int(outputs[t].track_ids[int(np.argmax(overlap))]))
+    given = _identities_given(clip, outputs, range(18, 99), 1)
     assert len(given) == 1 and given != {-1}
 
 
@@ -776,18 +784,7 @@ def test_a_swap_at_the_larvae_crossing_is_repaired_by_the_next_apart_stretch():
     clip = dataclasses.replace(clip, inputs=swapped)
     factory, offline = method_factories(["samtrack-offline"], "histogram")["samtrack-offline"]
     outputs = run_method(factory, clip, offline).outputs
-
-    def identities(frames: range, larva: int) -> set[int]:
-        out = set()
-        for t in frames:
-            truth = clip.gt.get(t + 1)
-            if larva in truth.ids:  # a larva merged with another has no true mask of its own
-                mask = truth.rles[list(truth.ids).index(larva)]
-                overlap = rle_iou(outputs[t].rles, [mask])[:, 0]
-                out.add(int(outputs[t].track_ids[int(np.argmax(overlap))]))
-        return out
-
     for larva in (2, 3):
-        before = identities(range(20, 37), larva)
+        before = _identities_given(clip, outputs, range(20, 37), larva)
         assert len(before) == 1 and before != {-1}
-        assert identities(range(45, len(outputs)), larva) == before
+        assert _identities_given(clip, outputs, range(45, len(outputs)), larva) == before

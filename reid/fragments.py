@@ -111,7 +111,8 @@ class FragmentCutter:
         self.fragments: list[Fragment] = []
         self._open: dict[int, Fragment] = {}  # tracklet key -> its current fragment
         self._last_frame: dict[int, int] = {}
-        self._predecessor: dict[int, Fragment] = {}  # fragment index -> same tracklet's previous
+        self._predecessor: dict[int, Fragment] = {}  # fragment index -> its path's previous
+        self._path_end: dict[int, Fragment] = {}  # path (Fragment.chain) -> its latest fragment
 
     def add(self, position: int, entry: FrameLog) -> list[Fragment]:
         """The fragment of each row of ``entry`` (new ones appended to ``fragments``)."""
@@ -141,10 +142,13 @@ class FragmentCutter:
                          and (current.chain == chain or not apart)
                          and not steps[row] < self.weak and not steps[row] < 0)
             if not continues:
-                previous = current
+                # the fragment this one continues: the latest of its path (after a resolved
+                # crossing, the other tracklet's piece, whose identity it was handed)
+                previous = self._path_end.get(chain)
                 current = Fragment(len(self.fragments), key, source, apart, chain=chain)
                 if previous is not None:
                     self._predecessor[current.index] = previous
+                self._path_end[chain] = current
                 self.fragments.append(current)
                 self._open[key] = current
             self._last_frame[key] = entry.frame
@@ -169,7 +173,9 @@ class FragmentCutter:
         return rows
 
     def predecessor(self, fragment: Fragment) -> Fragment | None:
-        """The fragment of the same tracklet just before ``fragment`` (None: it started one)."""
+        """The fragment of the same path just before ``fragment`` (None: it started one): the
+        same tracklet's, except after a crossing the tracker resolved by motion, where it is
+        the piece of the tracklet whose identity this one was handed."""
         return self._predecessor.get(fragment.index)
 
 

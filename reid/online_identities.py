@@ -5,10 +5,12 @@ decided frame by frame without hindsight.
   as individuals, each with ``min_views`` clean views), the tracker's own identities are
   reported. Then the model is fitted on those fragments, each named by the identity the tracker
   gave it, so names do not change at the switch-over.
-* **Continuity**: a fragment that continues a tracklet (after a crossing, a touch, a source-id
-  change) reports its predecessor's identity while it gathers views. Where the mask source
-  kept its id too and the predecessor was decided, it keeps that identity (``agreed_links``,
-  as the offline engine keeps such links).
+* **Continuity**: a fragment that continues a path (after a crossing, a touch, a source-id
+  change) reports its predecessor's identity while it gathers views. A path is a tracklet's,
+  until a crossing the tracker resolved by motion hands the tracklet another's identity
+  (``Fragment.chain``): the fragment then continues the piece whose identity it was handed.
+  Where the mask source kept its id too and the predecessor was decided, it keeps that
+  identity (``agreed_links``, as the offline engine keeps such links).
 * **Guess**: a new tracklet (a re-entry, a newcomer) has the model's best guess among the
   individuals not in view, made on its first views (rough ones at a border too) and re-made
   each frame. It is shown once it has been the best for as many frames in a row as, on this
@@ -256,7 +258,7 @@ class OnlineIdentities:
 
     def _agreed(self, previous: Fragment, f: Fragment) -> bool:
         """Whether the tracker and the mask source both say ``f`` continues the last stretch
-        before it that was decided on its own views: one tracklet, and one source id all the
+        before it that was decided on its own views: one path, and one source id all the
         way back through the pieces without views between them (a touch). Such a link is
         kept, as the offline engine keeps it (:func:`reid.identities.kept_links`): two
         witnesses that agree are right far more often than an appearance model that cannot

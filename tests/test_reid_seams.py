@@ -106,6 +106,22 @@ def test_fragments_are_cut_at_touches_source_id_changes_and_gaps():
     assert first.apart and not touching.apart
 
 
+def test_a_fragment_after_a_resolved_crossing_continues_the_path_it_was_handed():
+    """Two tracklets touch; inside the touch they followed each other's animal, and when apart
+    the tracker hands the identities back (each row's ``chains`` names the other tracklet).
+    The fragment after the touch continues the path it was handed: its predecessor is the
+    other tracklet's piece, which is whose identity it carries."""
+    cutter = FragmentCutter()
+    for t in range(3):
+        cutter.add(t, _entry(t, [1, 2], [t != 2, t != 2], [5, 6], [0.9, 0.9]))
+    touch_1, touch_2 = cutter.fragments[-2:]
+    handed = _entry(3, [1, 2], [True, True], [5, 6], [0.9, 0.9])
+    handed.chains = np.array([2, 1])
+    after_1, after_2 = cutter.add(3, handed)
+    assert (after_1.chain, after_2.chain) == (2, 1)
+    assert cutter.predecessor(after_1) is touch_2 and cutter.predecessor(after_2) is touch_1
+
+
 def test_the_identity_model_tells_two_clusters_apart_and_says_how_far_they_are():
     rng = np.random.default_rng(1)
     views = np.concatenate([rng.normal(0, 0.1, (40, 6)) + 1, rng.normal(0, 0.1, (40, 6)) - 1])

@@ -240,12 +240,15 @@ def _half_splits(model: IdentityModel, fragments: list[Fragment], min_views: int
 
 
 def held_out_limit(fragments: list[Fragment], labels: dict[int, int],
-                   quantile: float = SAME_QUANTILE, min_views: int = 6, folds: int = 2) -> float:
+                   quantile: float = SAME_QUANTILE, min_views: int = 6, folds: int = 2,
+                   unmeasured: float = 0.0) -> float:
     """The split evidence that pairs known to be one individual reach in this clip: each long
     fragment's first and second half (the ``quantile`` of those values: the clip's own null
     distribution, no absolute number). Measured on fragments the model was *not* fitted on
     (the labelled fragments in ``folds`` interleaved folds, each judged by a model of the
-    others); 0 where no fragment has ``min_views`` views.
+    others); ``unmeasured`` where no held-out fragment has ``min_views`` views (0 offline,
+    where every link is judged at the end; the online model, deciding as it goes, passes
+    infinity: a model not yet measured overrules no continuation).
 
     Why held out: a model judged on its own training fragments sees its halves agree almost
     always (the in-sample limit was 0 on every long tuning clip), which leaves no margin for
@@ -262,7 +265,7 @@ def held_out_limit(fragments: list[Fragment], labels: dict[int, int],
         if model is not None:
             values.append(_half_splits(model, test, min_views))
     pooled = np.concatenate(values) if values else np.zeros(0)
-    return float(np.quantile(pooled, quantile)) if pooled.size else 0.0
+    return float(np.quantile(pooled, quantile)) if pooled.size else unmeasured
 
 
 def kept_links(fragments: list[Fragment], evidence: np.ndarray, limit: float,

@@ -24,7 +24,9 @@ decided frame by frame without hindsight.
   fragment in view, on the model's per-frame log-evidence. The shown identity gets the
   clip's same-individual limit as a bonus, measured on held-out fragments
   (:func:`reid.identities.held_out_limit`): it is given up only on more evidence than one
-  individual shows against itself in this clip.
+  individual shows against itself in this clip. Until a refit has held-out fragments to
+  measure that on (the first fit has one fragment per individual), the limit is infinite: a
+  model not yet measured overrules no continuation.
 * **Refit** every ``refit_every`` frames on the decided fragments, so the model follows
   changes of light and pose.
 * **A representation learned from the clip** (``learned``): once the model has taken over and
@@ -236,7 +238,8 @@ class OnlineIdentities:
         model = fit_on_fragments(decided, self.labels)
         if model is not None:
             self.model = model
-            self.limit = held_out_limit(decided, self.labels)
+            # unmeasured (no held-out fragment yet): the model overrules no continuation
+            self.limit = held_out_limit(decided, self.labels, unmeasured=np.inf)
             self.novel_limit = novelty_limit(model, decided, self.labels)
         self._fitted_at = frame
 
@@ -410,6 +413,10 @@ class OnlineIdentities:
         columns = [int(np.flatnonzero(self.model.labels == i)[0]) for i in identities]
         posterior = np.stack([log_mean_posterior(self.model, v)[columns] for v in views])
         evidence = posterior.copy()
+        if np.isinf(keep_bonus):
+            # an infinite entry would make the pair impossible for the assignment: a bonus no
+            # exchange of identities between these fragments can outweigh does the same job
+            keep_bonus = 1.0 + len(fragments) * float(np.ptp(posterior))
         for r, f in enumerate(fragments):
             keep = self.provisional.get(f.index, -1)
             if keep in identities:

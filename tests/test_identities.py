@@ -754,6 +754,16 @@ def _identities_given(clip, outputs: list[FrameObjects], frames: range, larva: i
     return given
 
 
+def _assert_the_crossing_keeps_identities(clip, outputs: list[FrameObjects],
+                                          larvae: tuple[int, ...], before: range) -> None:
+    """Each of ``larvae`` has one identity over ``before`` and the same one from frame 45
+    (the first after the touch of larvae 2 and 3, frames 37-44) to the clip's end."""
+    for larva in larvae:
+        given = _identities_given(clip, outputs, before, larva)
+        assert len(given) == 1 and given != {-1}
+        assert _identities_given(clip, outputs, range(45, len(outputs)), larva) == given
+
+
 @pytest.mark.skipif(not (REAL / "zebrafish-07").is_dir(), reason="../shared/data/real is absent")
 def test_a_larva_in_view_throughout_keeps_one_identity_when_the_source_renumbers():
     """Real larvae whose histograms barely tell them apart (zebrafish-07, right half of the
@@ -789,12 +799,8 @@ def test_a_swap_at_the_larvae_crossing_is_repaired_by_the_next_apart_stretch(met
         swapped.append(dataclasses.replace(objects, source_ids=ids))
     clip = dataclasses.replace(clip, inputs=swapped)
     factory, offline = method_factories([method], "histogram")[method]
-    outputs = run_method(factory, clip, offline).outputs
-    for larva in (2, 3):
-        before = _identities_given(clip, outputs, range(20, 37), larva)
-        assert len(before) == 1 and before != {-1}
-        assert _identities_given(clip, outputs, range(45, len(outputs)), larva) == before
-
+    _assert_the_crossing_keeps_identities(clip, run_method(factory, clip, offline).outputs,
+                                          (2, 3), range(20, 37))
 
 
 @pytest.mark.skipif(not (REAL / "zebrafish-07").is_dir(), reason="../shared/data/real is absent")
@@ -811,8 +817,5 @@ def test_the_online_model_keeps_real_larvae_apart_when_the_source_renumbers_them
                      failures=FailureSpec(relabel_every=10, seed=0))
     method = "samtrack-online-model:num_identities=4"
     factory, offline = method_factories([method], "histogram")[method]
-    outputs = run_method(factory, clip, offline).outputs
-    for larva in (1, 2, 3, 4):
-        before = _identities_given(clip, outputs, range(0, 37), larva)
-        assert len(before) == 1 and before != {-1}
-        assert _identities_given(clip, outputs, range(45, len(outputs)), larva) == before
+    _assert_the_crossing_keeps_identities(clip, run_method(factory, clip, offline).outputs,
+                                          (1, 2, 3, 4), range(0, 37))

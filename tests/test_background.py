@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from arena import FRAMES, animal_tracks, write
+from shared_data import REAL, needs_zebrafish
 
 import samtrack as st
 from samtrack.pipeline.core.video import VideoReader
@@ -123,11 +123,8 @@ def test_explicit_still_camera_source_on_a_panning_clip_is_warned_about(tmp_path
     assert any("camera moves" in w for w in summary["health"]["warnings"])
 
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not (REAL / "zebrafish-07").is_dir(), reason="../shared/data/real is absent")
+@needs_zebrafish
 def test_real_larvae_from_their_pixels_with_every_default(tmp_path):
     """The headline of the real benchmark, pinned: zebrafish-07 from its pixels, count not
     given, scored on its true points (eval.bench.real)."""

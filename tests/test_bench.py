@@ -1,6 +1,5 @@
-from pathlib import Path
-
 import pytest
+from shared_data import MOT15, needs_mot15
 
 from samtrack.eval.bench import mot15_loo
 from samtrack.eval.bench.ablate import main as ablate_main
@@ -42,11 +41,8 @@ def test_ablation_refuses_a_bad_override_at_once(override, message, capsys):
     assert message in capsys.readouterr().err
 
 
-MOT15 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "MOT15"
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not (MOT15 / "KITTI-17").is_dir(), reason="../shared/data/MOT15 is absent")
+@needs_mot15
 def test_leave_one_out_tunes_on_the_others_and_leaves_a_peer_without_images_out(
         tmp_path, monkeypatch):
     # two grid points keep it quick (one motion point, both ways of taking the detections);
@@ -71,7 +67,7 @@ def test_leave_one_out_tunes_on_the_others_and_leaves_a_peer_without_images_out(
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (MOT15 / "KITTI-17").is_dir(), reason="../shared/data/MOT15 is absent")
+@needs_mot15
 def test_leave_one_out_in_parallel_gives_the_same_table(tmp_path, monkeypatch):
     """Grid points run in worker processes (--jobs 2) give the table one process gives."""
     monkeypatch.setattr(mot15_loo, "GRID", {"reentry.enabled": (True, False)})
@@ -100,7 +96,7 @@ def test_trying_a_bad_setting_is_refused_before_any_run(setting, message, capsys
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (MOT15 / "KITTI-17").is_dir(), reason="../shared/data/MOT15 is absent")
+@needs_mot15
 def test_trying_settings_prints_each_sequence_and_the_others_combined(capsys):
     """With two sequences, "the others" of one is the other one: the criterion column for
     KITTI-13 must equal KITTI-17's own IDF1, and the settings must change the numbers."""
@@ -119,7 +115,7 @@ def test_trying_settings_prints_each_sequence_and_the_others_combined(capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (MOT15 / "KITTI-17").is_dir(), reason="../shared/data/MOT15 is absent")
+@needs_mot15
 def test_trying_a_setting_on_one_sequence_has_no_others_to_combine(capsys):
     assert mot15_loo.main(["--mot15", str(MOT15), "--seqs", "KITTI-17",
                            "--try", '{"reentry.enabled": false}']) == 0

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
 from reid_helpers import SIZE
 from scipy.cluster.hierarchy import DisjointSet
+from shared_data import REAL, needs_zebrafish
 from test_reid_tracker import _two_tone
 
 from samtrack.eval.bench.failures import FailureSpec
@@ -738,9 +738,6 @@ def test_offline_leaves_a_spurious_blob_unlabelled():
             assert result.frames[t].track_ids.tolist() == frames[t][1].source_ids.tolist()
 
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
-
-
 def _identities_given(clip, outputs: list[FrameObjects], frames: range, larva: int) -> set[int]:
     """The output identities on the mask that overlaps the true mask of ``larva`` most, over
     ``frames`` (frames where it has no true mask of its own, merged with another, left out)."""
@@ -754,6 +751,12 @@ def _identities_given(clip, outputs: list[FrameObjects], frames: range, larva: i
     return given
 
 
+def _outputs(method: str, clip) -> list[FrameObjects]:
+    """The frames a benchmark method gives on ``clip`` (offline ones after finalize)."""
+    factory, offline = method_factories([method], "histogram")[method]
+    return run_method(factory, clip, offline).outputs
+
+
 def _assert_the_crossing_keeps_identities(clip, outputs: list[FrameObjects],
                                           larvae: tuple[int, ...], before: range) -> None:
     """Each of ``larvae`` has one identity over ``before`` and the same one from frame 45
@@ -764,7 +767,7 @@ def _assert_the_crossing_keeps_identities(clip, outputs: list[FrameObjects],
         assert _identities_given(clip, outputs, range(45, len(outputs)), larva) == given
 
 
-@pytest.mark.skipif(not (REAL / "zebrafish-07").is_dir(), reason="../shared/data/real is absent")
+@needs_zebrafish
 def test_a_larva_in_view_throughout_keeps_one_identity_when_the_source_renumbers():
     """Real larvae whose histograms barely tell them apart (zebrafish-07, right half of the
     well, true masks with fresh ids every 30 frames). Larva 1 stays in view from frame 18 to
@@ -773,14 +776,12 @@ def test_a_larva_in_view_throughout_keeps_one_identity_when_the_source_renumbers
     measured on its own training fragments (0 here) did split it at frame 64."""
     clip = real_clip(REAL / "zebrafish-07", "right",
                      failures=FailureSpec(relabel_every=30, seed=0))
-    factory, offline = method_factories(["samtrack-offline:num_identities=4"],
-                                        "histogram")["samtrack-offline:num_identities=4"]
-    outputs = run_method(factory, clip, offline).outputs
+    outputs = _outputs("samtrack-offline:num_identities=4", clip)
     given = _identities_given(clip, outputs, range(18, 99), 1)
     assert len(given) == 1 and given != {-1}
 
 
-@pytest.mark.skipif(not (REAL / "zebrafish-07").is_dir(), reason="../shared/data/real is absent")
+@needs_zebrafish
 @pytest.mark.parametrize("method", ["samtrack-offline", "samtrack-online-model"])
 def test_a_swap_at_the_larvae_crossing_is_repaired_by_the_next_apart_stretch(method):
     """zebrafish-07's true masks with the source's ids of larvae 2 and 3 exchanged from
@@ -798,12 +799,10 @@ def test_a_swap_at_the_larvae_crossing_is_repaired_by_the_next_apart_stretch(met
             ids = np.select([ids == 2, ids == 3], [3, 2], ids)
         swapped.append(dataclasses.replace(objects, source_ids=ids))
     clip = dataclasses.replace(clip, inputs=swapped)
-    factory, offline = method_factories([method], "histogram")[method]
-    _assert_the_crossing_keeps_identities(clip, run_method(factory, clip, offline).outputs,
-                                          (2, 3), range(20, 37))
+    _assert_the_crossing_keeps_identities(clip, _outputs(method, clip), (2, 3), range(20, 37))
 
 
-@pytest.mark.skipif(not (REAL / "zebrafish-07").is_dir(), reason="../shared/data/real is absent")
+@needs_zebrafish
 def test_the_online_model_keeps_real_larvae_apart_when_the_source_renumbers_them():
     """The online identity model on zebrafish-07's true masks with fresh ids every 10 frames.
     At each renumbering the tracker follows every larva frame to frame; only the source's id
@@ -815,7 +814,5 @@ def test_the_online_model_keeps_real_larvae_apart_when_the_source_renumbers_them
     each continues the path the tracker resolved by motion."""
     clip = real_clip(REAL / "zebrafish-07", "full",
                      failures=FailureSpec(relabel_every=10, seed=0))
-    method = "samtrack-online-model:num_identities=4"
-    factory, offline = method_factories([method], "histogram")[method]
-    _assert_the_crossing_keeps_identities(clip, run_method(factory, clip, offline).outputs,
-                                          (1, 2, 3, 4), range(0, 37))
+    outputs = _outputs("samtrack-online-model:num_identities=4", clip)
+    _assert_the_crossing_keeps_identities(clip, outputs, (1, 2, 3, 4), range(0, 37))

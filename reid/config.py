@@ -158,7 +158,9 @@ class ReentryOptions(StrictModel):
                                    "which re-entry is impossible.")
     contrast: float | None = Field(default=0.5, gt=0, description="A fully visible returning "
                                    "object must be closer than this fraction of how far apart "
-                                   "distinct objects of this clip look; null: the gate only.")
+                                   "distinct objects of this clip look (online, it may always "
+                                   "be as far as the clip's objects stray from their own "
+                                   "looks); null: the gate only.")
     verify_frames: int = Field(default=3, ge=1, description="Clean frames seen before a "
                                "restored identity is verified.")
     verify_timeout: int = Field(default=40, ge=1, description="Frames after which a restored "

@@ -16,16 +16,20 @@ import numpy as np
 
 
 class SceneContrast:
-    """A rolling sample of each clean view's distance to the nearest *other* visible identity.
+    """A rolling sample of each clean view's distance to the nearest *other* visible identity,
+    and to its own.
 
     ``observe`` takes one frame's clean embeddings and the running-average embeddings of the
-    identities they belong to; ``scale`` is a low quantile of the sample (the hard negatives:
-    the closest that two distinct objects came), or ``None`` until enough has been seen.
+    identities they belong to; ``scale`` is a low quantile of the first sample (the hard
+    negatives: the closest that two distinct objects came), ``own_scale`` the matching high
+    quantile of the second (how far an object's own views stray from it); ``None`` until enough
+    has been seen.
     """
 
     def __init__(self, size: int = 2000, quantile: float = 0.1, min_samples: int = 30) -> None:
         self.size, self.quantile, self.min_samples = size, quantile, min_samples
         self._values = np.zeros(size, np.float32)
+        self._own = np.zeros(size, np.float32)
         self._count = 0  # values ever added (ring position = count % size)
 
     def observe(self, embeddings: np.ndarray, identity_means: np.ndarray) -> None:
@@ -34,8 +38,9 @@ class SceneContrast:
         if n < 2:
             return
         distance = 1.0 - embeddings @ identity_means.T
-        np.fill_diagonal(distance, np.inf)
         slots = (self._count + np.arange(n)) % self.size
+        self._own[slots] = np.diag(distance)
+        np.fill_diagonal(distance, np.inf)
         self._values[slots] = distance.min(axis=1)
         self._count += n
 
@@ -47,3 +52,11 @@ class SceneContrast:
         if self.samples < self.min_samples:
             return None
         return float(np.quantile(self._values[:self.samples], self.quantile))
+
+    def own_scale(self) -> float | None:
+        """Why: on look-alikes (larvae, flies) distinct objects come closer than one object's
+        views do to its own mean, so a fraction of ``scale`` lies below what the object itself
+        shows, and no returning object could ever pass it."""
+        if self.samples < self.min_samples:
+            return None
+        return float(np.quantile(self._own[:self.samples], 1.0 - self.quantile))

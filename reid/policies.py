@@ -98,7 +98,9 @@ class ReentryRules:
 
     ``limit``: appearance distance above which a fully visible object is not a returning one,
     the fixed ``gate`` or, once the clip has shown how alike distinct objects look
-    (:class:`SceneContrast`), ``contrast`` times that scale, whichever is lower.
+    (:class:`SceneContrast`), ``contrast`` times that scale, whichever is lower; with
+    ``own_floor`` (the online engines) never below how far this clip's objects stray from
+    their own appearance.
 
     ``hold``: a restored identity is not reported while contested, until verified: a few
     unlabelled frames instead of a wrong label and two ID switches.
@@ -108,6 +110,7 @@ class ReentryRules:
     contrast: float | None
     hold_contested: Literal["margin", "source", "off"]
     hold_margin: float
+    own_floor: bool = True  # the limit never below the objects' own spread (see ``limit``)
 
     def __post_init__(self) -> None:
         self.scene = SceneContrast()
@@ -116,7 +119,10 @@ class ReentryRules:
         scale = self.scene.scale() if self.contrast is not None else None
         if scale is None:
             return self.gate
-        return min(self.gate, self.contrast * scale)
+        # never below how far the objects' own views stray: where distinct objects look
+        # closer than that, appearance cannot say a returning object is someone new
+        own = self.scene.own_scale() if self.own_floor else None
+        return min(self.gate, max(self.contrast * scale, own or 0.0))
 
     def hold(self, *, close_call: bool, disagrees: bool, vouched: bool,
              source_agrees: bool) -> bool:

@@ -181,8 +181,14 @@ class ReidTracker(Tracker):
         self.keep_log = self.resolver.keeps_log if keep_log is None else keep_log
         self.duplicates = ContainmentDuplicates(c.duplicates.containment, c.duplicates.iou)
         self.trust = SourceTrust()
+        # what the online identities need between the frames: an object back after a short
+        # dropout keeps its identity. Offline the engine links the fragments across such gaps
+        # itself, with hindsight, so the online pass keeps the plain rules there
+        # (eval/results/online_lost_reentry.md: with them offline, arena-crowded lost 0.003)
+        self._keeps_through_dropouts = not self.resolver.needs_whole_clip
         self.reentry = ReentryRules(c.reentry.appearance_gate, c.reentry.contrast,
-                                    c.reentry.hold_contested, c.reentry.hold_margin)
+                                    c.reentry.hold_contested, c.reentry.hold_margin,
+                                    own_floor=self._keeps_through_dropouts)
         self._view_costs = CostModel([
             Weighted(AppearanceCost(), c.appearance.weight,
                      column_scale=partial_view_scale(c.appearance.border_weight)),
@@ -760,16 +766,36 @@ class ReidTracker(Tracker):
     def _absent(self) -> list[Identity]:
         return [i for i in self.identities.values() if i.absent]
 
+    def _lost(self) -> list[Identity]:
+        """Verified identities whose tracklet is waiting for its object (unmatched, within
+        ``motion.horizon``)."""
+        return [i for i in self.identities.values() if i.tracklet is not None and
+                i.tracklet.state == TrackState.LOST and not i.tracklet.pending]
+
+    def _end(self, tracklet: Tracklet, frame: int) -> None:
+        """End a waiting tracklet whose identity its object took back elsewhere."""
+        tracklet.state = TrackState.ENDED
+        self._detach(tracklet, frame)
+        tracklet.identity = None
+        self.tracklets.remove(tracklet)
+
     def _reenter(self, f: _Frame) -> None:
-        """A tracklet without identity: one of the absent identities (re-entry), or a new one
-        once it has lasted ``min_hits`` frames (never beyond ``num_identities``)."""
+        """A tracklet without identity: one of the absent identities (re-entry) or of those
+        whose tracklet waits for its object, or a new one once it has lasted ``min_hits`` frames
+        (never beyond ``num_identities``)."""
         c = self.config
         frame, assigned, source_ids = f.frame, f.assigned, f.dets.source_ids
         embeddings, centroids = f.dets.embeddings, f.dets.data["centroid"]
         waiting = [j for j, t in assigned.items() if t.identity is None]
         if not waiting:
             return
+        # the absent identities, then those whose tracklet lost its object a few frames ago:
+        # an animal that darts while the source misses it comes back out of the motion gate
+        # and of reach while its old tracklet still waits for it (motion.horizon)
         absent = self._absent()
+        waiting_for = len(absent)
+        if self._keeps_through_dropouts:
+            absent += self._lost()
         pairs: list[tuple[int, int]] = []
         cost = app = None
         if c.reentry.enabled and absent and embeddings is not None and self.frames_seen > 0:
@@ -797,12 +823,19 @@ class ReidTracker(Tracker):
             limit = np.where(covered | full, c.reentry.appearance_gate, self.reentry.limit())
             cost = np.where((app0 <= limit[None, :]) | partial[None, :], cost,
                             np.inf)
+            # an identity whose tracklet still waits for it comes back only under its own
+            # source id: on look-alikes appearance and the distance from where it was lost
+            # would let any newcomer nearby take it
+            still_held = np.arange(len(absent)) >= waiting_for
+            cost = np.where(still_held[:, None] & (src < 1), np.inf, cost)
             # with every identity known, a returning object *is* one of the absent ones
             pairs = assign(cost, np.inf if full else c.reentry.max_cost)
         done = set()
         for r, k in pairs:
             j = waiting[k]
             tracklet, identity = assigned[j], absent[r]
+            if identity.tracklet is not None:  # its object came back elsewhere
+                self._end(identity.tracklet, frame)
             self._attach(tracklet, identity, pending=True)
             owner = self._source_owner.get(int(source_ids[j]))
             # judged without the source-id bonus: at re-entry the source id is least reliable

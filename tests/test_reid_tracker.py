@@ -330,3 +330,29 @@ def test_without_appearance_a_track_does_not_take_a_box_it_does_not_overlap():
     assert _lost_then_beside()[-1] == [2]
     # the gate alone (min_motion_iou 0) would have continued the old identity
     assert _lost_then_beside(**{"motion.min_iou": 0.0})[-1] == [1]
+
+
+def _darting_return(source_id: int) -> list[int]:
+    """Three look-alikes stand still; the left one is missed for 3 frames (under the motion
+    horizon, so its tracklet still waits for it) and comes back far from where it was, out of
+    the motion gate and of reach, carrying ``source_id``. Returns its ids after the return."""
+    tr = _tracker()
+    three = [((40, 60), 0.2, 1), ((100, 60), 0.5, 2), ((160, 60), 0.8, 3)]
+    _run(tr, [_two_tone(t, three) for t in range(30)])
+    _run(tr, [_two_tone(t, three[1:]) for t in range(30, 33)])
+    out = _run(tr, [_two_tone(t, [*three[1:], ((170, 105), 0.2, source_id)])
+                    for t in range(33, 40)])
+    return [int(o.track_ids[-1]) for o in out]
+
+
+def test_an_object_missed_for_a_few_frames_comes_back_far_away_with_its_identity():
+    # its identity was still held by the tracklet waiting for it, so it was not among the
+    # absent ones a returning object may take, and the object became a fourth individual
+    assert set(_darting_return(source_id=1)) - {-1} == {1}
+
+
+def test_a_waiting_identity_is_taken_back_only_with_its_own_source_id():
+    # the same return under a new source id: nothing but appearance says it is the missed
+    # object, and among look-alikes that is no evidence; its identity stays with the waiting
+    # tracklet
+    assert 1 not in _darting_return(source_id=9)

@@ -10,7 +10,7 @@ from samtrack.reid.contrast import SceneContrast
 from samtrack.reid.costs import AppearanceCost, PositionCost, Side, patch_iou
 from samtrack.reid.embedders import HistogramEmbedder, MobileNetV2Embedder
 from samtrack.reid.motion import BoxKalman, mahalanobis_centres, predict_all, update_all
-from samtrack.reid.policies import ContainmentDuplicates
+from samtrack.reid.policies import ContainmentDuplicates, ReentryRules
 from samtrack.reid.tracker import covered_by_others
 from samtrack.reid.tracks import Gallery, LastSeen
 
@@ -232,6 +232,48 @@ def test_scene_contrast_is_a_low_quantile_of_nearest_other_distances():
     assert contrast.scale() == pytest.approx(0.5)
     contrast.observe(views[:1], views[:1])  # one object alone says nothing about contrast
     assert contrast.samples == 6
+
+
+def test_scene_contrast_own_scale_is_a_high_quantile_of_distances_to_the_own_identity():
+
+    contrast = SceneContrast(size=100, quantile=0.1, min_samples=4)
+    a, b = np.eye(3)[0], np.eye(3)[1]
+    means = np.stack([a, b]).astype(np.float32)
+    tilted = np.stack([a * 0.8 + b * 0.6, b]).astype(np.float32)  # the first 0.2 off its mean
+    for _ in range(10):
+        contrast.observe(means, means)
+    assert contrast.own_scale() == pytest.approx(0.0, abs=1e-6)
+    for _ in range(10):
+        contrast.observe(tilted, means)
+    assert contrast.own_scale() == pytest.approx(0.2, abs=1e-6)
+
+
+def _unit(cosine: float) -> np.ndarray:
+    """A unit vector at this cosine to (1, 0, 0)."""
+    return np.array([cosine, np.sqrt(1.0 - cosine**2), 0.0])
+
+
+def test_the_reentry_limit_never_falls_below_how_far_one_object_is_from_itself():
+    # look-alikes: the two identities' means are 0.002 apart, closer than the second object's
+    # own views are to its mean: half the distinct objects' scale would turn the object
+    # itself away when it returns
+    rules = ReentryRules(gate=0.6, contrast=0.5, hold_contested="margin", hold_margin=0.1)
+    rules.scene = SceneContrast(size=100, quantile=0.1, min_samples=4)
+    means = np.stack([_unit(1.0), _unit(0.998)]).astype(np.float32)
+    views = np.stack([_unit(1.0), _unit(0.99)]).astype(np.float32)
+    for _ in range(20):
+        rules.scene.observe(views, means)
+    own = rules.scene.own_scale()
+    assert own > 0.5 * rules.scene.scale()
+    assert rules.limit() == pytest.approx(own)
+    rules.own_floor = False  # the offline engine's online pass: the contrast limit alone
+    assert rules.limit() == pytest.approx(0.5 * rules.scene.scale())
+    # distinct objects that differ by more than their own spread keep the contrast limit
+    apart = ReentryRules(gate=0.6, contrast=0.5, hold_contested="margin", hold_margin=0.1)
+    apart.scene = SceneContrast(size=100, quantile=0.1, min_samples=4)
+    for _ in range(20):
+        apart.scene.observe(np.eye(3)[:2].astype(np.float32), np.eye(3)[:2].astype(np.float32))
+    assert apart.limit() == pytest.approx(0.5)
 
 
 def test_covered_by_others_flags_a_sliver_inside_a_neighbour():

@@ -459,9 +459,7 @@ class ReidTracker(Tracker):
                 tracklet.kalman.freeze_velocity()
             if tracklet.state == TrackState.TENTATIVE or \
                     tracklet.misses > self.config.motion.horizon:
-                tracklet.state = TrackState.ENDED
-                self._detach(tracklet, f.frame)
-                self.tracklets.remove(tracklet)
+                self._end(tracklet, f.frame)
             else:
                 tracklet.state = TrackState.LOST
 
@@ -773,10 +771,9 @@ class ReidTracker(Tracker):
                 i.tracklet.state == TrackState.LOST and not i.tracklet.pending]
 
     def _end(self, tracklet: Tracklet, frame: int) -> None:
-        """End a waiting tracklet whose identity its object took back elsewhere."""
+        """The tracklet stops following anything; its identity, if any, becomes absent."""
         tracklet.state = TrackState.ENDED
         self._detach(tracklet, frame)
-        tracklet.identity = None
         self.tracklets.remove(tracklet)
 
     def _reenter(self, f: _Frame) -> None:
@@ -793,7 +790,7 @@ class ReidTracker(Tracker):
         # an animal that darts while the source misses it comes back out of the motion gate
         # and of reach while its old tracklet still waits for it (motion.horizon)
         absent = self._absent()
-        waiting_for = len(absent)
+        n_absent = len(absent)  # rows past these are identities still held by a waiting tracklet
         if self._keeps_through_dropouts:
             absent += self._lost()
         pairs: list[tuple[int, int]] = []
@@ -826,7 +823,7 @@ class ReidTracker(Tracker):
             # an identity whose tracklet still waits for it comes back only under its own
             # source id: on look-alikes appearance and the distance from where it was lost
             # would let any newcomer nearby take it
-            still_held = np.arange(len(absent)) >= waiting_for
+            still_held = np.arange(len(absent)) >= n_absent
             cost = np.where(still_held[:, None] & (src < 1), np.inf, cost)
             # with every identity known, a returning object *is* one of the absent ones
             pairs = assign(cost, np.inf if full else c.reentry.max_cost)
@@ -834,7 +831,7 @@ class ReidTracker(Tracker):
         for r, k in pairs:
             j = waiting[k]
             tracklet, identity = assigned[j], absent[r]
-            if identity.tracklet is not None:  # its object came back elsewhere
+            if identity.tracklet is not None:  # still held: its object came back elsewhere
                 self._end(identity.tracklet, frame)
             self._attach(tracklet, identity, pending=True)
             owner = self._source_owner.get(int(source_ids[j]))

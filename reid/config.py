@@ -119,7 +119,9 @@ class MotionOptions(StrictModel):
                          "in-view association; after that only re-entry brings it back.")
     reach: float = Field(default=0.5, ge=0, description="An unmatched confident mask continues "
                          "a tracklet seen last frame within this many of its box diagonals, "
-                         "when it looks alike and has a similar area (burst swimmers); 0: off.")
+                         "when it looks alike and has a similar area (burst swimmers); 0: off. "
+                         "Also how far a resting object may have moved when a crossing is "
+                         "judged.")
     crossings: Literal["motion", "off"] = Field(default="motion", description="motion: after "
                                                 "objects touched, identities follow where each "
                                                 "was heading; off: the masks' matches stand.")

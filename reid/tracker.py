@@ -643,7 +643,8 @@ class ReidTracker(Tracker):
         the far side still moving. Each tracklet records its position and velocity when it
         starts touching; when every tracklet of the group is apart again, the identities that
         went in are matched to the tracklets that came out on distance to where each was
-        heading (Hungarian), and swapped when that is clearly better than the tracklets'
+        heading, in units of how far that prediction may be off (:func:`crossing_cost`;
+        Hungarian), and swapped when that is clearly better than the tracklets'
         own continuation (``verify_ratio``). Only short crossings (``motion_horizon`` frames
         from the last apart sighting to the first) of objects whose velocity was seen are
         judged so: later, or without a velocity, where an object was heading says little about
@@ -690,8 +691,10 @@ class ReidTracker(Tracker):
                 m.recent = []
         for j, tracklet in assigned.items():
             if apart[j] and tracklet.crossing is None:
+                box = tracklet.last_box
                 tracklet.recent = [*tracklet.recent[-(RECENT - 1):],
-                                   (frame, tracklet.centroid.copy())]
+                                   (frame, tracklet.centroid.copy(),
+                                    float(np.hypot(box[2] - box[0], box[3] - box[1])))]
 
     def _resolve_crossing(self, frame: int, members: list[Tracklet]) -> None:
         c = self.config
@@ -702,9 +705,8 @@ class ReidTracker(Tracker):
                 m.source_id >= 0 and m.source_id == e.source_id for m, e in
                 zip(members, entries, strict=True)):
             return  # the source followed each object through, and has never erred
-        heading = np.array([e.centroid + e.velocity * (frame - e.frame) for e in entries])
-        now = np.array([m.centroid for m in members])
-        cost = np.linalg.norm(heading[:, None, :] - now[None, :, :], axis=2)
+        cost = crossing_cost(entries, np.array([m.centroid for m in members]), frame,
+                             c.motion.reach)
         rows = {id(e.identity): r for r, e in enumerate(entries)}
         current = [(rows.get(id(m.identity)), col) for col, m in enumerate(members)]
         if any(r is None for r, _ in current):
@@ -951,10 +953,27 @@ def _entry_state(tracklet: Tracklet, frame: int) -> CrossingEntry:
     if len(recent) < 2:  # no velocity seen: nothing to judge the crossing on
         return CrossingEntry(frame, tracklet.centroid.copy(), None, tracklet.identity,
                              tracklet.source_id, tracklet.chain)
-    (first_frame, first), (last_frame, last) = recent[0], recent[-1]
+    (first_frame, first, _), (last_frame, last, size) = recent[0], recent[-1]
     velocity = (last - first) / max(last_frame - first_frame, 1)
     return CrossingEntry(last_frame, last.copy(), velocity, tracklet.identity,
-                         tracklet.source_id, tracklet.chain)
+                         tracklet.source_id, tracklet.chain, size)
+
+
+def crossing_cost(entries: list[CrossingEntry], centroids: np.ndarray, frame: int,
+                  reach: float) -> np.ndarray:
+    """Entries x tracklets out of a crossing: distance from where each entry was heading to
+    each tracklet, in units of how far that prediction may be off.
+
+    Why the units: a prediction is only as sure as the motion it extrapolates. A dart carried
+    over several frames may end anywhere along and beside its path; a resting animal stays
+    within one burst (``reach`` of its size) of where it was. In pixels the dart's large miss
+    outweighs the resting animal's clear evidence, and a swap made inside the blob stands
+    (zebrafish-07's larvae 2 and 3: ``eval/results/crossing_spread.md``)."""
+    heading = np.array([e.centroid + e.velocity * (frame - e.frame) for e in entries])
+    distance = np.linalg.norm(heading[:, None, :] - centroids[None, :, :], axis=2)
+    spread = np.array([reach * e.size + float(np.hypot(*e.velocity)) * (frame - e.frame)
+                       for e in entries])
+    return distance / np.maximum(spread, 1.0)[:, None]  # never below a pixel
 
 
 def _f(value) -> float | None:

@@ -130,6 +130,7 @@ class CrossingEntry:
     identity: Identity | None
     source_id: int = -1
     chain: int = -1  # the motion chain the tracklet continued (Tracklet.chain)
+    size: float = 0.0  # box diagonal at the last apart sighting, px
 
 
 @dataclass(eq=False)  # compared by identity (membership tests stay O(1) per item)
@@ -160,7 +161,8 @@ class Tracklet:
     seen_whole: bool = False  # its own gallery holds a clean view (not only a first glimpse)
     # motion through a crossing: the last apart sightings (frame, centroid), the state when
     # it began touching others, and the tracklets it touched since
-    recent: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    # apart sightings before a crossing: frame, centroid, box diagonal
+    recent: list[tuple[int, np.ndarray, float]] = field(default_factory=list)
     crossing: CrossingEntry | None = None
     crossed_with: set[int] = field(default_factory=set)
     # which animal's path this tracklet continues, as a tracklet key: its own key until a

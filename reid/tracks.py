@@ -159,9 +159,8 @@ class Tracklet:
     previous_last_seen: LastSeen | None = None
     own_gallery: Gallery = field(default_factory=Gallery)
     seen_whole: bool = False  # its own gallery holds a clean view (not only a first glimpse)
-    # motion through a crossing: the last apart sightings (frame, centroid), the state when
-    # it began touching others, and the tracklets it touched since
-    # apart sightings before a crossing: frame, centroid, box diagonal
+    # motion through a crossing: the last apart sightings (frame, centroid, box diagonal), the
+    # state when it began touching others, and the tracklets it touched since
     recent: list[tuple[int, np.ndarray, float]] = field(default_factory=list)
     crossing: CrossingEntry | None = None
     crossed_with: set[int] = field(default_factory=set)

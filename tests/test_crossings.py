@@ -152,7 +152,7 @@ def test_a_resting_objects_prediction_outweighs_a_darts():
     assert pixels[0, 1] + pixels[1, 0] > 0.8 * (pixels[0, 0] + pixels[1, 1])
 
 
-def test_without_a_velocity_the_spread_is_the_burst_reach():
+def test_a_still_objects_spread_is_one_burst_reach():
     still = CrossingEntry(5, np.array([10.0, 10.0]), np.zeros(2), None, size=40.0)
     cost = crossing_cost([still], np.array([[30.0, 10.0]]), 9, reach=0.5)
     assert cost[0, 0] == pytest.approx(20.0 / 20.0)

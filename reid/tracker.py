@@ -581,8 +581,7 @@ class ReidTracker(Tracker):
         c = self.config
         _, _, app = self._view_cost(tracklets, masks)
         last = np.array([t.centroid for t in tracklets], np.float64)
-        size = np.array([np.hypot(t.last_box[2] - t.last_box[0], t.last_box[3] - t.last_box[1])
-                         for t in tracklets])
+        size = np.array([t.size for t in tracklets])
         dist = np.linalg.norm(last[:, None, :] - masks.data["centroid"][None, :, :], axis=2)
         cost = dist / np.maximum(c.motion.reach * size, 1e-9)[:, None]
         last_area = np.array([max(int(t.patch.sum()), 1) for t in tracklets], np.float64)
@@ -691,10 +690,8 @@ class ReidTracker(Tracker):
                 m.recent = []
         for j, tracklet in assigned.items():
             if apart[j] and tracklet.crossing is None:
-                box = tracklet.last_box
                 tracklet.recent = [*tracklet.recent[-(RECENT - 1):],
-                                   (frame, tracklet.centroid.copy(),
-                                    float(np.hypot(box[2] - box[0], box[3] - box[1])))]
+                                   (frame, tracklet.centroid.copy(), tracklet.size)]
 
     def _resolve_crossing(self, frame: int, members: list[Tracklet]) -> None:
         c = self.config

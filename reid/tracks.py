@@ -173,6 +173,12 @@ class Tracklet:
     def track_id(self) -> int:
         return self.identity.track_id if self.identity is not None else -1
 
+    @property
+    def size(self) -> float:
+        """The object's size: the diagonal of its last mask's box, px."""
+        x1, y1, x2, y2 = self.last_box
+        return float(np.hypot(x2 - x1, y2 - y1))
+
     def predicted_shift(self) -> np.ndarray:
         """Predicted displacement of the last mask (Kalman centre minus last seen centre)."""
         cx, cy = self.kalman.x[:2]

@@ -217,6 +217,13 @@ class LearnedOptions(StrictModel):
                                  "links. Online (identities: model): once the clip so far has "
                                  "enough fragments; it then takes over. null: on for "
                                  "identities: offline, off otherwise.")
+    background: bool | None = Field(default=None, description="Online: train in a thread "
+                                    "while the stream goes on (the model decides on "
+                                    "tracker.embedder meanwhile); the representation takes "
+                                    "over on the first frame after training ends, which "
+                                    "depends on the machine's speed. false: the stream waits "
+                                    "for the training, so a clip gives the same identities "
+                                    "every run. null: on in samtrack live, off elsewhere.")
     max_steps: int = Field(default=LearnedSettings.max_steps, ge=1, description="Training "
                            "budget in steps; training stops earlier when the clustering of "
                            "held-out fragments stops improving.")

@@ -35,7 +35,12 @@ decided frame by frame without hindsight.
   trained on their identification images. Trusted, it takes over: every fragment's views are
   re-embedded with it, the model is refitted on them, and later views come from it. Not
   trusted, it is tried again when the clip holds twice as many fragments. Training pauses the
-  stream once per try (seconds; ``summary.json`` says when it took over).
+  stream once per try (tens of seconds on a 2-core CPU; ``summary.json`` says when it took
+  over), or, with ``train_in_background``, runs in a thread while the stream goes on: the model
+  decides on the tracker's embeddings meanwhile, and the representation takes over on the
+  first frame after training ends. Why both: a recorded clip must give the same identities
+  every run, so it waits; a live stream does not wait, and the frame training ends on depends
+  on the machine.
 * **New individuals** (count not given): a fragment farther from every known individual than
   the clip's own scale allows (:func:`reid.identity_model.novelty_limit`) and lasting as long
   as an ordinary fragment, while the clip so far shows more individuals together than the
@@ -44,12 +49,17 @@ decided frame by frame without hindsight.
 
 from __future__ import annotations
 
+import atexit
+import threading
+from collections.abc import Callable
+
 import numpy as np
 
 from samtrack.reid.association import assign
 from samtrack.reid.embedders.learned import (
     LearnedEmbedder,
     LearnedSettings,
+    TrainingReport,
     fragments_to_judge,
     train_representation,
 )
@@ -87,8 +97,10 @@ class OnlineIdentities:
                  guess_precision: float = GUESS_PRECISION,
                  show_border_guesses: bool = True,
                  border_wait_factor: float = BORDER_WAIT_FACTOR,
-                 learned: LearnedSettings | None = None, agreed_links: bool = True) -> None:
+                 learned: LearnedSettings | None = None, agreed_links: bool = True,
+                 train_in_background: bool = False) -> None:
         self.num_identities = num_identities
+        self.train_in_background = train_in_background
         self.agreed_links = agreed_links
         self.learned = learned
         self.show_border_guesses = show_border_guesses
@@ -119,6 +131,7 @@ class OnlineIdentities:
         self.embedder: LearnedEmbedder | None = None  # the representation, once it took over
         self._learn_when = 0  # usable fragments needed for the next training
         self._learn_tries = 0
+        self._training: Background | None = None  # a training running in the background
 
     @property
     def ready(self) -> bool:
@@ -133,7 +146,8 @@ class OnlineIdentities:
                "reentries_measured": int(self._agreement[self.min_views, 1])}
         if self.learned is not None:
             out["learned"] = {**self.learned_report, "tries": self._learn_tries,
-                              "took_over_frame": self.learned_at}
+                              "took_over_frame": self.learned_at,
+                              "training_unfinished": self._training is not None}
         return out
 
     def observe(self, entry: FrameLog) -> np.ndarray | None:
@@ -186,6 +200,11 @@ class OnlineIdentities:
     def _learn(self, frame: int) -> None:
         """Train a representation on the fragments so far when there are enough to judge it;
         trusted, it replaces the embedder's views from here on (module docstring)."""
+        if self._training is not None:  # in the background: taken up once it has ended
+            if self._training.done():
+                training, self._training = self._training, None
+                self._take_up(*training.value(), frame)
+            return
         if self.learned is None or self.learned_at is not None or self.count < 2:
             return
         usable = [f for f in self.cutter.fragments
@@ -195,9 +214,17 @@ class OnlineIdentities:
             return
         self._learn_tries += 1
         self._learn_when = 2 * len(usable)
-        embedder, report = train_representation(
-            [np.stack(f.images) for f in usable], [(f.start, f.end) for f in usable],
-            self.count, self.learned, without=[np.stack(f.views) for f in usable])
+        # copies (np.stack): the stream may go on adding views to these fragments meanwhile
+        data = ([np.stack(f.images) for f in usable], [(f.start, f.end) for f in usable],
+                self.count, self.learned, [np.stack(f.views) for f in usable])
+        if self.train_in_background:
+            self._training = Background(train_representation, *data)
+        else:
+            self._take_up(*train_representation(*data), frame)
+
+    def _take_up(self, embedder: LearnedEmbedder | None, report: TrainingReport,
+                 frame: int) -> None:
+        """A finished training: trusted, its representation takes over from ``frame``."""
         self.learned_report = {**report.summary(), "used": bool(embedder and report.trusted)}
         if embedder is None or not report.trusted:
             return
@@ -215,6 +242,12 @@ class OnlineIdentities:
         self.cutter.embed = embedder.embed_images
         self.embedder = embedder
         self.learned_at = frame
+
+    def end(self) -> None:
+        """The stream has ended: a training still running in the background is cancelled
+        (``summary()`` says ``training_unfinished``)."""
+        if self._training is not None:
+            self._training.stop()
 
     def _more_present(self, frame: int) -> bool:
         """Whether the clip so far shows more individuals together than the model knows (the
@@ -423,3 +456,39 @@ class OnlineIdentities:
                 evidence[r, identities.index(keep)] += keep_bonus
         return [(fragments[r], identities[c], float(posterior[r, c]))
                 for r, c in assign(-evidence, np.inf, full=True)]
+
+
+class Background:
+    """A training run in a daemon thread (a stream that ends does not wait for it to finish);
+    ``done()`` says whether it has ended, ``value()`` gives its result or raises its error,
+    ``stop()`` cancels it and waits. Why stopped at interpreter exit too: a thread still inside
+    torch when the process exits aborts it."""
+
+    def __init__(self, train: Callable, *args) -> None:
+        self._result = None
+        self._error: BaseException | None = None
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(train, args), daemon=True,
+                                        name="samtrack-learn")
+        atexit.register(self.stop)
+        self._thread.start()
+
+    def _run(self, train: Callable, args: tuple) -> None:
+        try:
+            self._result = train(*args, cancel=self._cancel)
+        except BaseException as error:  # raised again in the stream's thread by value()
+            self._error = error
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._cancel.set()
+        self._thread.join()
+        atexit.unregister(self.stop)
+
+    def value(self):
+        atexit.unregister(self.stop)
+        if self._error is not None:
+            raise self._error
+        return self._result

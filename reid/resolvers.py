@@ -68,6 +68,10 @@ class IdentityResolver(ABC):
         ``proposed`` one (-1 where it holds it back) and its decisions of this frame
         (``hints``, by identity, for the repair record)."""
 
+    def end(self) -> None:
+        """The clip or stream has ended (before :meth:`finalize`): stop work still running."""
+        return None
+
     def finalize(self, log: list[FrameLog], *, progress: bool = False,
                  ) -> list[np.ndarray] | None:
         """Final identities per row of every logged frame, or ``None``: the shown ones stand."""
@@ -114,6 +118,7 @@ class ModelIdentities(IdentityResolver):
             c.num_identities, show_border_guesses=c.model.border_guesses,
             border_wait_factor=c.model.border_guess_wait, agreed_links=c.model.agreed_links,
             learned=c.learned.settings(self.device) if self.wants_id_images else None,
+            train_in_background=bool(c.learned.background),
         ) if self.has_appearance else None
         self.took_over: int | None = None
 
@@ -128,6 +133,10 @@ class ModelIdentities(IdentityResolver):
             shown, hints = decided, {}  # the tracker's decisions are not what is shown
         self.repair_log.record(entry, shown, hints)
         return shown
+
+    def end(self) -> None:
+        if self.model is not None:
+            self.model.end()
 
     def summary(self) -> dict:
         if self.model is None:

@@ -229,6 +229,7 @@ class ReidTracker(Tracker):
         """The recorded frames with their final identities (re-labelled over the whole clip
         when the identity engine decides at the end), the repairs, how identities were
         decided and the time per stage."""
+        self.resolver.end()
         frames = self.frames
         labels = self.resolver.finalize(self.log, progress=progress) if self.keep_log else None
         if labels is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
+import time
 from collections import Counter
 
 import cv2
@@ -18,6 +20,7 @@ from samtrack.eval.bench.learned_probe import nearest_centroid_accuracy
 from samtrack.pipeline.cli import main as cli_main
 from samtrack.pipeline.core.errors import ConfigError
 from samtrack.pipeline.core.formats import write_id_map
+from samtrack.reid import online_identities
 from samtrack.reid.config import TrackerConfig
 from samtrack.reid.embedders import EmbedderSettings, HistogramEmbedder, build_embedder
 from samtrack.reid.embedders.learned import (
@@ -312,6 +315,70 @@ def test_online_model_takes_the_learned_representation_over_once_it_is_trusted()
     # and it keeps each body's identity at least as well as the tracker's embedder did
     kept, before = _kept_share(result, truth), _kept_share(plain, truth)
     assert all(kept[b] >= before[b] - 1e-9 for b in kept), (kept, before)
+
+
+@pytest.mark.slow
+def test_online_training_in_the_background_lets_the_stream_go_on(monkeypatch):
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
+    train = online_identities.train_representation
+
+    def held_back(*args, cancel):  # a training that ends only when the test says so
+        started.set()
+        release.wait(60)
+        try:
+            return train(*args, cancel=cancel)
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(online_identities, "train_representation", held_back)
+    images, objects, _ = crossing_clip(frames=960, bounce=True, meetings=16)
+    config = TrackerConfig.from_dotted({
+        "identities": "model", "num_identities": 2, "learned.enabled": True,
+        "learned.max_steps": 150, "learned.background": True})
+    tracker = config.build(keep_log=False, record=True)
+    began, during = None, 0
+    for t, (image, o) in enumerate(zip(images, objects, strict=True)):
+        tracker.update(o, image)
+        if started.is_set() and not release.is_set():
+            began = t if began is None else began
+            during += 1  # a frame tracked while the training runs
+            if during == 10:
+                release.set()
+                assert finished.wait(300)
+    learned = tracker.finalize().identities["learned"]
+    assert began is not None and during == 10
+    # taken up on the first frame after it ended, as the same training would be in the
+    # foreground (test_online_model_takes_the_learned_representation_over_once_it_is_trusted)
+    assert learned["used"] and learned["tries"] == 1, learned
+    assert learned["took_over_frame"] == began + 10
+    assert not learned["training_unfinished"]
+
+
+@pytest.mark.slow
+def test_a_stream_that_ends_during_a_background_training_cancels_it(monkeypatch):
+    started = threading.Event()
+    train = online_identities.train_representation
+
+    def slow(*args, cancel):  # as slow as a training on a slow day: until cancelled
+        started.set()
+        cancel.wait(300)
+        return train(*args, cancel=cancel)
+
+    monkeypatch.setattr(online_identities, "train_representation", slow)
+    images, objects, _ = crossing_clip(frames=960, bounce=True, meetings=16)
+    config = TrackerConfig.from_dotted({"identities": "model", "num_identities": 2,
+                                        "learned.enabled": True, "learned.background": True})
+    tracker = config.build(keep_log=False, record=True)
+    for image, o in zip(images, objects, strict=True):
+        tracker.update(o, image)
+        if started.is_set():
+            break  # the stream ends while the training runs
+    assert started.is_set()
+    waited = time.perf_counter()
+    learned = tracker.finalize().identities["learned"]
+    assert time.perf_counter() - waited < 30  # not a whole training
+    assert learned["training_unfinished"] and learned["took_over_frame"] is None
+    assert not any(t.name == "samtrack-learn" and t.is_alive() for t in threading.enumerate())
 
 
 def test_online_learning_is_refused_without_an_identity_model():

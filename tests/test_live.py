@@ -478,3 +478,16 @@ def test_an_engine_that_decides_at_the_end_falls_back_to_the_gallery_rules_live(
     assert not session.tracker.needs_whole_clip
     assert session.tracker.config.identities == "gallery"
     assert config.tracker.identities == "offline"  # the user's options are left as given
+
+
+@pytest.mark.parametrize(("given", "used"), [(None, True), (False, False), (True, True)])
+def test_a_stream_goes_on_while_a_representation_is_learned_unless_told_to_wait(
+        small_scene, tmp_path, given, used):
+    config = load_config(None, {"source.name": "masks", "tracker.identities": "model",
+                                "tracker.learned.enabled": True,
+                                "tracker.learned.background": given,
+                                "source.masks.path": str(small_scene / "gt" / "masks"),
+                                "quiet": True})
+    session = LiveSession(config, LiveStream(str(small_scene / "img1")), tmp_path / "live")
+    assert session.tracker.resolver.model.train_in_background is used
+    assert config.tracker.learned.background is given  # the user's options are left as given

@@ -126,10 +126,10 @@ class LiveSession:
             log.warning("live: tracker.identities %s decides at the end of a clip; a stream "
                         "uses the gallery rules", tracker_options.identities)
             tracker_options = tracker_options.model_copy(update={"identities": "gallery"})
-        elif tracker_options.learns:
-            log.warning("live: tracker.learned trains on the stream once it holds enough "
-                        "fragments, and the stream pauses while it does; a representation an "
-                        "earlier run saved (tracker.embedder: learned) needs no training")
+        elif tracker_options.learns and tracker_options.learned.background is None:
+            # a stream does not wait for a training of tens of seconds: it goes on meanwhile
+            learned = tracker_options.learned.model_copy(update={"background": True})
+            tracker_options = tracker_options.model_copy(update={"learned": learned})
         self.tracker: Tracker = tracker_options.build(device=device, record=False)
         self.writer = RunWriter(out_dir, overwrite=config.output.overwrite, fps=stream.fps,
                                 writers=config.output.writers,

@@ -39,6 +39,7 @@ in another order with another count); it trains on the run's device (``--device`
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -379,6 +380,7 @@ def _held_out_count(usable: int, settings: LearnedSettings) -> int:
 def train_representation(images: list[np.ndarray], spans: list[tuple[int, int]], k: int,
                          settings: LearnedSettings | None = None,
                          without: list[np.ndarray] | None = None,
+                         cancel: threading.Event | None = None,
                          ) -> tuple[LearnedEmbedder | None, TrainingReport]:
     """Learn a representation from fragments: ``images[i]`` the identification images of
     fragment ``i`` (uint8, from :func:`identification_images`), ``spans[i]`` its first and last
@@ -398,7 +400,8 @@ def train_representation(images: list[np.ndarray], spans: list[tuple[int, int]],
     whether a representation is good enough on another; that it tells held-out individuals
     apart better than what the engine would use instead is what the decision needs. Without
     ``without``, or with fewer held-out fragments, it is not trusted and the engine does not
-    use it."""
+    use it. ``cancel`` set (a stream that ended while this trained in the background) stops it
+    at the next step: (None, report saying so)."""
     import torch
 
     s = settings or LearnedSettings()
@@ -447,6 +450,9 @@ def train_representation(images: list[np.ndarray], spans: list[tuple[int, int]],
     report.stopped = "steps"
     first, second = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
     while step < s.max_steps:
+        if cancel is not None and cancel.is_set():
+            report.stopped, report.why = "cancelled", "the stream ended during the training"
+            return None, report
         if time.perf_counter() - started > s.seconds:
             report.stopped = "time"
             break

@@ -379,6 +379,16 @@ def test_a_stream_that_ends_during_a_background_training_cancels_it(monkeypatch)
     assert time.perf_counter() - waited < 30  # not a whole training
     assert learned["training_unfinished"] and learned["took_over_frame"] is None
     assert not any(t.name == "samtrack-learn" and t.is_alive() for t in threading.enumerate())
+    # so does a tracker reset for a new clip
+    started.clear()
+    tracker.reset()
+    for image, o in zip(images, objects, strict=True):
+        tracker.update(o, image)
+        if started.is_set():
+            break
+    assert started.is_set()
+    tracker.reset()
+    assert not any(t.name == "samtrack-learn" and t.is_alive() for t in threading.enumerate())
 
 
 def test_online_learning_is_refused_without_an_identity_model():

@@ -111,8 +111,6 @@ class OnlineIdentities:
         self.reset()
 
     def reset(self) -> None:
-        if getattr(self, "_training", None) is not None:  # a new clip: the old one's is moot
-            self._training.stop()
         self.cutter = FragmentCutter()
         self.model: IdentityModel | None = None
         self.labels: dict[int, int] = {}  # fragment index -> identity (decided)

@@ -113,8 +113,8 @@ class ModelIdentities(IdentityResolver):
 
     def reset(self) -> None:
         super().reset()
-        if getattr(self, "model", None) is not None:  # a new clip: the last one's work ends
-            self.model.end()
+        if hasattr(self, "model"):  # a new clip: the last one's work ends
+            self.end()
         c = self.config
         self.model = OnlineIdentities(
             c.num_identities, show_border_guesses=c.model.border_guesses,

@@ -41,6 +41,25 @@ def test_ablation_refuses_a_bad_override_at_once(override, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_ablation_on_the_arena_family_groups_the_arena_sets(monkeypatch):
+    from samtrack.eval.bench import ablate
+
+    monkeypatch.setattr(ablate, "synthetic_clip", lambda bench: bench.name)
+    groups = ablate._groups("report", None, 2, "arena")
+    assert list(groups) == ["arena", "arena-exits", "arena-crowded", "arena-long"]
+    assert groups["arena-long"] == ["arena-long-report-0", "arena-long-report-1"]
+    assert groups["arena"] == ["arena-report-0", "arena-report-1", "arena-report-2"]
+    meadow = ablate._groups("tune", None, 1)
+    assert list(meadow) == ["lookalike", "crowded", "long"]
+
+
+def test_ablation_refuses_an_unknown_scene_family(capsys):
+    with pytest.raises(SystemExit) as stop:
+        ablate_main(["--family", "savanna"])
+    assert stop.value.code == 2
+    assert "--family" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 @needs_mot15
 def test_leave_one_out_tunes_on_the_others_and_leaves_a_peer_without_images_out(
@@ -121,3 +140,24 @@ def test_trying_a_setting_on_one_sequence_has_no_others_to_combine(capsys):
                            "--try", '{"reentry.enabled": false}']) == 0
     out = capsys.readouterr().out
     assert "| {\"reentry.enabled\": false} | " in out and "without" not in out
+
+
+def test_the_benchmark_refuses_an_unknown_set_before_generating_anything(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--sets", "lookalike,arena-hevy", "--out", str(tmp_path)])
+    assert stop.value.code == 2
+    assert "unknown set 'arena-hevy'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_heavy_detector_fails_more_often_in_every_way():
+    from samtrack.eval.bench.arena import DetectorFailures
+    from samtrack.eval.bench.sets import scene_sets
+
+    plain, heavy = DetectorFailures(seed=3), DetectorFailures.heavy(seed=3)
+    for rate in ("miss", "miss_when_fast", "split", "reflection"):
+        assert getattr(heavy, rate) == 2 * getattr(plain, rate)
+    assert heavy.merge_renumber + heavy.merge_exchange > plain.merge_renumber + plain.merge_exchange
+    (scene,) = scene_sets(1, 300, ("arena-heavy",), "report")
+    assert scene.failures == DetectorFailures.heavy(seed=scene.scene.seed)
+    assert scene.scene.num_frames == 1500 and scene.scene.view_crop == 0.25

@@ -192,6 +192,13 @@ class DetectorFailures:
     reflection: float = 0.03  # per frame: a short blob at the rim
     seed: int = 0
 
+    @classmethod
+    def heavy(cls, seed: int = 0) -> DetectorFailures:
+        """Every per-frame failure twice as likely; after a merge the ids are kept only one
+        time in twenty. A poorer detector, or harder footage, than the defaults model."""
+        return cls(merge_renumber=0.6, merge_exchange=0.35, miss=0.02, miss_when_fast=0.16,
+                   split=0.02, reflection=0.06, seed=seed)
+
 
 def detector_masks(spec: ArenaSpec, failures: DetectorFailures,
                    truth: list[FrameObjects]) -> list[FrameObjects]:

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from samtrack.eval.bench.harness import method_factories, synthetic_clip
-from samtrack.eval.bench.sets import scene_sets
+from samtrack.eval.bench.sets import SETS, scene_sets
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,9 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenes", type=int, default=6)
     parser.add_argument("--split", choices=["tune", "report"], default="report")
     args = parser.parse_args(argv)
+    sets = tuple(s for s in args.sets.split(",") if s)
+    unknown = [s for s in sets if s not in SETS]
+    if unknown:
+        parser.error(f"--sets: unknown set {unknown[0]!r} (sets: {', '.join(SETS)})")
     factory, _ = method_factories(["samtrack-offline"], "histogram")["samtrack-offline"]
     right = total = 0
-    for bench_scene in scene_sets(args.scenes, sets=tuple(args.sets.split(",")),
+    for bench_scene in scene_sets(args.scenes, sets=sets,
                                   split=args.split):
         clip = synthetic_clip(bench_scene)
         tracker = factory(clip)

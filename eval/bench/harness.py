@@ -36,7 +36,7 @@ from samtrack.eval.bench.arena import ArenaScene, ArenaSpec, DetectorFailures, d
 from samtrack.eval.bench.failures import FailureSpec, simulate
 from samtrack.eval.bench.peers import Peer, PeerUnavailable, build_peer
 from samtrack.eval.bench.scenes import Scene
-from samtrack.eval.bench.sets import SPLIT_SEEDS, BenchScene, scene_sets
+from samtrack.eval.bench.sets import SETS, SPLIT_SEEDS, BenchScene, scene_sets
 from samtrack.eval.data import SequenceTracks, load_tracks, sequence_from_frames
 from samtrack.eval.report import evaluate_pairs
 from samtrack.pipeline.core.configbase import parse_scalar
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m samtrack.eval.bench", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--sets", default="easy,lookalike,crowded,clean",
-                        help="comma-separated scene sets")
+                        help=f"comma-separated scene sets, of: {', '.join(SETS)}")
     parser.add_argument("--scenes", type=int, default=3, help="scenes per set")
     parser.add_argument("--frames", type=int, default=300, help="frames per scene")
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
@@ -353,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     sets = tuple(s for s in args.sets.split(",") if s)
+    unknown = [s for s in sets if s not in SETS]
+    if unknown:  # a typo would otherwise give a table without that set's rows
+        parser.error(f"--sets: unknown set {unknown[0]!r} (sets: {', '.join(SETS)})")
     clips = [synthetic_clip(bs) for bs in scene_sets(args.scenes, args.frames, sets,
                                                      args.split)]
     if args.real:
@@ -368,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     header = (f"samtrack benchmark: sets {', '.join(sets)} ({args.split} split), {args.scenes} "
-              f"scenes x {args.frames} frames each (long: 1500-3000); samtrack embedder "
+              f"scenes x {args.frames} frames each (long, arena-long: 1500-3000; arena-heavy: "
+              f"1500); samtrack embedder "
               f"{args.embedder}.\n"
               f"Command: python -m samtrack.eval.bench {' '.join(argv or sys.argv[1:])}\n\n")
     write_text_atomic(out / "bench.md", header + table.markdown())

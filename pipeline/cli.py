@@ -263,7 +263,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench", help="benchmark samtrack, the raw source ids and peer trackers (one table)",
         description="Same as `python -m samtrack.eval.bench`; every option is passed on (see "
-        "`samtrack bench -- --help`).", add_help=False)
+        "`samtrack bench --help`).", add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER, help="options for eval.bench")
 
 
@@ -507,17 +507,32 @@ def _cmd_live(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    rest = [a for a in args.args if a != "--"]
-    return bench_main(rest)
+    rest = list(args.args)
+    return bench_main(rest[1:] if rest[:1] == ["--"] else rest)
 
 
 def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _bench_arguments(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """``samtrack [--debug] bench ARGS``: ARGS go to eval.bench as written. Why here:
+    argparse's REMAINDER does not take an option that comes first (``samtrack bench --sets
+    lookalike``), and the main parser refused it as unrecognised, ``--help`` included."""
+    for i, arg in enumerate(argv):
+        if arg == "bench":
+            return argv[:i + 1], argv[i + 1:]
+        if not arg.startswith("-"):
+            break
+    return argv, None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    own, bench_args = _bench_arguments(sys.argv[1:] if argv is None else list(argv))
+    args = parser.parse_args(own)
+    if bench_args is not None:
+        args.args = bench_args
     # Our own packages log at INFO; libraries (motmetrics logs timings at INFO) only warnings.
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="samtrack: %(levelname)s: %(message)s")

@@ -182,3 +182,21 @@ def test_import_samtrack_loads_no_web_server_metrics_or_learning_library():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("argv", [["bench", "--sets", "nope"], ["bench", "--", "--sets", "nope"],
+                                  ["--debug", "bench", "--sets", "nope"]])
+def test_bench_takes_its_options_with_or_without_a_separator(argv, capsys):
+    # an option right after "bench" used to be refused by the main parser as unrecognised
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown set 'nope'" in err and "unrecognized arguments" not in err
+
+
+def test_bench_help_is_the_benchmarks_own(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["bench", "--help"])
+    assert stop.value.code == 0
+    assert "--sets" in capsys.readouterr().out

@@ -161,3 +161,16 @@ def test_a_heavy_detector_fails_more_often_in_every_way():
     (scene,) = scene_sets(1, 300, ("arena-heavy",), "report")
     assert scene.failures == DetectorFailures.heavy(seed=scene.scene.seed)
     assert scene.scene.num_frames == 1500 and scene.scene.view_crop == 0.25
+
+
+def test_half_views_are_less_distinct_than_clean_views_under_a_colour_histogram():
+    # the meadow's coloured animals: a clean view is near its own identity, a half-view less so
+    from samtrack.eval.bench.half_views import half_view_ratios
+    from samtrack.eval.bench.sets import scene_sets
+
+    (scene,) = scene_sets(1, 300, ("lookalike",), "tune")
+    r = half_view_ratios(scene, frames=150)
+    (clean_views, clean_right, clean_ratio), (half_views, _, half_ratio) = r["clean"], r["half"]
+    assert clean_views > 50 and half_views > 10
+    assert clean_right > 0.9 and clean_ratio < half_ratio
+    assert 0 < r["weight"] < 1

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from samtrack.eval.bench.harness import method_factories, synthetic_clip
-from samtrack.eval.bench.sets import SETS, scene_sets
+from samtrack.eval.bench.sets import scene_sets, unknown_set
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,9 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=["tune", "report"], default="report")
     args = parser.parse_args(argv)
     sets = tuple(s for s in args.sets.split(",") if s)
-    unknown = [s for s in sets if s not in SETS]
-    if unknown:
-        parser.error(f"--sets: unknown set {unknown[0]!r} (sets: {', '.join(SETS)})")
+    if (unknown := unknown_set(sets)) is not None:
+        parser.error(f"--sets: {unknown}")
     factory, _ = method_factories(["samtrack-offline"], "histogram")["samtrack-offline"]
     right = total = 0
     for bench_scene in scene_sets(args.scenes, sets=sets,

@@ -19,8 +19,6 @@ import sys
 
 import numpy as np
 
-from samtrack.eval.bench.arena import ArenaScene, ArenaSpec
-from samtrack.eval.bench.scenes import Scene
 from samtrack.eval.bench.sets import BenchScene, scene_sets
 from samtrack.pipeline.core.frames import FrameObjects
 from samtrack.reid.config import AssociationOptions
@@ -35,9 +33,8 @@ def half_view_ratios(bench: BenchScene, frames: int, embedder: str = "histogram"
     """``{"clean": (views, own nearest, median ratio), "half": (...), "weight": float}``."""
     embed = build_embedder(embedder)
     margin = AssociationOptions().border_margin
-    scene = ArenaScene(bench.scene) if isinstance(bench.scene, ArenaSpec) else Scene(bench.scene)
     views, ids, half, apart = [], [], [], []
-    for t, (image, id_map) in enumerate(scene.frames()):
+    for t, (image, id_map) in enumerate(bench.frames()):
         if t >= frames:
             break
         objects = FrameObjects.from_id_map(id_map, frame_index=t)
@@ -78,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
           "own/other | clean / half |")
     print("|---|---|---|---|")
     for set_name, k in CLIPS:
-        bench = [s for s in scene_sets(k + 1, 300, (set_name,), args.split)][k]
+        bench = scene_sets(k + 1, 300, (set_name,), args.split)[k]
         r = half_view_ratios(bench, args.frames)
         (cn, cr, cm), (hn, hr, hm) = r["clean"], r["half"]
         print(f"| `{bench.name}` | {cn}, {cr:.3f}, {cm:.3f} | {hn}, {hr:.3f}, {hm:.3f} | "

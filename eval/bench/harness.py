@@ -32,11 +32,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from samtrack.eval.bench.arena import ArenaScene, ArenaSpec, DetectorFailures, detector_masks
+from samtrack.eval.bench.arena import DetectorFailures, detector_masks
 from samtrack.eval.bench.failures import FailureSpec, simulate
 from samtrack.eval.bench.peers import Peer, PeerUnavailable, build_peer
-from samtrack.eval.bench.scenes import Scene
-from samtrack.eval.bench.sets import SETS, SPLIT_SEEDS, BenchScene, scene_sets
+from samtrack.eval.bench.sets import SETS, SPLIT_SEEDS, BenchScene, scene_sets, unknown_set
 from samtrack.eval.data import SequenceTracks, load_tracks, sequence_from_frames
 from samtrack.eval.report import evaluate_pairs
 from samtrack.pipeline.core.configbase import parse_scalar
@@ -70,10 +69,8 @@ class Clip:
 
 
 def synthetic_clip(bs: BenchScene) -> Clip:
-    arena = isinstance(bs.scene, ArenaSpec)
-    scene = ArenaScene(bs.scene) if arena else Scene(bs.scene)
     frames, gt = [], []
-    for t, (img, id_map) in enumerate(scene.frames()):
+    for t, (img, id_map) in enumerate(bs.frames()):
         frames.append(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
         gt.append(FrameObjects.from_id_map(id_map, frame_index=t).compact())
     if isinstance(bs.failures, DetectorFailures):
@@ -353,9 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     sets = tuple(s for s in args.sets.split(",") if s)
-    unknown = [s for s in sets if s not in SETS]
-    if unknown:  # a typo would otherwise give a table without that set's rows
-        parser.error(f"--sets: unknown set {unknown[0]!r} (sets: {', '.join(SETS)})")
+    if (unknown := unknown_set(sets)) is not None:
+        parser.error(f"--sets: {unknown}")
     clips = [synthetic_clip(bs) for bs in scene_sets(args.scenes, args.frames, sets,
                                                      args.split)]
     if args.real:

@@ -34,11 +34,14 @@ a number meant to predict what users see comes from ``report``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from samtrack.eval.bench.arena import ArenaSpec, DetectorFailures
+import numpy as np
+
+from samtrack.eval.bench.arena import ArenaScene, ArenaSpec, DetectorFailures
 from samtrack.eval.bench.failures import FailureSpec
-from samtrack.eval.bench.scenes import SceneSpec
+from samtrack.eval.bench.scenes import Scene, SceneSpec
 
 
 @dataclass(frozen=True)
@@ -48,10 +51,24 @@ class BenchScene:
     scene: SceneSpec | ArenaSpec
     failures: FailureSpec | DetectorFailures
 
+    def frames(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The rendered clip: (image, id map of the true objects) per frame."""
+        arena = isinstance(self.scene, ArenaSpec)
+        return (ArenaScene(self.scene) if arena else Scene(self.scene)).frames()
+
 
 SPLIT_SEEDS = {"tune": 100, "report": 700}
 SETS = ("easy", "lookalike", "crowded", "clean", "long", "arena", "arena-exits",
         "arena-crowded", "arena-long", "arena-heavy")
+
+
+def unknown_set(sets: tuple[str, ...]) -> str | None:
+    """The first name in ``sets`` that is no set, with the known ones: a typo would otherwise
+    give a table without that set's rows."""
+    for name in sets:
+        if name not in SETS:
+            return f"unknown set {name!r} (sets: {', '.join(SETS)})"
+    return None
 
 
 def scene_sets(num_scenes: int = 3, num_frames: int = 300,
@@ -89,20 +106,20 @@ def scene_sets(num_scenes: int = 3, num_frames: int = 300,
 def _arena_sets(k: int, seed: int, num_frames: int, sets: tuple[str, ...], split: str,
                 ) -> list[BenchScene]:
     out = []
-    arena = {
-        "arena": ArenaSpec(num_animals=3 + k % 4, num_frames=num_frames, seed=seed + 40),
-        "arena-exits": ArenaSpec(num_animals=3 + k % 3, num_frames=num_frames, seed=seed + 50,
-                                 view_crop=0.33),
-        "arena-crowded": ArenaSpec(num_animals=8 + k % 3, num_frames=num_frames,
-                                   seed=seed + 60, body_length=40.0),
-        "arena-long": ArenaSpec(num_animals=3 + (2 * k) % 6, num_frames=1500 + 750 * (k % 3),
-                                seed=seed + 70, view_crop=0.25),
-        "arena-heavy": ArenaSpec(num_animals=4 + k % 3, num_frames=1500, seed=seed + 80,
-                                 view_crop=0.25),
+    detector = DetectorFailures
+    arena = {  # each set's scene and how its detector fails
+        "arena": (ArenaSpec(num_animals=3 + k % 4, num_frames=num_frames, seed=seed + 40),
+                  detector),
+        "arena-exits": (ArenaSpec(num_animals=3 + k % 3, num_frames=num_frames,
+                                  seed=seed + 50, view_crop=0.33), detector),
+        "arena-crowded": (ArenaSpec(num_animals=8 + k % 3, num_frames=num_frames,
+                                    seed=seed + 60, body_length=40.0), detector),
+        "arena-long": (ArenaSpec(num_animals=3 + (2 * k) % 6, num_frames=1500 + 750 * (k % 3),
+                                 seed=seed + 70, view_crop=0.25), detector),
+        "arena-heavy": (ArenaSpec(num_animals=4 + k % 3, num_frames=1500, seed=seed + 80,
+                                  view_crop=0.25), detector.heavy),
     }
-    for name, spec in arena.items():
+    for name, (spec, failures) in arena.items():
         if name in sets:
-            failures = (DetectorFailures.heavy(seed=spec.seed) if name == "arena-heavy"
-                        else DetectorFailures(seed=spec.seed))
-            out.append(BenchScene(name, f"{name}-{split}-{k}", spec, failures))
+            out.append(BenchScene(name, f"{name}-{split}-{k}", spec, failures(seed=spec.seed)))
     return out

@@ -19,8 +19,8 @@ left a quarter of the masks without identity and depended on the machine's load.
 becomes one node (its evidence summed, its cliques united), which every answer cutting the
 fewest links agrees with. A chain that does is cut apart beforehand with the fewest links
 that part every coexisting pair (a small hitting-set program over that chain's links alone,
-:func:`_fewest_cuts`); among equally few, the cut whose pieces each fit one identity best on
-their own evidence.
+:func:`_fewest_cuts`); among equally few, the cut whose pieces fit best on their own
+evidence, pieces present at the same time taking different identities (:func:`_pieces_fit`).
 That choice is the one place the answer may differ from solving everything at once (the
 pieces' cannot-links with other chains are not weighed in it). Only a chain whose cut is not
 found that way leaves its links to the program, one cut variable each. The program left has a
@@ -218,7 +218,8 @@ def _fewest_cuts(links: list[tuple[int, int]], evidence: np.ndarray,
                  ) -> list[tuple[int, int]]:
     """The fewest of ``links`` (between merged groups, named by ``merged``) whose cutting
     leaves no two coexisting fragments joined; among equally few (up to ``choices`` of them),
-    the cut whose pieces each fit one identity best (each piece's best summed evidence). The
+    the cut whose pieces fit best (:func:`_pieces_fit`: the best labelling of the pieces in
+    which those present at the same time differ). The
     pieces are merged and no link is returned; where no such cut is found in ``rounds``
     rounds, nothing is merged and every link is returned, for the program to decide.
 
@@ -269,13 +270,34 @@ def _fewest_cuts(links: list[tuple[int, int]], evidence: np.ndarray,
         return links
 
     def fit(pieces: list[list[int]]) -> float:
-        return sum(float(sum(summed[g] for g in piece).max()) for piece in pieces)
+        return _pieces_fit(np.stack([sum(summed[g] for g in piece) for piece in pieces]),
+                           [set().union(*(times[g] for g in piece)) for piece in pieces])
 
     for piece in max(found, key=fit):
         for g in piece:
             for f in members[g]:
                 merged[f] = piece[0]
     return []
+
+
+def _pieces_fit(evidence: np.ndarray, times: list[set[int]]) -> float:
+    """The summed evidence of the best labelling of a cut's pieces (``evidence``: pieces x
+    identities) in which pieces present at the same time (``times``: their cliques) take
+    different identities.
+
+    Why not each piece's own best: the cut exists because two of the chain's fragments are
+    present together, so at least two of its pieces are, and they are two individuals. A
+    spurious mask linked into an animal's chain is parted either on its own or with half of
+    the chain; judged piece by piece both cuts fit equally well (each half of the animal
+    fits the animal), although the second leaves two pieces that both need the animal's
+    identity at the same frame, one of which must then take another animal's."""
+    pairs = [[a, b] for a in range(len(times)) for b in range(a + 1, len(times))
+             if times[a] & times[b]]
+    if not pairs:
+        return float(evidence.max(axis=1).sum())
+    chosen = _assign(evidence, pairs, [], 0.0, evidence.min(axis=1) - 1.0, TIME_LIMIT, None)
+    return float(sum(evidence[p, j] if j >= 0 else evidence[p].min() - 1.0
+                     for p, j in enumerate(chosen)))
 
 
 def _adjacency(edges: list[tuple[int, int]], cut: set[int]) -> dict[int, list[tuple[int, int]]]:

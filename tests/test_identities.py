@@ -216,6 +216,22 @@ def test_a_chain_of_must_links_joining_coexisting_fragments_loses_its_costliest_
     assert chosen.tolist() == [0, 0, 1]
 
 
+def test_a_spurious_mask_linked_into_a_chain_is_parted_alone_not_with_half_the_animal():
+    # animal A is fragments 0 (frames 0-10) and 2 (11-20), linked; a spurious mask 1 at frame
+    # 10 carries the source id of A's second fragment; B (3) is there throughout. Cutting
+    # 0-2 or 1-2 parts 0 from 1 alike, and each half of A fits A on its own; but the pieces
+    # {0} and {1, 2} are present together at frame 10 and would both need A's identity
+    # (every numbering of the four fragments: which cut is found first depends on it)
+    evidence = np.array([[-1.0, -40.0], [-1.0, -5.0], [-1.0, -40.0], [-40.0, -1.0]])
+    for order in itertools.permutations(range(4)):
+        at = {fragment: place for place, fragment in enumerate(order)}
+        cliques = [[at[0], at[1], at[3]], [at[2], at[3]]]
+        for links in ([(0, 2), (1, 2)], [(1, 2), (0, 2)]):
+            chosen = solve_assignment(evidence[list(order)], cliques,
+                                      must_links=[(at[f], at[g]) for f, g in links])
+            assert [chosen[at[f]] for f in range(4)] == [0, -1, 0, 1]
+
+
 def test_three_chains_meeting_pairwise_with_two_identities_split_one_instead_of_dropping():
     # chains A (0, 1), B (2, 3), C (4, 5): A meets B, B meets C, C meets A; two colours do
     # not cover a triangle, so one link is cut and every fragment keeps an identity

@@ -295,8 +295,9 @@ def _pieces_fit(evidence: np.ndarray, times: list[set[int]]) -> float:
              if times[a] & times[b]]
     if not pairs:
         return float(evidence.max(axis=1).sum())
-    chosen = _assign(evidence, pairs, [], 0.0, evidence.min(axis=1) - 1.0, TIME_LIMIT, None)
-    return float(sum(evidence[p, j] if j >= 0 else evidence[p].min() - 1.0
+    unassigned = evidence.min(axis=1) - 1.0  # solve_assignment's own price
+    chosen = solve_assignment(evidence, pairs, unassigned=unassigned)
+    return float(sum(evidence[p, j] if j >= 0 else unassigned[p]
                      for p, j in enumerate(chosen)))
 
 

@@ -69,6 +69,12 @@ class SolverLog:
         return {"programs": self.programs, "stopped_at_time_limit": self.stopped_early}
 
 
+def unassigned_price(evidence: np.ndarray) -> np.ndarray:
+    """The default price of leaving each fragment unassigned: just below its worst identity's
+    evidence (see the module docstring)."""
+    return evidence.min(axis=1) - 1.0
+
+
 def solve_assignment(evidence: np.ndarray, cliques: list[list[int]],
                      must_links: list[tuple[int, int]] | None = None,
                      unassigned: np.ndarray | None = None,
@@ -83,7 +89,7 @@ def solve_assignment(evidence: np.ndarray, cliques: list[list[int]],
     if n == 0 or k == 0:
         return np.full(n, -1, np.int64)
     if unassigned is None:
-        unassigned = evidence.min(axis=1) - 1.0
+        unassigned = unassigned_price(evidence)
     # a link outweighs all evidence together: no evidence can pay for cutting one
     hard = float(np.abs(evidence).sum()) + 1.0
     links = sorted({(min(f, g), max(f, g)) for f, g in must_links or [] if f != g})
@@ -295,7 +301,7 @@ def _pieces_fit(evidence: np.ndarray, times: list[set[int]]) -> float:
              if times[a] & times[b]]
     if not pairs:
         return float(evidence.max(axis=1).sum())
-    unassigned = evidence.min(axis=1) - 1.0  # solve_assignment's own price
+    unassigned = unassigned_price(evidence)
     chosen = solve_assignment(evidence, pairs, unassigned=unassigned)
     return float(sum(evidence[p, j] if j >= 0 else unassigned[p]
                      for p, j in enumerate(chosen)))

@@ -66,7 +66,7 @@ from samtrack.reid.identity_model import (
     IdentityModel,
     fit_on_fragments,
     fragment_evidence,
-    log_mean_posterior,
+    log_mean_posteriors,
     own_distances,
 )
 from samtrack.reid.identity_solver import SolverLog, solve_assignment
@@ -227,16 +227,16 @@ def split_evidence(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _half_splits(model: IdentityModel, fragments: list[Fragment], min_views: int) -> np.ndarray:
     """The split evidence between the first and second half of each fragment with at least
     ``min_views`` views (one value per such fragment)."""
-    halves_a, halves_b = [], []
+    halves: list[np.ndarray] = []
     for f in fragments:
         views = f.view_matrix()
         if len(views) >= min_views:
             half = len(views) // 2
-            halves_a.append(log_mean_posterior(model, views[:half]))
-            halves_b.append(log_mean_posterior(model, views[half:]))
-    if not halves_a:
+            halves += [views[:half], views[half:]]
+    if not halves:
         return np.zeros(0)
-    return split_evidence(np.stack(halves_a), np.stack(halves_b))
+    evidence = log_mean_posteriors(model, halves)
+    return split_evidence(evidence[0::2], evidence[1::2])
 
 
 def held_out_limit(fragments: list[Fragment], labels: dict[int, int],
@@ -392,9 +392,16 @@ def embed_views(fragments: list[Fragment], embedder: LearnedEmbedder) -> None:
     """Each fragment's views become the representation's embeddings of their identification
     images; views without images (none in a log that carries them) are from another space
     and are dropped."""
+    embedded = [f for f in fragments if f.views and len(f.images) == len(f.views)]
+    # all fragments' images in one stream of full batches: one short batch per fragment left
+    # the network's fixed cost per pass dominant on a clip of a thousand short fragments
+    rows: dict[int, np.ndarray] = {}
+    if embedded:
+        vectors = embedder.embed_images([image for f in embedded for image in f.images])
+        ends = np.cumsum([len(f.images) for f in embedded])[:-1]
+        rows = dict(zip([id(f) for f in embedded], np.split(vectors, ends), strict=True))
     for f in fragments:
-        f.views = list(embedder.embed_images(np.stack(f.images))) \
-            if f.views and len(f.images) == len(f.views) else []
+        f.views = list(rows[id(f)]) if id(f) in rows else []
 
 
 def _link(log: list[FrameLog], num_identities: int | None, max_rounds: int,
@@ -588,8 +595,9 @@ def pieces_look(log: list[FrameLog], fragments: list[Fragment], labels: dict[int
     vectors = embedder.embed_images(np.concatenate(chunks))
     ends = np.cumsum([len(c) for c in chunks])[:-1]
     identities = [int(i) for i in model.labels]
-    return {f.index: dict(zip(identities, log_mean_posterior(model, v).tolist(), strict=True))
-            for f, v in zip(pieces, np.split(vectors, ends), strict=True)}
+    evidence = log_mean_posteriors(model, np.split(vectors, ends))
+    return {f.index: dict(zip(identities, row.tolist(), strict=True))
+            for f, row in zip(pieces, evidence, strict=True)}
 
 
 def _fill_viewless(fragments: list[Fragment], labels: dict[int, int], k: int,

@@ -152,8 +152,26 @@ def own_distances(model: IdentityModel, fragments: list[Fragment],
 def log_mean_posterior(model: IdentityModel, views: np.ndarray) -> np.ndarray:
     """Per identity (``model.labels``), the log of the mean posterior over ``views``, floored
     at :data:`LOG_FLOOR`."""
-    mean = model.posteriors(views).mean(axis=0)
-    return np.maximum(np.log(np.maximum(mean, 1e-300)), LOG_FLOOR)
+    return log_mean_posteriors(model, [views])[0]
+
+
+def log_mean_posteriors(model: IdentityModel, view_sets: list[np.ndarray]) -> np.ndarray:
+    """:func:`log_mean_posterior` of each array of ``view_sets``, one row each (``nan``
+    for an empty one).
+
+    Why at once: the model's posteriors are computed row by row, so one call on all views
+    gives each set's rows as its own call would, without scikit-learn's input checks per
+    set; on a clip of thousands of fragments those checks cost more than the arithmetic."""
+    out = np.full((len(view_sets), len(model.labels)), np.nan)  # nan: no views, no evidence
+    counts = np.array([len(v) for v in view_sets], np.int64)
+    filled = np.flatnonzero(counts)
+    if not len(filled):
+        return out
+    posteriors = model.posteriors(np.concatenate([view_sets[i] for i in filled]))
+    starts = np.r_[0, np.cumsum(counts[filled])[:-1]]
+    mean = np.add.reduceat(posteriors, starts, axis=0) / counts[filled, None]
+    out[filled] = np.maximum(np.log(np.maximum(mean, 1e-300)), LOG_FLOOR)
+    return out
 
 
 def fragment_evidence(model: IdentityModel, fragments: list[Fragment]) -> np.ndarray:
@@ -165,7 +183,9 @@ def fragment_evidence(model: IdentityModel, fragments: list[Fragment]) -> np.nda
     odd pose veto the right answer; averaging the posteriors keeps one vote per fragment, which
     is then weighted by the frames it decides (what IDF1 counts)."""
     out = np.zeros((len(fragments), len(model.labels)))
-    for r, f in enumerate(fragments):
-        if f.views:
-            out[r] = f.length * log_mean_posterior(model, f.view_matrix())
+    rows = [r for r, f in enumerate(fragments) if f.views]
+    if rows:
+        lengths = np.array([fragments[r].length for r in rows], np.float64)
+        out[rows] = lengths[:, None] * log_mean_posteriors(
+            model, [fragments[r].view_matrix() for r in rows])
     return out

@@ -68,7 +68,7 @@ from samtrack.reid.identities import embed_views, estimate_count, held_out_limit
 from samtrack.reid.identity_model import (
     IdentityModel,
     fit_on_fragments,
-    log_mean_posterior,
+    log_mean_posteriors,
     novelty_limit,
 )
 from samtrack.reid.tracks import FrameLog
@@ -444,7 +444,7 @@ class OnlineIdentities:
         if not identities:
             return []
         columns = [int(np.flatnonzero(self.model.labels == i)[0]) for i in identities]
-        posterior = np.stack([log_mean_posterior(self.model, v)[columns] for v in views])
+        posterior = log_mean_posteriors(self.model, views)[:, columns]
         evidence = posterior.copy()
         if np.isinf(keep_bonus):
             # an infinite entry would make the pair impossible for the assignment: a bonus no

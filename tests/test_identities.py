@@ -37,7 +37,13 @@ from samtrack.reid.identities import (
     stray_fragments,
     sustained_max,
 )
-from samtrack.reid.identity_model import fit_on_fragments
+from samtrack.reid.identity_model import (
+    LOG_FLOOR,
+    IdentityModel,
+    fit_on_fragments,
+    log_mean_posterior,
+    log_mean_posteriors,
+)
 from samtrack.reid.identity_solver import solve_assignment
 from samtrack.reid.online_identities import OnlineIdentities
 from samtrack.reid.tracks import FrameLog
@@ -191,6 +197,22 @@ def test_cliques_are_the_maximal_sets_present_together():
     assert sorted(cliques(frags)) == [[0, 1], [1, 2], [2, 3]]
     frags.append(_fragment(4, 6, 8))  # inside 0 and 1
     assert [0, 1, 4] in cliques(frags)
+
+
+def test_log_mean_posteriors_at_once_are_each_sets_own():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(1, 4, 300)
+    views = rng.normal(size=(300, 5)) + labels[:, None]
+    model = IdentityModel().fit(views, labels)
+    sets = [views[:7], views[7:8], views[8:8], views[8:200], views[250:]]
+    together = log_mean_posteriors(model, sets)
+    assert together.shape == (5, 3)
+    assert np.isnan(together[2]).all()  # no views: no evidence
+    for row, one in zip(np.delete(together, 2, axis=0), sets[:2] + sets[3:], strict=True):
+        direct = np.maximum(np.log(model.posteriors(one).mean(axis=0)), LOG_FLOOR)
+        np.testing.assert_allclose(row, direct, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(log_mean_posterior(model, one), row, rtol=0, atol=1e-12)
+    assert log_mean_posteriors(model, []).shape == (0, 3)
 
 
 def test_solver_respects_cannot_link_and_maximises_evidence():

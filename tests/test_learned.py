@@ -35,7 +35,8 @@ from samtrack.reid.embedders.learned import (
     mask_extents,
     train_representation,
 )
-from samtrack.reid.identities import link_identities
+from samtrack.reid.fragments import Fragment
+from samtrack.reid.identities import embed_views, link_identities
 
 FAST = LearnedSettings(max_steps=150, check_every=25, seconds=60)
 
@@ -426,6 +427,30 @@ def test_embedding_with_batch_norm_folded_gives_the_networks_own_embeddings():
     np.testing.assert_allclose(embedder.embed_images(images), own, atol=1e-5)
     # the trained network itself keeps its batch norms (it is what a run saves)
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == 3
+
+
+def test_fragments_views_become_the_embeddings_of_their_own_images():
+    torch.manual_seed(0)
+    embedder = LearnedEmbedder(identity_network(8).eval(), None, LearnedSettings(dim=8))
+    rng = np.random.default_rng(0)
+
+    def fragment(index: int, count: int, with_images: bool = True) -> Fragment:
+        f = Fragment(index, index, index, True)
+        f.views = [np.zeros(4, np.float32)] * count
+        f.images = [rng.integers(0, 255, (24, 64, 3), np.uint8) for _ in range(count)] \
+            if with_images else []
+        return f
+
+    # more images in all than one pass of the network takes, cut at uneven places
+    fragments = [fragment(0, 3), fragment(1, embedder.chunk + 7), fragment(2, 0),
+                 fragment(3, 5, with_images=False), fragment(4, 1)]
+    own = {f.index: embedder.embed_images(np.stack(f.images)) for f in fragments if f.images}
+    embed_views(fragments, embedder)
+    for f in fragments:
+        if f.index in own:
+            np.testing.assert_allclose(np.stack(f.views), own[f.index], atol=1e-5)
+        else:  # no images: its views were in another space, and are dropped
+            assert f.views == []
 
 
 def test_a_file_that_is_not_a_saved_representation_is_refused(tmp_path):

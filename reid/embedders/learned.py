@@ -543,8 +543,8 @@ class LearnedEmbedder:
         self._inference = inference_network(net)
 
     def embed_images(self, images) -> np.ndarray:
-        """Embeddings of identification images (uint8 array or an already standardised
-        tensor), both head-tail orders averaged."""
+        """Embeddings of identification images (a uint8 array, a sequence of uint8 images
+        of one shape, or an already standardised tensor), both head-tail orders averaged."""
         import torch
 
         if len(images) == 0:

@@ -160,8 +160,9 @@ def log_mean_posteriors(model: IdentityModel, view_sets: list[np.ndarray]) -> np
     for an empty one).
 
     Why at once: the model's posteriors are computed row by row, so one call on all views
-    gives each set's rows as its own call would, without scikit-learn's input checks per
-    set; on a clip of thousands of fragments those checks cost more than the arithmetic."""
+    gives each set's rows as its own call would (to rounding in the last bits), without
+    scikit-learn's input checks per set; on a clip of thousands of fragments those checks
+    cost more than the arithmetic."""
     out = np.full((len(view_sets), len(model.labels)), np.nan)  # nan: no views, no evidence
     counts = np.array([len(v) for v in view_sets], np.int64)
     filled = np.flatnonzero(counts)

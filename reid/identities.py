@@ -392,16 +392,20 @@ def embed_views(fragments: list[Fragment], embedder: LearnedEmbedder) -> None:
     """Each fragment's views become the representation's embeddings of their identification
     images; views without images (none in a log that carries them) are from another space
     and are dropped."""
-    embedded = [f for f in fragments if f.views and len(f.images) == len(f.views)]
+    embedded: list[Fragment] = []
+    for f in fragments:
+        if f.views and len(f.images) == len(f.views):
+            embedded.append(f)
+        else:
+            f.views = []
+    if not embedded:
+        return
     # all fragments' images in one stream of full batches: one short batch per fragment left
     # the network's fixed cost per pass dominant on a clip of a thousand short fragments
-    rows: dict[int, np.ndarray] = {}
-    if embedded:
-        vectors = embedder.embed_images([image for f in embedded for image in f.images])
-        ends = np.cumsum([len(f.images) for f in embedded])[:-1]
-        rows = dict(zip([id(f) for f in embedded], np.split(vectors, ends), strict=True))
-    for f in fragments:
-        f.views = list(rows[id(f)]) if id(f) in rows else []
+    vectors = embedder.embed_images([image for f in embedded for image in f.images])
+    ends = np.cumsum([len(f.images) for f in embedded])[:-1]
+    for f, rows in zip(embedded, np.split(vectors, ends), strict=True):
+        f.views = list(rows)
 
 
 def _link(log: list[FrameLog], num_identities: int | None, max_rounds: int,
